@@ -1,0 +1,1 @@
+//! GuardDuty-shaped findings: model, severity, aggregation.

@@ -1,0 +1,8 @@
+//! Ward collector library: cloud-log readers, the normalised event model, findings, lists and suppression.
+//!
+//! Data flows one way: sources (agent streams, cloud logs) → normalise → detect → findings → store/outputs.
+
+pub mod findings;
+pub mod intel;
+pub mod logs;
+pub mod suppression;

@@ -1,0 +1,1 @@
+//! Suppression rules: GuardDuty filter criteria that auto-archive matching findings.
