@@ -1,7 +1,12 @@
 //! Ward developer tasks. Run as `cargo xtask <task>`.
 
 mod bench_logs;
+mod build_ebpf;
 
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::bail;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -13,6 +18,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Compile the eBPF C programs into the committed object (needs clang-19, llvm-19, libbpf-dev).
+    BuildEbpf(build_ebpf::Args),
+    /// Run every test of the workspace (eBPF tests need root; under CI=true they fail rather than skip).
+    Test {
+        /// Extra arguments for `cargo test`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Run benchmarks.
     Bench {
         #[command(subcommand)]
@@ -28,8 +41,23 @@ enum Bench {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
+        Task::BuildEbpf(args) => build_ebpf::run(args),
+        Task::Test { args } => cargo(&["test", "--workspace"], &args),
         Task::Bench { which } => match which {
             Bench::Logs(args) => bench_logs::run(args),
         },
     }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent").to_path_buf()
+}
+
+fn cargo(base: &[&str], extra: &[String]) -> anyhow::Result<()> {
+    let status = Command::new(env!("CARGO")).current_dir(workspace_root()).args(base).args(extra).status()?;
+    if !status.success() {
+        bail!("cargo {} failed", base.join(" "));
+    }
+    Ok(())
 }

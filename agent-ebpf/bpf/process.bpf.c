@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * Process sensor: exec, fork (new processes, not threads) and exit (last thread of a process).
+ * tp_btf hooks: typed arguments, no tracefs needed, and the exec hook runs after the new credentials
+ * are committed, so a setuid binary's euid is visible.
+ */
+#include "common.h"
+
+/* Before 6.15 kernfs_node's parent pointer was called `parent`. */
+struct kernfs_node___old {
+	struct kernfs_node *parent;
+} __attribute__((preserve_access_index));
+
+static __always_inline struct kernfs_node *kernfs_parent(struct kernfs_node *kn)
+{
+	if (bpf_core_field_exists(kn->__parent))
+		return BPF_CORE_READ(kn, __parent);
+	return BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
+}
+
+/*
+ * Append one NUL-terminated component at buf[*off]; 0 when the buffer has no room left for it.
+ * buf_len is a power of two and the offset stays below buf_len, so masking it changes nothing at run time
+ * but gives the verifier the same bounds on every iteration of the path walks, which lets it prune them.
+ */
+static __always_inline int put_component(char *buf, __u32 buf_len, __u32 *off, const char *name)
+{
+	__u32 o = *off & (buf_len - 1);
+	if (o >= buf_len - WARD_PATH_COMPONENT_LEN)
+		return 0;
+	long n = bpf_probe_read_kernel_str(buf + o, WARD_PATH_COMPONENT_LEN, name);
+	if (n > 0)
+		*off = (o + n) & (buf_len - 1);
+	return 1;
+}
+
+/* Working directory relative to the task's root (so a container sees its own paths), leaf first. */
+static __always_inline __u32 read_cwd(struct task_struct *task, char *buf, __u16 *flags)
+{
+	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+	struct dentry *dentry = BPF_CORE_READ(fs, pwd.dentry);
+	struct vfsmount *vfsmnt = BPF_CORE_READ(fs, pwd.mnt);
+	struct dentry *root_dentry = BPF_CORE_READ(fs, root.dentry);
+	struct vfsmount *root_mnt = BPF_CORE_READ(fs, root.mnt);
+	__u64 mnt_offset = bpf_core_field_offset(struct mount, mnt);
+	struct mount *mnt = (struct mount *)((void *)vfsmnt - mnt_offset);
+	__u32 off = 0;
+
+	for (int i = 0; i < WARD_PATH_DEPTH; i++) {
+		if (dentry == root_dentry && vfsmnt == root_mnt)
+			return off;
+		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+		if (dentry == BPF_CORE_READ(vfsmnt, mnt_root) || dentry == parent) {
+			/* Top of this mount: continue from where it is mounted. */
+			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+			if (up == mnt)
+				return off;
+			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = up;
+			vfsmnt = (struct vfsmount *)((void *)up + mnt_offset);
+			continue;
+		}
+		if (!put_component(buf, WARD_PATH_LEN, &off, (const char *)BPF_CORE_READ(dentry, d_name.name)))
+			break;
+		dentry = parent;
+	}
+	*flags |= WARD_EXEC_CWD_TRUNCATED;
+	return off;
+}
+
+/* cgroup v2 path of the task, leaf first; empty for the root cgroup. */
+static __always_inline __u32 read_cgroup(struct task_struct *task, char *buf, __u16 *flags)
+{
+	struct kernfs_node *kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
+	__u32 off = 0;
+
+	for (int i = 0; i < WARD_CGROUP_DEPTH; i++) {
+		struct kernfs_node *parent = kernfs_parent(kn);
+		if (!parent)
+			return off;
+		if (!put_component(buf, WARD_CGROUP_LEN, &off, BPF_CORE_READ(kn, name)))
+			break;
+		kn = parent;
+	}
+	*flags |= WARD_EXEC_CGROUP_TRUNCATED;
+	return off;
+}
+
+static __always_inline void fill_task(struct ward_task *t, struct task_struct *task)
+{
+	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
+	t->ppid = BPF_CORE_READ(parent, tgid);
+	t->parent_start_ns = BPF_CORE_READ(parent, group_leader, start_boottime);
+
+	const struct cred *cred = BPF_CORE_READ(task, cred);
+	t->uid = BPF_CORE_READ(cred, uid.val);
+	t->euid = BPF_CORE_READ(cred, euid.val);
+	t->gid = BPF_CORE_READ(cred, gid.val);
+	t->egid = BPF_CORE_READ(cred, egid.val);
+	t->loginuid = (__u32)-1;
+	if (bpf_core_field_exists(task->loginuid))
+		t->loginuid = BPF_CORE_READ(task, loginuid.val);
+
+	/* The task's own pid namespace is the one at its pid's deepest level (not pid_ns_for_children). */
+	struct pid *pid = BPF_CORE_READ(task, thread_pid);
+	unsigned int level = BPF_CORE_READ(pid, level);
+	struct upid upid = {};
+	bpf_core_read(&upid, sizeof(upid), &pid->numbers[level]);
+	t->ns_pid = upid.nr;
+	t->pid_ns = BPF_CORE_READ(upid.ns, ns.inum);
+	t->mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	t->net_ns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
+	t->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_probe_read_kernel_str(t->comm, sizeof(t->comm), task->comm);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(ward_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	if (is_agent(BPF_CORE_READ(task, tgid)))
+		return 0;
+	struct ward_exec_event *e = reserve(sizeof(*e), WARD_EVENT_EXEC);
+	if (!e)
+		return 0;
+	fill_header(&e->hdr, WARD_EVENT_EXEC, task);
+	fill_task(&e->task, task);
+
+	long n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
+	e->filename_len = n > 0 ? n - 1 : 0;
+	if (n == sizeof(e->filename))
+		e->hdr.flags |= WARD_EXEC_FILENAME_TRUNCATED;
+
+	__u64 arg_start = BPF_CORE_READ(task, mm, arg_start);
+	__u64 len = BPF_CORE_READ(task, mm, arg_end) - arg_start;
+	e->args_len = 0;
+	if (len > WARD_ARGS_LEN) {
+		len = WARD_ARGS_LEN;
+		e->hdr.flags |= WARD_EXEC_ARGS_TRUNCATED;
+	}
+	if (len > 0) {
+		/* Written so the verifier sees a size in [1, WARD_ARGS_LEN] (clang folds a plain range check). */
+		__u32 size = ((len - 1) & (WARD_ARGS_LEN - 1)) + 1;
+		if (bpf_probe_read_user(e->args, size, (const void *)arg_start) == 0)
+			e->args_len = size;
+	}
+
+	e->cwd_len = read_cwd(task, e->cwd, &e->hdr.flags);
+	e->cgroup_len = read_cgroup(task, e->cgroup, &e->hdr.flags);
+	submit(e);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(ward_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 pid = BPF_CORE_READ(child, pid);
+	/* A new thread shares its process's identity: only new processes matter to the process table. */
+	if (pid != BPF_CORE_READ(child, tgid) || is_agent(BPF_CORE_READ(parent, tgid)))
+		return 0;
+	struct ward_fork_event *e = reserve(sizeof(*e), WARD_EVENT_FORK);
+	if (!e)
+		return 0;
+	fill_header(&e->hdr, WARD_EVENT_FORK, child);
+	e->parent_pid = BPF_CORE_READ(parent, pid);
+	e->parent_tgid = BPF_CORE_READ(parent, tgid);
+	e->parent_start_ns = BPF_CORE_READ(parent, group_leader, start_boottime);
+	bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), child->comm);
+	submit(e);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(ward_exit, struct task_struct *task)
+{
+	/* do_exit() drops signal->live before this tracepoint: zero means this was the process's last thread. */
+	if (BPF_CORE_READ(task, signal, live.counter) != 0 || is_agent(BPF_CORE_READ(task, tgid)))
+		return 0;
+	struct ward_exit_event *e = reserve(sizeof(*e), WARD_EVENT_EXIT);
+	if (!e)
+		return 0;
+	fill_header(&e->hdr, WARD_EVENT_EXIT, task);
+	e->exit_code = BPF_CORE_READ(task, exit_code);
+	e->_pad = 0;
+	bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), task->comm);
+	submit(e);
+	return 0;
+}
