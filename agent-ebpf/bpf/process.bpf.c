@@ -86,6 +86,20 @@ static __always_inline __u32 read_cgroup(struct task_struct *task, char *buf, __
 	return off;
 }
 
+/* Namespace inodes of a task; returns its pid inside its own pid namespace. */
+static __always_inline __u32 read_namespaces(struct task_struct *task, __u32 *pid_ns, __u32 *mnt_ns, __u32 *net_ns)
+{
+	/* The task's own pid namespace is the one at its pid's deepest level (not pid_ns_for_children). */
+	struct pid *pid = BPF_CORE_READ(task, thread_pid);
+	unsigned int level = BPF_CORE_READ(pid, level);
+	struct upid upid = {};
+	bpf_core_read(&upid, sizeof(upid), &pid->numbers[level]);
+	*pid_ns = BPF_CORE_READ(upid.ns, ns.inum);
+	*mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	*net_ns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
+	return upid.nr;
+}
+
 static __always_inline void fill_task(struct ward_task *t, struct task_struct *task)
 {
 	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
@@ -101,15 +115,7 @@ static __always_inline void fill_task(struct ward_task *t, struct task_struct *t
 	if (bpf_core_field_exists(task->loginuid))
 		t->loginuid = BPF_CORE_READ(task, loginuid.val);
 
-	/* The task's own pid namespace is the one at its pid's deepest level (not pid_ns_for_children). */
-	struct pid *pid = BPF_CORE_READ(task, thread_pid);
-	unsigned int level = BPF_CORE_READ(pid, level);
-	struct upid upid = {};
-	bpf_core_read(&upid, sizeof(upid), &pid->numbers[level]);
-	t->ns_pid = upid.nr;
-	t->pid_ns = BPF_CORE_READ(upid.ns, ns.inum);
-	t->mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
-	t->net_ns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
+	t->ns_pid = read_namespaces(task, &t->pid_ns, &t->mnt_ns, &t->net_ns);
 	t->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_probe_read_kernel_str(t->comm, sizeof(t->comm), task->comm);
 }
@@ -164,6 +170,7 @@ int BPF_PROG(ward_fork, struct task_struct *parent, struct task_struct *child)
 	e->parent_pid = BPF_CORE_READ(parent, pid);
 	e->parent_tgid = BPF_CORE_READ(parent, tgid);
 	e->parent_start_ns = BPF_CORE_READ(parent, group_leader, start_boottime);
+	e->ns_pid = read_namespaces(child, &e->pid_ns, &e->mnt_ns, &e->net_ns);
 	bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), child->comm);
 	submit(e);
 	return 0;

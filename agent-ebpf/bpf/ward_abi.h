@@ -91,6 +91,11 @@ struct ward_fork_event {
 	__u32 parent_pid;
 	__u32 parent_tgid;
 	__u64 parent_start_ns;
+	/* The child's namespaces: clone() may have given it new ones. */
+	__u32 ns_pid;
+	__u32 pid_ns;
+	__u32 mnt_ns;
+	__u32 net_ns;
 	char comm[WARD_COMM_LEN];
 };
 

@@ -76,6 +76,10 @@ pub struct ForkEvent {
     pub parent_pid: u32,
     pub parent_tgid: u32,
     pub parent_start_ns: u64,
+    pub ns_pid: u32,
+    pub pid_ns: u32,
+    pub mnt_ns: u32,
+    pub net_ns: u32,
     pub comm: [u8; COMM_LEN],
 }
 

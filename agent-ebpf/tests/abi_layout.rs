@@ -29,11 +29,11 @@ fn btf_structs(btf: &[u8]) -> BTreeMap<String, (u32, BTreeMap<String, u32>)> {
         at += 12;
         // Bytes that follow the common header, per BTF kind (linux/btf.h).
         let extra = match kind {
-            1 | 14 | 17 => 4,       // INT, VAR, DECL_TAG
-            3 => 12,                // ARRAY
-            4 | 5 => 12 * vlen,     // STRUCT, UNION
-            6 | 13 => 8 * vlen,     // ENUM, FUNC_PROTO
-            15 | 19 => 12 * vlen,   // DATASEC, ENUM64
+            1 | 14 | 17 => 4,     // INT, VAR, DECL_TAG
+            3 => 12,              // ARRAY
+            4 | 5 => 12 * vlen,   // STRUCT, UNION
+            6 | 13 => 8 * vlen,   // ENUM, FUNC_PROTO
+            15 | 19 => 12 * vlen, // DATASEC, ENUM64
             2 | 7..=12 | 16 | 18 => 0,
             other => panic!("unknown BTF kind {other}"),
         };
@@ -42,7 +42,10 @@ fn btf_structs(btf: &[u8]) -> BTreeMap<String, (u32, BTreeMap<String, u32>)> {
                 .map(|i| {
                     let m = at + 12 * i;
                     let bits = u32_at(m + 8);
-                    (name(u32_at(m)), if kflag == 1 { bits & 0xff_ffff } else { bits })
+                    (
+                        name(u32_at(m)),
+                        if kflag == 1 { bits & 0xff_ffff } else { bits },
+                    )
                 })
                 .collect();
             structs.insert(name(name_off), (size, members));
@@ -67,24 +70,78 @@ macro_rules! assert_layout {
 #[test]
 fn rust_mirrors_match_the_c_abi() {
     let elf = object::File::parse(OBJECT).expect("committed object is ELF");
-    let btf = elf.section_by_name(".BTF").expect(".BTF section").data().unwrap();
+    let btf = elf
+        .section_by_name(".BTF")
+        .expect(".BTF section")
+        .data()
+        .unwrap();
     let structs = btf_structs(btf);
 
-    assert_layout!(structs, "ward_header", abi::Header, [kind, flags, cpu, time_ns, pid, tgid, start_ns]);
+    assert_layout!(
+        structs,
+        "ward_header",
+        abi::Header,
+        [kind, flags, cpu, time_ns, pid, tgid, start_ns]
+    );
     assert_layout!(
         structs,
         "ward_task",
         abi::Task,
-        [ppid, ns_pid, parent_start_ns, uid, euid, gid, egid, loginuid, pid_ns, mnt_ns, net_ns, cgroup_id, comm]
+        [
+            ppid,
+            ns_pid,
+            parent_start_ns,
+            uid,
+            euid,
+            gid,
+            egid,
+            loginuid,
+            pid_ns,
+            mnt_ns,
+            net_ns,
+            cgroup_id,
+            comm
+        ]
     );
     assert_layout!(
         structs,
         "ward_exec_event",
         abi::ExecEvent,
-        [hdr, task, filename_len, args_len, cwd_len, cgroup_len, filename, cwd, cgroup, args]
+        [
+            hdr,
+            task,
+            filename_len,
+            args_len,
+            cwd_len,
+            cgroup_len,
+            filename,
+            cwd,
+            cgroup,
+            args
+        ]
     );
-    assert_layout!(structs, "ward_fork_event", abi::ForkEvent, [hdr, parent_pid, parent_tgid, parent_start_ns, comm]);
-    assert_layout!(structs, "ward_exit_event", abi::ExitEvent, [hdr, exit_code, _pad, comm]);
+    assert_layout!(
+        structs,
+        "ward_fork_event",
+        abi::ForkEvent,
+        [
+            hdr,
+            parent_pid,
+            parent_tgid,
+            parent_start_ns,
+            ns_pid,
+            pid_ns,
+            mnt_ns,
+            net_ns,
+            comm
+        ]
+    );
+    assert_layout!(
+        structs,
+        "ward_exit_event",
+        abi::ExitEvent,
+        [hdr, exit_code, _pad, comm]
+    );
 }
 
 #[test]
@@ -92,6 +149,9 @@ fn object_declares_every_program_the_agent_attaches() {
     let elf = object::File::parse(OBJECT).unwrap();
     for (program, hook) in ward_agent_ebpf::PROCESS_PROGRAMS {
         let section = format!("tp_btf/{hook}");
-        assert!(elf.section_by_name(&section).is_some(), "{program}: no section {section}");
+        assert!(
+            elf.section_by_name(&section).is_some(),
+            "{program}: no section {section}"
+        );
     }
 }

@@ -1,1 +1,112 @@
-fn main() {}
+//! `ward-agent`: Ward's per-host sensor.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::{Parser, Subcommand};
+use ward_agent::event::EventType;
+use ward_agent::output::Format;
+use ward_agent::sensor::SensorConfig;
+use ward_agent::watch::{self, WatchOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "ward-agent",
+    version,
+    about = "Ward agent: eBPF runtime sensor for Linux hosts"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print every process event on this host as JSON, one object per line (needs root).
+    Watch {
+        /// One compact JSON object per line (the default).
+        #[arg(long, conflicts_with = "pretty")]
+        json: bool,
+        /// Indented JSON, for people.
+        #[arg(long)]
+        pretty: bool,
+        /// Comma-separated event types to print: process_exec, process_fork, process_exit.
+        #[arg(long, value_delimiter = ',')]
+        types: Vec<String>,
+        /// Kernel ring buffer size in MiB (a power of two).
+        #[arg(long, default_value_t = 16)]
+        ring_mib: u32,
+        /// Stop after this many seconds instead of waiting for SIGINT/SIGTERM.
+        #[arg(long)]
+        duration: Option<f64>,
+    },
+}
+
+fn parse_types(names: &[String]) -> anyhow::Result<Option<HashSet<EventType>>> {
+    if names.is_empty() {
+        return Ok(None);
+    }
+    names
+        .iter()
+        .map(|n| match EventType::parse(n.trim()) {
+            Some(t) => Ok(t),
+            None => {
+                let known: Vec<&str> = EventType::ALL.iter().map(|t| t.name()).collect();
+                bail!(
+                    "unknown event type {n:?}; known types: {}",
+                    known.join(", ")
+                )
+            }
+        })
+        .collect::<anyhow::Result<HashSet<_>>>()
+        .map(Some)
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("ward-agent: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Watch {
+            json: _,
+            pretty,
+            types,
+            ring_mib,
+            duration,
+        } => {
+            let ring_bytes = ring_mib
+                .checked_mul(1 << 20)
+                .filter(|b| b.is_power_of_two());
+            let Some(ring_bytes) = ring_bytes else {
+                bail!("--ring-mib must be a power of two (got {ring_mib})")
+            };
+            let opts = WatchOptions {
+                format: if pretty {
+                    Format::Pretty
+                } else {
+                    Format::JsonLines
+                },
+                types: parse_types(&types)?,
+                sensor: SensorConfig {
+                    ring_bytes,
+                    ..SensorConfig::default()
+                },
+                duration: duration.map(Duration::from_secs_f64),
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            runtime.block_on(watch::run(opts))
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! Kernel records to enriched agent events: keeps the process table and attaches process, ancestry,
+//! container and (once hashed) the executable's SHA-256.
+
+use std::sync::{Arc, OnceLock};
+
+use crate::clock::{Clock, rfc3339};
+use crate::container;
+use crate::decode::{Exec, Exit, Fork, KernelEvent};
+use crate::event::{AgentEvent, EventType, ExitStatus};
+use crate::hash::{ExeHasher, OpenExe};
+use crate::proctable::{Namespaces, ProcKey, Process, ProcessTable};
+
+/// An executable still to be hashed; whoever runs it sets `cell`.
+pub struct HashJob {
+    pub exe: OpenExe,
+    pub cell: Arc<OnceLock<String>>,
+}
+
+pub struct Enriched {
+    pub event: AgentEvent,
+    pub hash_job: Option<HashJob>,
+}
+
+pub struct Enricher {
+    pub table: ProcessTable,
+    clock: Clock,
+    hasher: Arc<ExeHasher>,
+    /// On hosts with cgroup v1 hierarchies, containers may be visible only there (`/proc/<pid>/cgroup`).
+    read_v1_cgroups: bool,
+}
+
+impl Enricher {
+    pub fn new(
+        table: ProcessTable,
+        clock: Clock,
+        hasher: Arc<ExeHasher>,
+        read_v1_cgroups: bool,
+    ) -> Self {
+        Enricher {
+            table,
+            clock,
+            hasher,
+            read_v1_cgroups,
+        }
+    }
+
+    fn key(&self, pid: u32, start_ns: u64) -> ProcKey {
+        ProcKey {
+            pid,
+            start_ticks: self.clock.ticks(start_ns),
+        }
+    }
+
+    pub fn apply(&mut self, event: KernelEvent) -> Enriched {
+        let time = rfc3339(self.clock.wall(event.header().time_ns));
+        match event {
+            KernelEvent::Exec(e) => self.exec(*e, time),
+            KernelEvent::Fork(e) => self.fork(e, time),
+            KernelEvent::Exit(e) => self.exit(e, time),
+        }
+    }
+
+    fn exec(&mut self, e: Exec, time: String) -> Enriched {
+        let key = self.key(e.hdr.tgid, e.hdr.start_ns);
+        let parent = self.key(e.task.ppid, e.task.parent_start_ns);
+        let executable = absolute(&e.filename, &e.cwd);
+        let container = container::from_cgroup_path(&e.cgroup).or_else(|| {
+            self.read_v1_cgroups
+                .then(|| std::fs::read_to_string(format!("/proc/{}/cgroup", key.pid)).ok())
+                .flatten()
+                .and_then(|text| container::from_proc_cgroup(&text))
+        });
+        let sha256 = Arc::new(OnceLock::new());
+        let hash_job = self.hasher.open(key.pid, &executable).and_then(|exe| {
+            match self.hasher.cached(&exe.key) {
+                Some(hex) => {
+                    let _ = sha256.set(hex);
+                    None
+                }
+                None => Some(HashJob {
+                    exe,
+                    cell: sha256.clone(),
+                }),
+            }
+        });
+        let process = Arc::new(Process {
+            key,
+            parent,
+            pid: key.pid,
+            ns_pid: e.task.ns_pid,
+            ppid: e.task.ppid,
+            start_time: rfc3339(self.clock.wall(e.hdr.start_ns)).into(),
+            name: e.comm.into(),
+            executable: executable.into(),
+            args: e.args.into(),
+            args_truncated: e.args_truncated,
+            cwd: e.cwd.into(),
+            uid: e.task.uid,
+            euid: e.task.euid,
+            gid: e.task.gid,
+            egid: e.task.egid,
+            login_uid: (e.task.loginuid != u32::MAX).then_some(e.task.loginuid),
+            namespaces: Namespaces {
+                pid: e.task.pid_ns,
+                mnt: e.task.mnt_ns,
+                net: e.task.net_ns,
+            },
+            cgroup_id: e.task.cgroup_id,
+            cgroup: e.cgroup.into(),
+            container: container.map(Arc::new),
+            sha256,
+            ancestors: self.table.ancestry(parent),
+        });
+        self.table.insert(process.clone());
+        Enriched {
+            event: AgentEvent {
+                kind: EventType::ProcessExec,
+                time,
+                process,
+                exit: None,
+            },
+            hash_job,
+        }
+    }
+
+    fn fork(&mut self, e: Fork, time: String) -> Enriched {
+        let key = self.key(e.hdr.tgid, e.hdr.start_ns);
+        let parent_key = self.key(e.parent_tgid, e.parent_start_ns);
+        let start_time: Arc<str> = rfc3339(self.clock.wall(e.hdr.start_ns)).into();
+        let ancestors = self.table.ancestry(parent_key);
+        // The child runs its parent's image with its parent's credentials and namespaces until it execs.
+        let process = match self.table.get(parent_key) {
+            Some(p) => Process {
+                key,
+                parent: parent_key,
+                pid: key.pid,
+                ns_pid: e.ns_pid,
+                ppid: parent_key.pid,
+                start_time,
+                name: e.comm.into(),
+                executable: p.executable.clone(),
+                args: p.args.clone(),
+                args_truncated: p.args_truncated,
+                cwd: p.cwd.clone(),
+                uid: p.uid,
+                euid: p.euid,
+                gid: p.gid,
+                egid: p.egid,
+                login_uid: p.login_uid,
+                namespaces: Namespaces {
+                    pid: e.namespaces[0],
+                    mnt: e.namespaces[1],
+                    net: e.namespaces[2],
+                },
+                cgroup_id: p.cgroup_id,
+                cgroup: p.cgroup.clone(),
+                container: p.container.clone(),
+                sha256: p.sha256.clone(),
+                ancestors,
+            },
+            None => minimal(key, parent_key, start_time, e.comm, ancestors),
+        };
+        let process = Arc::new(process);
+        self.table.insert(process.clone());
+        Enriched {
+            event: AgentEvent {
+                kind: EventType::ProcessFork,
+                time,
+                process,
+                exit: None,
+            },
+            hash_job: None,
+        }
+    }
+
+    fn exit(&mut self, e: Exit, time: String) -> Enriched {
+        let key = self.key(e.hdr.tgid, e.hdr.start_ns);
+        let process = self.table.exit(key).unwrap_or_else(|| {
+            let start_time = rfc3339(self.clock.wall(e.hdr.start_ns)).into();
+            Arc::new(minimal(
+                key,
+                ProcKey {
+                    pid: 0,
+                    start_ticks: 0,
+                },
+                start_time,
+                e.comm,
+                Vec::new(),
+            ))
+        });
+        let exit = Some(ExitStatus::from_wait_status(e.status));
+        Enriched {
+            event: AgentEvent {
+                kind: EventType::ProcessExit,
+                time,
+                process,
+                exit,
+            },
+            hash_job: None,
+        }
+    }
+}
+
+/// A process known only from one event (it started before the agent and vanished before the scan read it).
+fn minimal(
+    key: ProcKey,
+    parent: ProcKey,
+    start_time: Arc<str>,
+    name: String,
+    ancestors: Vec<Arc<crate::proctable::Ancestor>>,
+) -> Process {
+    Process {
+        key,
+        parent,
+        pid: key.pid,
+        ns_pid: 0,
+        ppid: parent.pid,
+        start_time,
+        name: name.into(),
+        executable: "".into(),
+        args: Arc::new([]),
+        args_truncated: false,
+        cwd: "".into(),
+        uid: 0,
+        euid: 0,
+        gid: 0,
+        egid: 0,
+        login_uid: None,
+        namespaces: Namespaces::default(),
+        cgroup_id: 0,
+        cgroup: "".into(),
+        container: None,
+        sha256: Arc::default(),
+        ancestors,
+    }
+}
+
+/// The exec path as given, made absolute against the working directory when it is relative.
+fn absolute(filename: &str, cwd: &str) -> String {
+    if filename.starts_with('/') || filename.is_empty() {
+        return filename.to_string();
+    }
+    let rel = filename.trim_start_matches("./");
+    format!("{}/{}", cwd.trim_end_matches('/'), rel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_exec_paths_are_made_absolute() {
+        assert_eq!(absolute("/bin/ls", "/tmp"), "/bin/ls");
+        assert_eq!(absolute("./a.out", "/home/u"), "/home/u/a.out");
+        assert_eq!(absolute("bin/x", "/"), "/bin/x");
+    }
+}
