@@ -1,0 +1,214 @@
+//! ISO-8601 timestamps as GuardDuty writes them, and epoch milliseconds as Ward computes with them.
+//!
+//! Findings keep their timestamps as the strings found on the wire so a parsed finding re-serialises
+//! byte-for-byte (`2020-08-03T23:21:57Z` stays without milliseconds). Ward itself always writes
+//! `YYYY-MM-DDTHH:MM:SS.mmmZ`. Arithmetic (aggregation, suppression comparisons) is done on epoch
+//! milliseconds. The civil-date conversion is written out here rather than pulling in a date crate:
+//! it is the only calendar maths the findings core needs.
+
+/// Milliseconds since 1970-01-01T00:00:00Z.
+pub type EpochMillis = i64;
+
+const MILLIS_PER_DAY: i64 = 86_400_000;
+
+/// Formats epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC), GuardDuty's `createdAt` shape.
+pub fn format_millis(epoch_ms: EpochMillis) -> String {
+    let days = epoch_ms.div_euclid(MILLIS_PER_DAY);
+    let ms_of_day = epoch_ms.rem_euclid(MILLIS_PER_DAY);
+    let (year, month, day) = civil_from_days(days);
+    let hour = ms_of_day / 3_600_000;
+    let minute = ms_of_day / 60_000 % 60;
+    let second = ms_of_day / 1000 % 60;
+    let millis = ms_of_day % 1000;
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{millis:03}Z")
+}
+
+/// Parses an RFC 3339 / ISO-8601 timestamp (`2020-08-22T09:34:34.146Z`, `2020-08-03T23:21:57Z`,
+/// `2023-06-01T15:31:22+02:00`, fractional digits beyond milliseconds truncated) to epoch ms.
+/// Returns `None` for anything that is not such a timestamp, so callers can use it as a test.
+pub fn parse_millis(text: &str) -> Option<EpochMillis> {
+    let bytes = text.as_bytes();
+    if bytes.len() < 20 {
+        return None;
+    }
+    let year = digits(bytes, 0, 4)?;
+    let month = digits(bytes, 5, 2)?;
+    let day = digits(bytes, 8, 2)?;
+    let hour = digits(bytes, 11, 2)?;
+    let minute = digits(bytes, 14, 2)?;
+    let second = digits(bytes, 17, 2)?;
+    if bytes[4] != b'-'
+        || bytes[7] != b'-'
+        || !matches!(bytes[10], b'T' | b't' | b' ')
+        || bytes[13] != b':'
+        || bytes[16] != b':'
+    {
+        return None;
+    }
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let mut pos = 19;
+    let mut millis = 0i64;
+    if bytes[pos] == b'.' {
+        pos += 1;
+        let start = pos;
+        while pos < bytes.len() && bytes[pos].is_ascii_digit() {
+            if pos - start < 3 {
+                millis = millis * 10 + i64::from(bytes[pos] - b'0');
+            }
+            pos += 1;
+        }
+        let fraction_digits = pos - start;
+        if fraction_digits == 0 {
+            return None;
+        }
+        for _ in fraction_digits..3 {
+            millis *= 10;
+        }
+    }
+    let offset_minutes = match bytes.get(pos)? {
+        b'Z' | b'z' if pos + 1 == bytes.len() => 0,
+        sign @ (b'+' | b'-') if pos + 6 == bytes.len() && bytes[pos + 3] == b':' => {
+            let hours = digits(bytes, pos + 1, 2)?;
+            let minutes = digits(bytes, pos + 4, 2)?;
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let total = hours * 60 + minutes;
+            if *sign == b'-' { -total } else { total }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+    Some(seconds * 1000 + millis)
+}
+
+fn digits(bytes: &[u8], start: usize, len: usize) -> Option<i64> {
+    let slice = bytes.get(start..start + len)?;
+    slice.iter().try_fold(0i64, |acc, b| {
+        b.is_ascii_digit().then(|| acc * 10 + i64::from(b - b'0'))
+    })
+}
+
+fn is_leap(year: i64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+// Howard Hinnant's days-from-civil algorithm (public-domain description), proleptic Gregorian.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let shifted_month = (month + 9) % 12;
+    let day_of_year = (153 * shifted_month + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_epoch_and_known_instants() {
+        assert_eq!(format_millis(0), "1970-01-01T00:00:00.000Z");
+        // 2020-08-22T09:34:34.146Z, createdAt of the SSH brute-force example.
+        assert_eq!(format_millis(1_598_088_874_146), "2020-08-22T09:34:34.146Z");
+        assert_eq!(format_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(format_millis(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn parses_the_shapes_guardduty_uses() {
+        assert_eq!(
+            parse_millis("2020-08-22T09:34:34.146Z"),
+            Some(1_598_088_874_146)
+        );
+        assert_eq!(
+            parse_millis("2020-08-22T09:34:34Z"),
+            Some(1_598_088_874_000)
+        );
+        assert_eq!(
+            parse_millis("2020-08-22T09:34:34.1Z"),
+            Some(1_598_088_874_100)
+        );
+        assert_eq!(
+            parse_millis("2020-08-22T09:34:34.123456789Z"),
+            Some(1_598_088_874_123)
+        );
+        assert_eq!(
+            parse_millis("2020-08-22T11:34:34+02:00"),
+            Some(1_598_088_874_000)
+        );
+        assert_eq!(
+            parse_millis("2020-08-22T07:34:34-02:00"),
+            Some(1_598_088_874_000)
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_timestamps() {
+        for bad in [
+            "",
+            "2020-08-22",
+            "2020-08-22T09:34:34",
+            "2020-13-01T00:00:00Z",
+            "2021-02-29T00:00:00Z",
+            "2020-08-22T24:00:00Z",
+            "2020-08-22T09:34:34.Z",
+            "2020-08-22T09:34:34Zjunk",
+            "1598088874146",
+            "not a timestamp at all",
+        ] {
+            assert_eq!(parse_millis(bad), None, "{bad:?} should not parse");
+        }
+    }
+
+    #[test]
+    fn format_and_parse_round_trip_across_eras() {
+        for ms in [
+            0,
+            1_598_088_874_146,
+            4_102_444_799_999,
+            -62_135_596_800_000,
+            1_709_164_800_000,
+        ] {
+            assert_eq!(parse_millis(&format_millis(ms)), Some(ms), "{ms}");
+        }
+    }
+}

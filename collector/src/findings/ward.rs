@@ -1,0 +1,81 @@
+//! Ward's additions to a GuardDuty finding, carried in `service.additionalInfo.ward`.
+//!
+//! Why there and not in a new top-level `ward` object:
+//! * `additionalInfo` is GuardDuty's own open-ended bag. Tools written against GuardDuty's finding
+//!   schema (typed SDK structs, EventBridge schema-registry bindings, SIEM field mappings) already
+//!   accept arbitrary keys there; an unknown top-level member is the kind of thing a strict
+//!   consumer rejects.
+//! * Filters and suppression rules already address `service.additionalInfo.*`, so a rule such as
+//!   `service.additionalInfo.ward.container.image Matches ["*/build-runner:*"]` works unchanged.
+//! * One sub-key named `ward` keeps Ward's fields apart from AWS's keys (`threatListName`,
+//!   `agentDetails`, …) so neither can shadow the other.
+//!
+//! What goes here is what GuardDuty's schema has no place for: the ids of the events that caused
+//! the latest occurrence (for drill-down), the full command line, process ancestry on findings that
+//! are not runtime findings (network findings attributed to a process), and container identity when
+//! the resource is the host instance.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WardDetails {
+    /// Ids of the normalised events behind the latest occurrence, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event_ids: Vec<String>,
+    /// The agent that observed a runtime occurrence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// The acting process, with what GuardDuty's `ProcessDetails` lacks (argv).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<WardProcess>,
+    /// Ancestors of `process`, nearest first, up to the agent's process-table root.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ancestry: Vec<WardProcess>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<WardContainer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WardProcess {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i64>,
+    /// Process start time (ISO-8601, ms); with `pid`, the process's identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    /// Same value as `runtimeDetails.process.uuid` / `lineage[].uuid` for the same process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executable_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command_line: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub euid: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WardContainer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_path: Option<String>,
+}
