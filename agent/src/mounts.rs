@@ -92,34 +92,38 @@ pub fn ensure() -> Mounts {
         cgroup_v1: table.iter().any(|(_, t)| t == "cgroup"),
         ..Mounts::default()
     };
-    let wanted: [(&str, &str, fn(&mut Mounts) -> &mut Option<PathBuf>); 3] = [
-        ("tracefs", "/sys/kernel/tracing", |m| &mut m.tracefs),
-        ("bpf", "/sys/fs/bpf", |m| &mut m.bpffs),
-        // On hybrid hosts /sys/fs/cgroup holds the v1 hierarchies, so v2 goes below it.
-        (
-            "cgroup2",
-            if found.cgroup_v1 {
-                "/sys/fs/cgroup/unified"
-            } else {
-                "/sys/fs/cgroup"
-            },
-            |m| &mut m.cgroup2,
-        ),
-    ];
-    for (fstype, default, slot) in wanted {
-        let path = find(&table, fstype).or_else(|| match mount(fstype, Path::new(default)) {
-            Ok(()) => {
-                found.mounted.push(format!("{fstype} on {default}"));
-                Some(PathBuf::from(default))
-            }
-            Err(e) => {
-                found.failed.push(format!("{fstype} on {default}: {e}"));
-                None
-            }
-        });
-        *slot(&mut found) = path;
-    }
+    // On hybrid hosts /sys/fs/cgroup holds the v1 hierarchies, so v2 goes below it.
+    let cgroup2_home = if found.cgroup_v1 {
+        "/sys/fs/cgroup/unified"
+    } else {
+        "/sys/fs/cgroup"
+    };
+    found.tracefs = locate(&table, "tracefs", "/sys/kernel/tracing", &mut found);
+    found.bpffs = locate(&table, "bpf", "/sys/fs/bpf", &mut found);
+    found.cgroup2 = locate(&table, "cgroup2", cgroup2_home, &mut found);
     found
+}
+
+/// Where `fstype` is mounted, mounting it at `default` (and noting the outcome) when it is nowhere.
+fn locate(
+    table: &[(PathBuf, String)],
+    fstype: &str,
+    default: &str,
+    notes: &mut Mounts,
+) -> Option<PathBuf> {
+    if let Some(path) = find(table, fstype) {
+        return Some(path);
+    }
+    match mount(fstype, Path::new(default)) {
+        Ok(()) => {
+            notes.mounted.push(format!("{fstype} on {default}"));
+            Some(PathBuf::from(default))
+        }
+        Err(e) => {
+            notes.failed.push(format!("{fstype} on {default}: {e}"));
+            None
+        }
+    }
 }
 
 #[cfg(test)]

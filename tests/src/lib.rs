@@ -1,1 +1,169 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests: privilege gating, running the real `ward-agent` binary and
+//! waiting for the events it prints.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// True when the tests may load eBPF. Without root they skip with a message, except under CI (`CI=true`),
+/// where a test that cannot load eBPF must fail rather than pass silently.
+pub fn can_load_ebpf(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: eBPF tests need root and CI=true forbids skipping them");
+    }
+    eprintln!("{test}: skipped: loading eBPF needs root");
+    false
+}
+
+/// A binary of this workspace, built next to the test executable (`cargo xtask test` builds them all).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let bin = dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo xtask test` (or `cargo build --workspace --bins`) first",
+        bin.display()
+    );
+    bin
+}
+
+/// A running `ward-agent watch`, its JSON events collected as they are printed.
+pub struct Agent {
+    child: Child,
+    events: Receiver<Value>,
+    stderr: JoinHandle<String>,
+    pub pid: u32,
+}
+
+impl Agent {
+    /// Starts the agent and waits until it is attached and has seeded its process table.
+    pub fn start(extra_args: &[&str]) -> Agent {
+        let mut child = Command::new(workspace_bin("ward-agent"))
+            .arg("watch")
+            .args(extra_args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ward-agent");
+        let (tx, events) = channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("agent printed non-JSON {line:?}: {e}"));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        let (ready_tx, ready_rx) = channel();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let stderr = std::thread::spawn(move || {
+            let mut all = String::new();
+            let mut line = String::new();
+            while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+                if line.contains("ward-agent: ready") {
+                    let _ = ready_tx.send(());
+                }
+                all.push_str(&line);
+                line.clear();
+            }
+            all
+        });
+        let pid = child.id();
+        let agent = Agent {
+            child,
+            events,
+            stderr,
+            pid,
+        };
+        if ready_rx.recv_timeout(Duration::from_secs(20)).is_err() {
+            let (status, stderr) = agent.stop();
+            panic!("ward-agent did not become ready ({status}); stderr:\n{stderr}");
+        }
+        agent
+    }
+
+    /// The first event (in output order) matching `pred`, waiting up to `timeout`.
+    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(event) if pred(&event) => return Some(event),
+                Ok(_) => continue,
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// Every event received within `window`.
+    pub fn collect(&self, window: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + window;
+        let mut all = Vec::new();
+        while let Ok(event) = self
+            .events
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            all.push(event);
+        }
+        all
+    }
+
+    /// SIGINT, then the exit status and everything the agent wrote to stderr.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let status = self.child.wait().expect("wait ward-agent");
+        (status, self.stderr.join().unwrap_or_default())
+    }
+}
+
+/// Where the cgroup v2 hierarchy is mounted on this host.
+pub fn cgroup2_mount() -> PathBuf {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    mountinfo
+        .lines()
+        .find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            right
+                .starts_with("cgroup2 ")
+                .then(|| PathBuf::from(left.split(' ').nth(4).unwrap()))
+        })
+        .expect("cgroup2 mounted (the agent mounts it when missing)")
+}
+
+/// A unique token for marking the processes of one test.
+pub fn marker(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("ward-{test}-{}-{nanos}", std::process::id())
+}
+
+/// `event.process.args` as strings.
+pub fn args(event: &Value) -> Vec<&str> {
+    event["process"]["args"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+pub fn is_exec_with_arg(event: &Value, arg: &str) -> bool {
+    event["type"] == "process_exec" && args(event).contains(&arg)
+}

@@ -28,7 +28,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let dir = crate::workspace_root().join("agent-ebpf");
     if args.vmlinux {
         let out = run_tool(
-            Command::new("bpftool").args(["btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"]),
+            Command::new("bpftool").args([
+                "btf",
+                "dump",
+                "file",
+                "/sys/kernel/btf/vmlinux",
+                "format",
+                "c",
+            ]),
             "bpftool (apt install bpftool)",
         )?;
         std::fs::write(dir.join("bpf/vmlinux.h"), out)?;
@@ -41,31 +48,49 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     run_tool(
         Command::new(CLANG)
             .current_dir(&dir)
-            .args(["-target", "bpf", "-g", "-O2", "-D__TARGET_ARCH_x86", "-Wall", "-Werror"])
+            .args([
+                "-target",
+                "bpf",
+                "-g",
+                "-O2",
+                "-D__TARGET_ARCH_x86",
+                "-Wall",
+                "-Werror",
+            ])
             .arg(&prefix_map)
             .args(["-I", "bpf", "-c", "bpf/ward.bpf.c", "-o"])
             .arg(&unstripped),
         "clang-19 (apt install clang-19 libbpf-dev)",
     )?;
     run_tool(
-        Command::new(STRIP).arg("-g").arg(&unstripped).arg("-o").arg(&built),
+        Command::new(STRIP)
+            .arg("-g")
+            .arg(&unstripped)
+            .arg("-o")
+            .arg(&built),
         "llvm-strip-19 (apt install llvm-19)",
     )?;
     let committed = dir.join(OBJECT);
     let result = if args.check {
         compare(&built, &committed)
     } else {
-        std::fs::copy(&built, &committed).map(|_| ()).context("replacing the committed object")
+        std::fs::copy(&built, &committed)
+            .map(|_| ())
+            .context("replacing the committed object")
     };
     std::fs::remove_dir_all(&tmp).ok();
     result?;
-    println!("agent-ebpf/{OBJECT}: {}", if args.check { "up to date" } else { "rebuilt" });
+    println!(
+        "agent-ebpf/{OBJECT}: {}",
+        if args.check { "up to date" } else { "rebuilt" }
+    );
     Ok(())
 }
 
 fn compare(built: &Path, committed: &PathBuf) -> anyhow::Result<()> {
     let fresh = std::fs::read(built)?;
-    let old = std::fs::read(committed).with_context(|| format!("reading {}", committed.display()))?;
+    let old =
+        std::fs::read(committed).with_context(|| format!("reading {}", committed.display()))?;
     if fresh != old {
         bail!(
             "agent-ebpf/{OBJECT} is stale ({} bytes committed, {} bytes built from bpf/*.c): run `cargo xtask build-ebpf` and commit the object",

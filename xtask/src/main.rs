@@ -42,7 +42,11 @@ enum Bench {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::BuildEbpf(args) => build_ebpf::run(args),
-        Task::Test { args } => cargo(&["test", "--workspace"], &args),
+        Task::Test { args } => {
+            // Integration tests run the real binaries, so build them first.
+            cargo(&["build", "--workspace", "--bins"], &[])?;
+            cargo(&["test", "--workspace"], &args)
+        }
         Task::Bench { which } => match which {
             Bench::Logs(args) => bench_logs::run(args),
         },
@@ -51,11 +55,18 @@ fn main() -> anyhow::Result<()> {
 
 /// The workspace root (xtask lives one level below it).
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask has a parent")
+        .to_path_buf()
 }
 
 fn cargo(base: &[&str], extra: &[String]) -> anyhow::Result<()> {
-    let status = Command::new(env!("CARGO")).current_dir(workspace_root()).args(base).args(extra).status()?;
+    let status = Command::new(env!("CARGO"))
+        .current_dir(workspace_root())
+        .args(base)
+        .args(extra)
+        .status()?;
     if !status.success() {
         bail!("cargo {} failed", base.join(" "));
     }

@@ -1,0 +1,257 @@
+//! The process sensor end to end: the real `ward-agent watch` on this kernel, triggered by real processes.
+
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use ward_tests::{Agent, can_load_ebpf, cgroup2_mount, is_exec_with_arg, marker};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn own_ns(kind: &str) -> u64 {
+    std::fs::metadata(format!("/proc/self/ns/{kind}"))
+        .unwrap()
+        .ino()
+}
+
+#[test]
+fn exec_carries_argv_ppid_uid_cwd_and_hash() {
+    if !can_load_ebpf("exec_carries_argv_ppid_uid_cwd_and_hash") {
+        return;
+    }
+    let agent = Agent::start(&["--types", "process_exec"]);
+    let mark = marker("exec");
+    let dir = std::env::temp_dir().join(&mark);
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = Command::new("/bin/true")
+        .arg(&mark)
+        .arg("second arg")
+        .current_dir(&dir)
+        .uid(65534)
+        .gid(65534)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let event = agent
+        .wait_for(WAIT, |e| is_exec_with_arg(e, &mark))
+        .expect("exec event for the marked child");
+    let p = &event["process"];
+    assert_eq!(
+        p["args"],
+        serde_json::json!(["/bin/true", mark, "second arg"])
+    );
+    assert_eq!(p["executable"], "/bin/true");
+    assert_eq!(p["ppid"], std::process::id());
+    assert_eq!(p["ancestors"][0]["pid"], std::process::id());
+    assert_eq!(
+        (p["uid"].as_u64(), p["euid"].as_u64(), p["gid"].as_u64()),
+        (Some(65534), Some(65534), Some(65534))
+    );
+    assert_eq!(p["cwd"], dir.to_str().unwrap());
+    assert_eq!(p["namespaces"]["pid"], own_ns("pid"));
+    assert_eq!(
+        p["ns_pid"], p["pid"],
+        "root pid namespace: ns pid equals pid"
+    );
+    let expected = format!("{:x}", Sha256::digest(std::fs::read("/bin/true").unwrap()));
+    assert_eq!(p["sha256"], expected);
+    assert!(event["time"].as_str().unwrap().ends_with('Z'));
+    let (status, stderr) = agent.stop();
+    assert!(status.success(), "agent exit: {status}\n{stderr}");
+    assert!(stderr.contains("kernel drops 0"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn namespaced_process_in_a_container_scope() {
+    if !can_load_ebpf("namespaced_process_in_a_container_scope") {
+        return;
+    }
+    let mark = marker("container");
+    let id = format!("{:x}", Sha256::digest(mark.as_bytes()));
+    let outer = cgroup2_mount().join(&mark);
+    let scope = outer.join(format!("docker-{id}.scope"));
+    std::fs::create_dir_all(&scope).unwrap();
+    let agent = Agent::start(&["--types", "process_exec"]);
+
+    // New pid and mount namespaces; the shell moves itself into the scope (writing 0 means "me"), then execs.
+    let script = format!(
+        "echo 0 > {}/cgroup.procs && exec /bin/true {mark}",
+        scope.display()
+    );
+    let status = Command::new("unshare")
+        .args([
+            "--pid",
+            "--mount",
+            "--fork",
+            "--mount-proc",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "unshare failed: {status}");
+
+    let event = agent
+        .wait_for(WAIT, |e| is_exec_with_arg(e, &mark))
+        .expect("exec event from the namespaced child");
+    let p = &event["process"];
+    assert_eq!(p["ns_pid"], 1, "first process of its pid namespace");
+    assert_ne!(p["pid"], 1);
+    assert_ne!(p["namespaces"]["pid"], own_ns("pid"));
+    assert_ne!(p["namespaces"]["mnt"], own_ns("mnt"));
+    assert_eq!(p["namespaces"]["net"], own_ns("net"));
+    assert_eq!(p["container"]["id"], id);
+    assert_eq!(p["container"]["runtime"], "docker");
+    assert!(
+        p["cgroup"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/{mark}/docker-{id}.scope")),
+        "{}",
+        p["cgroup"]
+    );
+    assert_eq!(p["cgroup_id"], std::fs::metadata(&scope).unwrap().ino());
+    agent.stop();
+    std::fs::remove_dir(&scope).unwrap();
+    std::fs::remove_dir(&outer).unwrap();
+}
+
+#[test]
+fn fork_and_exit_with_code_and_signal() {
+    if !can_load_ebpf("fork_and_exit_with_code_and_signal") {
+        return;
+    }
+    let agent = Agent::start(&[]);
+    let mark = marker("fork");
+    // The shell forks a background child, waits for it, then exits with 7.
+    let mut shell = Command::new("sh")
+        .args(["-c", &format!("sleep 0.01 & wait; exit 7 # {mark}")])
+        .spawn()
+        .unwrap();
+    let shell_pid = shell.id();
+    assert_eq!(shell.wait().unwrap().code(), Some(7));
+    let mut sleeper = Command::new("sleep").arg("30").arg(&mark).spawn().unwrap();
+    let sleeper_pid = sleeper.id();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(sleeper_pid as i32, libc::SIGKILL) };
+    sleeper.wait().unwrap();
+
+    let events = agent.collect(Duration::from_secs(2));
+    let of = |kind: &str, pred: &dyn Fn(&Value) -> bool| {
+        events
+            .iter()
+            .find(|e| e["type"] == kind && pred(e))
+            .cloned()
+    };
+    let fork = of("process_fork", &|e| e["process"]["ppid"] == shell_pid)
+        .expect("fork of the shell's child");
+    assert_eq!(fork["process"]["ancestors"][0]["pid"], shell_pid);
+    assert_eq!(
+        fork["process"]["name"], "sh",
+        "a child runs its parent's image until it execs"
+    );
+    let exit =
+        of("process_exit", &|e| e["process"]["pid"] == shell_pid).expect("exit of the shell");
+    assert_eq!(exit["exit"]["code"], 7);
+    assert!(exit["exit"].get("signal").is_none());
+    assert!(
+        exit["process"]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str().unwrap().contains(&mark))
+    );
+    let killed = of("process_exit", &|e| e["process"]["pid"] == sleeper_pid)
+        .expect("exit of the killed sleeper");
+    assert_eq!(killed["exit"]["signal"], 9);
+
+    let (status, stderr) = agent.stop();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("stopped after"),
+        "shutdown summary missing: {stderr}"
+    );
+    let agent_pid = events
+        .iter()
+        .find(|e| e["process"]["pid"] == serde_json::json!(0));
+    assert!(agent_pid.is_none());
+}
+
+#[test]
+fn short_lived_processes_are_complete() {
+    if !can_load_ebpf("short_lived_processes_are_complete") {
+        return;
+    }
+    let agent = Agent::start(&["--types", "process_exec"]);
+    let mark = marker("burst");
+    for i in 0..50 {
+        Command::new("/bin/true")
+            .arg(&mark)
+            .arg(i.to_string())
+            .status()
+            .unwrap();
+    }
+    let events = agent.collect(Duration::from_secs(2));
+    let burst: Vec<&Value> = events
+        .iter()
+        .filter(|e| is_exec_with_arg(e, &mark))
+        .collect();
+    assert_eq!(burst.len(), 50, "every exec reported");
+    for e in &burst {
+        // Everything came from the kernel record, not from /proc of a process that is already gone.
+        assert_eq!(e["process"]["executable"], "/bin/true");
+        assert_eq!(e["process"]["ppid"], std::process::id());
+        assert_eq!(
+            e["process"]["sha256"].as_str().map(str::len),
+            Some(64),
+            "{e}"
+        );
+    }
+    agent.stop();
+}
+
+#[test]
+fn mounts_tracefs_when_missing_and_names_missing_btf() {
+    if !can_load_ebpf("mounts_tracefs_when_missing_and_names_missing_btf") {
+        return;
+    }
+    let agent = ward_tests::workspace_bin("ward-agent");
+    // In a private mount namespace: tracefs unmounted, the agent mounts it again and runs.
+    let script = format!(
+        "umount /sys/kernel/tracing 2>/dev/null; exec {} watch --duration 0.5",
+        agent.display()
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("mounted tracefs on /sys/kernel/tracing"),
+        "{stderr}"
+    );
+
+    // BTF hidden: a one-line error naming the missing feature, exit code 1, no panic.
+    let script = format!(
+        "mount -t tmpfs none /sys/kernel/btf && exec {} watch --duration 0.5",
+        agent.display()
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("no BTF") && stderr.contains("CONFIG_DEBUG_INFO_BTF"),
+        "{stderr}"
+    );
+}
