@@ -1,0 +1,114 @@
+//! Route 53 Resolver query-log record (spec §9.3).
+
+use super::json::{FromRaw, Text, extra_get, from_raw_serde, json_record};
+use super::net::parse_ip_lenient;
+use super::time::parse_iso8601_ms;
+use serde_json::value::RawValue;
+use std::net::IpAddr;
+
+json_record! {
+    /// One DNS query as logged by the Route 53 Resolver.
+    pub struct DnsQuery<'a> {
+        "version" => version: Text<'a>,
+        "account_id" => account_id: Text<'a>,
+        "region" => region: Text<'a>,
+        "vpc_id" => vpc_id: Text<'a>,
+        "query_timestamp" => query_timestamp: Text<'a>,
+        "query_name" => query_name: Text<'a>,
+        "query_type" => query_type: Text<'a>,
+        "query_class" => query_class: Text<'a>,
+        "rcode" => rcode: Text<'a>,
+        "answers" => answers: Answers<'a>,
+        "srcaddr" => srcaddr: Text<'a>,
+        /// A string in AWS output (`"56067"`); a number is kept in `extra`, see [`DnsQuery::src_port`].
+        "srcport" => srcport: Text<'a>,
+        "transport" => transport: Text<'a>,
+        "srcids" => srcids: SrcIds<'a>,
+        "firewall_rule_group_id" => firewall_rule_group_id: Text<'a>,
+        "firewall_rule_action" => firewall_rule_action: Text<'a>,
+        "firewall_domain_list_id" => firewall_domain_list_id: Text<'a>,
+    }
+}
+
+json_record! {
+    /// `srcids`: whichever of instance / resolver endpoint apply.
+    pub struct SrcIds<'a> {
+        "instance" => instance: Text<'a>,
+        "resolver_endpoint" => resolver_endpoint: Text<'a>,
+        "resolver_network_interface" => resolver_network_interface: Text<'a>,
+    }
+}
+
+json_record! {
+    /// One answer record.
+    pub struct Answer<'a> {
+        "Rdata" => rdata: Text<'a>,
+        "Type" => answer_type: Text<'a>,
+        "Class" => class: Text<'a>,
+    }
+}
+
+/// `answers` is an array in AWS output; some exporters flatten a single answer to an object.
+/// Both are accepted (and serialised back as an array).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(transparent)]
+pub struct Answers<'a>(pub Vec<Answer<'a>>);
+
+impl<'a> FromRaw<'a> for Answers<'a> {
+    fn from_raw(raw: &'a RawValue) -> Option<Self> {
+        if raw.get().starts_with('{') {
+            from_raw_serde::<Answer<'a>>(raw).map(|a| Answers(vec![a]))
+        } else {
+            from_raw_serde(raw).map(Answers)
+        }
+    }
+}
+
+impl SrcIds<'_> {
+    /// The resolver endpoint id; the AWS doc example spells the key `resolver-endpoint`.
+    pub fn resolver_endpoint(&self) -> Option<&str> {
+        if let Some(v) = &self.resolver_endpoint {
+            return Some(v);
+        }
+        extra_get(&self.extra, "resolver-endpoint").and_then(|r| raw_str(r))
+    }
+}
+
+fn raw_str(r: &RawValue) -> Option<&str> {
+    let s = r.get();
+    (s.len() >= 2 && s.starts_with('"') && !s.contains('\\')).then(|| &s[1..s.len() - 1])
+}
+
+impl DnsQuery<'_> {
+    pub fn time_ms(&self) -> Option<i64> {
+        self.query_timestamp.as_deref().and_then(parse_iso8601_ms)
+    }
+
+    pub fn src_ip(&self) -> Option<IpAddr> {
+        self.srcaddr.as_deref().and_then(parse_ip_lenient)
+    }
+
+    /// `srcport` whether it was written as a string or a number.
+    pub fn src_port(&self) -> Option<u16> {
+        match &self.srcport {
+            Some(p) => p.trim().parse().ok(),
+            None => extra_get(&self.extra, "srcport").and_then(|r| r.get().parse().ok()),
+        }
+    }
+
+    /// The instance that sent the query, when it came from one.
+    pub fn instance_id(&self) -> Option<&str> {
+        self.srcids.as_ref()?.instance.as_deref()
+    }
+
+    /// Query name without the trailing root dot, as detections compare domains.
+    pub fn domain(&self) -> Option<&str> {
+        self.query_name
+            .as_deref()
+            .map(|q| q.strip_suffix('.').unwrap_or(q))
+    }
+
+    pub fn looks_like_query(&self) -> bool {
+        self.query_name.is_some()
+    }
+}

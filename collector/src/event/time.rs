@@ -1,0 +1,118 @@
+//! Timestamp parsing without a date-time dependency: logs use a handful of ISO-8601 shapes.
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; a space instead of `T` and a missing zone
+/// (taken as UTC) are accepted too, because exporters produce them. Returns Unix milliseconds.
+pub fn parse_iso8601_ms(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 19 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let mut v = 0i64;
+        for &c in &b[r] {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + i64::from(c - b'0');
+        }
+        Some(v)
+    };
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut millis = 0i64;
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 3 {
+                millis = millis * 10 + i64::from(b[i] - b'0');
+            }
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        for _ in (i - start)..3 {
+            millis *= 10;
+        }
+    }
+    let offset_min = match &b[i..] {
+        [] | [b'Z'] | [b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] | [sign @ (b'+' | b'-'), h1, h2, m1, m2] => {
+            let d = |c: &u8| c.is_ascii_digit().then(|| i64::from(c - b'0'));
+            let m = (d(h1)? * 10 + d(h2)?) * 60 + d(m1)? * 10 + d(m2)?;
+            if *sign == b'+' { m } else { -m }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset_min * 60;
+    Some(secs * 1000 + millis)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (era-based computation: 400-year eras
+/// have a fixed number of days, and counting years from March puts the leap day last).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_instants() {
+        assert_eq!(parse_iso8601_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_iso8601_ms("2014-03-06T21:22:54Z"),
+            Some(1_394_140_974_000)
+        );
+        assert_eq!(
+            parse_iso8601_ms("2017-03-16T19:20:25.177Z"),
+            Some(1_489_692_025_177)
+        );
+        assert_eq!(
+            parse_iso8601_ms("2022-06-25 00:27:53"),
+            Some(1_656_116_873_000)
+        );
+        assert_eq!(
+            parse_iso8601_ms("2000-02-29T00:00:00+01:00"),
+            Some(951_778_800_000)
+        );
+        assert_eq!(
+            parse_iso8601_ms("2024-07-01T10:00:00.5Z"),
+            Some(1_719_828_000_500)
+        );
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for s in [
+            "",
+            "2014-03-06",
+            "2014-13-06T21:22:54Z",
+            "2014-03-06T21:22:54Q",
+            "abcd-03-06T21:22:54Z",
+        ] {
+            assert_eq!(parse_iso8601_ms(s), None, "{s:?}");
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! Byte input for the parsers: transparent gzip, a growable buffer with hard size limits, and
+//! bounded line splitting. Nothing here ever allocates more than the configured limit, whatever
+//! the input (a 1 GB line is skipped in chunks, not buffered).
+
+use flate2::read::MultiGzDecoder;
+use std::io::{self, Read};
+
+/// How much is read per `read` call; large reads keep syscall and decoder overhead low.
+const CHUNK: usize = 1 << 20;
+
+/// Wraps `r` in a gzip decoder when its first bytes are the gzip magic (the extension is not
+/// trusted: S3 objects are often `.gz`-less or served with `Content-Encoding`). Multi-member gzip
+/// (concatenated streams, as Firehose writes) is decoded whole.
+pub fn maybe_gunzip<R: Read + 'static>(mut r: R) -> io::Result<Box<dyn Read>> {
+    let mut head = [0u8; 2];
+    let mut n = 0;
+    while n < 2 {
+        match r.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let prefix = io::Cursor::new(head[..n].to_vec());
+    let chained = prefix.chain(r);
+    if n == 2 && head == [0x1f, 0x8b] {
+        Ok(Box::new(MultiGzDecoder::new(io::BufReader::with_capacity(
+            256 << 10,
+            chained,
+        ))))
+    } else {
+        Ok(Box::new(chained))
+    }
+}
+
+/// A read buffer over a byte stream. `data()` is the unconsumed part; `fill()` appends.
+pub struct Chunked<R> {
+    r: R,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    /// A read error ends the input; it is kept for the caller to report (e.g. truncated gzip).
+    error: Option<io::Error>,
+    /// Bytes consumed before `start`, for offsets in error reports.
+    consumed: u64,
+}
+
+impl<R: Read> Chunked<R> {
+    pub fn new(r: R) -> Self {
+        Chunked {
+            r,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            eof: false,
+            error: None,
+            consumed: 0,
+        }
+    }
+
+    pub fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.end - self.start);
+        self.start += n;
+        self.consumed += n as u64;
+    }
+
+    /// True once the stream has ended (cleanly or by error).
+    pub fn at_end(&self) -> bool {
+        self.eof
+    }
+
+    /// Total bytes consumed so far.
+    pub fn offset(&self) -> u64 {
+        self.consumed
+    }
+
+    pub fn has_error(&self) -> bool {
+        self.error.is_some()
+    }
+
+    pub fn take_error(&mut self) -> Option<io::Error> {
+        self.error.take()
+    }
+
+    /// Reads more bytes so that `data()` grows, keeping `data().len()` at most `limit` (plus one
+    /// chunk of slack is never exceeded). Returns the number of bytes added; 0 at end of input or
+    /// when `limit` is already reached.
+    pub fn fill(&mut self, limit: usize) -> usize {
+        if self.eof {
+            return 0;
+        }
+        let have = self.end - self.start;
+        if have >= limit {
+            return 0;
+        }
+        // Grow geometrically (callers re-scan the pending bytes after each fill, so doubling keeps
+        // the total re-scan cost linear), but never beyond the limit.
+        let want = have.max(CHUNK).min(limit - have);
+        if self.start > 0 && self.buf.len() - self.end < want {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() - self.end < want {
+            self.buf.resize(self.end + want, 0);
+        }
+        loop {
+            match self.r.read(&mut self.buf[self.end..self.end + want]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return 0;
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.eof = true;
+                    self.error = Some(e);
+                    return 0;
+                }
+            }
+        }
+    }
+
+    /// Reads until `data()` holds at least `n` bytes or input ends.
+    pub fn fill_to(&mut self, n: usize, limit: usize) {
+        while self.data().len() < n && self.fill(limit.max(n)) > 0 {}
+    }
+
+    /// Discards input up to and including the next `\n`. Returns the bytes skipped, including
+    /// the newline if one was found, and whether one was found. Memory stays bounded.
+    pub fn skip_line(&mut self) -> (u64, bool) {
+        let mut skipped = 0u64;
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', self.data()) {
+                self.consume(i + 1);
+                return (skipped + i as u64 + 1, true);
+            }
+            let n = self.data().len();
+            self.consume(n);
+            skipped += n as u64;
+            if self.fill(CHUNK) == 0 {
+                return (skipped, false);
+            }
+        }
+    }
+}
+
+/// One item of [`for_each_line`].
+pub enum Line<'a> {
+    /// A complete line without its `\n` (and without a trailing `\r`).
+    Text(&'a [u8]),
+    /// A line longer than the limit; it was skipped. `len` is its length (or what was read of it).
+    TooLong { len: u64 },
+    /// The last line of an input that ended with a read error (e.g. truncated gzip): it is most
+    /// likely cut short, so it is reported rather than parsed.
+    Truncated(&'a [u8]),
+}
+
+/// Calls `f(line_number, line)` for each line (1-based numbers). Lines longer than `max_line`
+/// bytes are reported as [`Line::TooLong`] without ever being held in memory in full.
+pub fn for_each_line<R: Read>(
+    input: &mut Chunked<R>,
+    max_line: usize,
+    mut f: impl FnMut(u64, Line<'_>),
+) {
+    let mut line_no = 0u64;
+    let mut scan_from = 0usize;
+    loop {
+        let data = input.data();
+        match memchr::memchr(b'\n', &data[scan_from..]) {
+            Some(i) => {
+                let end = scan_from + i;
+                line_no += 1;
+                if end > max_line {
+                    f(line_no, Line::TooLong { len: end as u64 });
+                } else {
+                    let line = &data[..end];
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    f(line_no, Line::Text(line));
+                }
+                input.consume(end + 1);
+                scan_from = 0;
+            }
+            None => {
+                scan_from = data.len();
+                if scan_from > max_line {
+                    line_no += 1;
+                    // `skip_line` counts what was already buffered too.
+                    let (skipped, found) = input.skip_line();
+                    f(
+                        line_no,
+                        Line::TooLong {
+                            len: skipped - u64::from(found),
+                        },
+                    );
+                    scan_from = 0;
+                    continue;
+                }
+                if input.fill(max_line + 1) == 0 {
+                    let data = input.data();
+                    if !data.is_empty() {
+                        line_no += 1;
+                        let line = data.strip_suffix(b"\r").unwrap_or(data);
+                        let n = data.len();
+                        if input.error.is_some() {
+                            f(line_no, Line::Truncated(line));
+                        } else {
+                            f(line_no, Line::Text(line));
+                        }
+                        input.consume(n);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(data: &[u8], max: usize) -> Vec<(u64, String)> {
+        let mut c = Chunked::new(data);
+        let mut out = Vec::new();
+        for_each_line(&mut c, max, |n, l| {
+            out.push((
+                n,
+                match l {
+                    Line::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                    Line::TooLong { len } => format!("<too long {len}>"),
+                    Line::Truncated(t) => format!("<truncated {}>", String::from_utf8_lossy(t)),
+                },
+            ))
+        });
+        out
+    }
+
+    #[test]
+    fn splits_and_numbers_lines() {
+        assert_eq!(
+            lines(b"a\nbb\r\n\nccc", 10),
+            vec![
+                (1, "a".into()),
+                (2, "bb".into()),
+                (3, "".into()),
+                (4, "ccc".into())
+            ]
+        );
+        assert!(lines(b"", 10).is_empty());
+    }
+
+    #[test]
+    fn long_line_is_skipped_not_buffered() {
+        let out = lines(b"ok\n0123456789abcdef\nnext\n", 8);
+        assert_eq!(
+            out,
+            vec![
+                (1, "ok".into()),
+                (2, "<too long 16>".into()),
+                (3, "next".into())
+            ]
+        );
+    }
+
+    /// A reader producing one huge line without ever materialising it.
+    struct Huge {
+        left: u64,
+    }
+    impl Read for Huge {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.left == 0 {
+                return Ok(0);
+            }
+            let n = (buf.len() as u64).min(self.left) as usize;
+            buf[..n].fill(b'x');
+            self.left -= n as u64;
+            if self.left == 0 {
+                buf[n - 1] = b'\n';
+            }
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn gigabyte_line_bounded_memory() {
+        let mut c = Chunked::new(Huge { left: 1 << 30 });
+        let mut seen = Vec::new();
+        for_each_line(&mut c, 1 << 20, |n, l| {
+            if let Line::TooLong { len } = l {
+                seen.push((n, len))
+            }
+        });
+        assert_eq!(seen, vec![(1, (1u64 << 30) - 1)]);
+        assert!(c.buf.len() <= 4 << 20, "buffer grew to {}", c.buf.len());
+    }
+}

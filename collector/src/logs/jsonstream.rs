@@ -1,0 +1,234 @@
+//! Reads a stream of JSON values: one per line (JSON Lines), pretty-printed over several lines,
+//! or concatenated without separators (as Firehose writes them). Used by the CloudTrail and DNS
+//! readers, which decide what each value means.
+//!
+//! Recovery after a syntax error: skip to the next line that starts (column 0) with `{` or `[`.
+//! For JSON Lines that is the next record; inside a pretty-printed document whose nested lines
+//! are indented it skips the rest of the broken document, so one defect is one malformed count.
+
+use super::input::Chunked;
+use super::{Ctx, Limits};
+use crate::event::json::Element;
+use serde::de::Deserialize;
+use std::io::Read;
+
+/// Bytes looked at to decide between the document path and the value path.
+const SNIFF: usize = 64;
+
+pub(crate) trait ValueHandler {
+    type Rec<'a>: Deserialize<'a>;
+
+    /// Whether the value starting at `head` should be read as one whole document (loaded in
+    /// full, up to `max_document`) rather than as a single bounded value.
+    fn is_document(&self, head: &[u8]) -> bool;
+
+    /// Processes a whole document (the rest of the input). Records are emitted as they are
+    /// parsed, so those before a syntax error are kept; the error is returned for reporting.
+    fn document(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        line: u64,
+        bytes: &[u8],
+    ) -> Result<(), serde_json::Error>;
+
+    /// Processes one top-level value that started at `line`.
+    fn value(&mut self, ctx: &mut Ctx<'_>, line: u64, value: Element<Self::Rec<'_>>);
+}
+
+fn count_lines(b: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', b).count() as u64
+}
+
+pub(crate) fn drive<R: Read, H: ValueHandler>(
+    input: &mut Chunked<R>,
+    ctx: &mut Ctx<'_>,
+    limits: &Limits,
+    h: &mut H,
+) {
+    let max_value = limits.max_line;
+    let mut line = 1u64; // line number of data()[0]
+    loop {
+        // Skip whitespace between values (refilling as needed).
+        let data = input.data();
+        match data.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(k) => {
+                line += count_lines(&data[..k]);
+                input.consume(k);
+            }
+            None => {
+                line += count_lines(data);
+                let n = data.len();
+                input.consume(n);
+                if input.fill(max_value) == 0 {
+                    return;
+                }
+                continue;
+            }
+        }
+        input.fill_to(SNIFF, max_value);
+        let data = input.data();
+
+        // CloudWatch Logs exports prefix each message with its timestamp: `2021-02-04T17:51:55.000Z {...}`.
+        if data[0].is_ascii_digit() {
+            let eol = memchr::memchr(b'\n', data).unwrap_or(data.len());
+            if let Some(p) = memchr::memmem::find(&data[..eol], b" {") {
+                input.consume(p + 1);
+                continue;
+            }
+        }
+
+        if h.is_document(&data[..data.len().min(SNIFF)]) {
+            while input.fill(limits.max_document) > 0 {}
+            if !input.at_end() {
+                ctx.malformed(
+                    Some(line),
+                    None,
+                    format_args!(
+                        "document larger than {} bytes; not read",
+                        limits.max_document
+                    ),
+                );
+                while input.skip_line().1 {}
+                return;
+            }
+            let data = input.data();
+            if let Err(e) = h.document(ctx, line, data) {
+                if e.is_eof() && input.has_error() {
+                    // Cut by a read error (truncated gzip): reported once by the caller.
+                    ctx.cut_at_line = Some(line + e.line().saturating_sub(1) as u64);
+                } else {
+                    report(ctx, line, &e);
+                }
+            }
+            let n = data.len();
+            input.consume(n);
+            return;
+        }
+
+        let outcome = {
+            let mut it =
+                serde_json::Deserializer::from_slice(data).into_iter::<Element<H::Rec<'_>>>();
+            match it.next() {
+                Some(Ok(v)) => {
+                    let off = it.byte_offset();
+                    h.value(ctx, line, v);
+                    Outcome::Consumed {
+                        bytes: off,
+                        lines: count_lines(&data[..off]),
+                    }
+                }
+                Some(Err(e)) if e.is_eof() && !input.at_end() => {
+                    if data.len() >= max_value {
+                        Outcome::TooLong
+                    } else {
+                        Outcome::NeedMore
+                    }
+                }
+                Some(Err(e)) => Outcome::Error(e),
+                None => Outcome::Consumed {
+                    bytes: data.len(),
+                    lines: count_lines(data),
+                },
+            }
+        };
+        match outcome {
+            Outcome::Consumed { bytes, lines } => {
+                line += lines;
+                input.consume(bytes);
+            }
+            Outcome::NeedMore => {
+                input.fill(max_value);
+            }
+            Outcome::TooLong => {
+                ctx.malformed(
+                    Some(line),
+                    None,
+                    format_args!("JSON value longer than {max_value} bytes; skipped"),
+                );
+                line += resync(input);
+            }
+            Outcome::Error(e) => {
+                if e.is_eof() && input.has_error() {
+                    // Cut by a read error (truncated gzip): reported once by the caller.
+                    ctx.cut_at_line = Some(line);
+                    let n = input.data().len();
+                    input.consume(n);
+                    return;
+                }
+                report(ctx, line, &e);
+                line += resync(input);
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Consumed { bytes: usize, lines: u64 },
+    NeedMore,
+    TooLong,
+    Error(serde_json::Error),
+}
+
+fn report(ctx: &mut Ctx<'_>, line: u64, e: &serde_json::Error) {
+    let at = line + e.line().saturating_sub(1) as u64;
+    let what = if e.is_eof() {
+        "incomplete JSON at end of input"
+    } else {
+        "invalid JSON"
+    };
+    ctx.malformed(Some(at), None, format_args!("{what}: {e}"));
+}
+
+/// Skips the current line and following lines until one starts with `{` or `[`.
+/// Returns the number of line breaks skipped.
+fn resync<R: Read>(input: &mut Chunked<R>) -> u64 {
+    let mut lines = 0;
+    loop {
+        let (_, found) = input.skip_line();
+        if !found {
+            return lines;
+        }
+        lines += 1;
+        input.fill_to(1, 1 << 20);
+        match input.data().first() {
+            Some(b'{' | b'[') | None => return lines,
+            _ => {}
+        }
+    }
+}
+
+crate::event::json::json_record! {
+    /// One entry of a CloudWatch Logs subscription batch (`logEvents[]`).
+    pub struct LogEvent<'a> {
+        "id" => id: crate::event::json::Text<'a>,
+        "message" => message: crate::event::json::Text<'a>,
+    }
+}
+
+/// Wrapper forms shared by CloudTrail and DNS: CloudWatch Logs subscription payloads (as
+/// delivered by Firehose: `{"messageType":"DATA_MESSAGE", ..., "logEvents":[{"message":"<json>"}]}`).
+pub(crate) enum Wrapper<'a> {
+    /// `messageType: CONTROL_MESSAGE`: CloudWatch's connectivity probe, carries no log data.
+    Control,
+    /// The JSON text of each message, with its index in `logEvents`.
+    Messages(Vec<LogEvent<'a>>),
+    /// `logEvents` present but not an array of objects.
+    Bad,
+    None,
+}
+
+pub(crate) fn cwl_wrapper<'a>(extra: &crate::event::json::Extra<'a>) -> Wrapper<'a> {
+    use crate::event::json::extra_get;
+    if let Some(mt) = extra_get(extra, "messageType")
+        && mt.get() == "\"CONTROL_MESSAGE\""
+    {
+        return Wrapper::Control;
+    }
+    match extra_get(extra, "logEvents") {
+        Some(raw) => match serde_json::from_str::<Vec<LogEvent<'a>>>(raw.get()) {
+            Ok(v) => Wrapper::Messages(v),
+            Err(_) => Wrapper::Bad,
+        },
+        None => Wrapper::None,
+    }
+}

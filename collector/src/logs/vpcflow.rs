@@ -1,0 +1,328 @@
+//! VPC Flow Logs reader: space-separated text, any field order. The format comes from the
+//! file's header line (S3 delivery writes one), else from configuration, else the v2 default.
+//!
+//! This is the highest-volume source, so the line parser works on bytes, borrows every string
+//! field from the line and allocates nothing per record.
+
+use super::input::{Chunked, Line, for_each_line};
+use super::{Ctx, Limits};
+use crate::event::Record;
+use crate::event::flow::{FlowAction, FlowDirection, FlowField, FlowFormat, FlowRecord, LogStatus};
+use crate::event::net::parse_ipv4_lenient;
+use std::fmt;
+use std::io::Read;
+use std::net::{IpAddr, Ipv6Addr};
+
+pub(crate) fn read<R: Read>(
+    input: &mut Chunked<R>,
+    ctx: &mut Ctx<'_>,
+    limits: &Limits,
+    configured: Option<&FlowFormat>,
+) {
+    let default_format;
+    let base = match configured {
+        Some(f) => f,
+        None => {
+            default_format = FlowFormat::v2_default();
+            &default_format
+        }
+    };
+    let mut from_header: Option<FlowFormat> = None;
+    let mut first = true;
+    for_each_line(input, limits.max_line, |n, line| match line {
+        Line::TooLong { len } => ctx.malformed(
+            Some(n),
+            None,
+            format_args!(
+                "line of {len} bytes exceeds the {} byte limit",
+                limits.max_line
+            ),
+        ),
+        Line::Truncated(_) => ctx.cut_at_line = Some(n),
+        Line::Text(bytes) => {
+            let text = match std::str::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(e) => {
+                    ctx.malformed(
+                        Some(n),
+                        None,
+                        format_args!("not UTF-8 (invalid byte at column {})", e.valid_up_to() + 1),
+                    );
+                    return;
+                }
+            };
+            if text.trim_ascii().is_empty() {
+                return;
+            }
+            if std::mem::take(&mut first) && is_header(text) {
+                match FlowFormat::parse(text) {
+                    Ok(f) => from_header = Some(f),
+                    Err(e) => ctx.malformed(Some(n), None, format_args!("bad header line: {e}")),
+                }
+                return;
+            }
+            let format = from_header.as_ref().unwrap_or(base);
+            match parse_line(text, format) {
+                Ok(rec) => ctx.emit(n, None, Record::Flow(&rec)),
+                Err(e) => {
+                    // A wrong field count explains a bad value better (e.g. a format mismatch).
+                    let found = Tokens { s: text, i: 0 }.count();
+                    let expected = format.fields().len();
+                    if found != expected {
+                        ctx.malformed(Some(n), None, LineError::FieldCount { found, expected })
+                    } else {
+                        ctx.malformed(Some(n), None, e)
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// A header line names fields: its first token is a known field name, and no token looks like
+/// data (a number, an address, or `-`).
+fn is_header(line: &str) -> bool {
+    let mut toks = line.split_ascii_whitespace();
+    let Some(first) = toks.next() else {
+        return false;
+    };
+    let name = |t: &str| {
+        t.strip_prefix("${")
+            .and_then(|t| t.strip_suffix('}'))
+            .unwrap_or(t)
+            .to_owned()
+    };
+    FlowField::from_name(&name(first)) != FlowField::Unknown
+        && line
+            .split_ascii_whitespace()
+            .all(|t| t != "-" && !t.as_bytes()[0].is_ascii_digit())
+}
+
+/// Why a line was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineError {
+    FieldCount { found: usize, expected: usize },
+    BadValue { field: &'static str, value: String },
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LineError::FieldCount { found, expected } => {
+                write!(f, "{found} fields, the format has {expected}")
+            }
+            LineError::BadValue { field, value } => write!(f, "invalid {field} value {value:?}"),
+        }
+    }
+}
+
+/// Splits on runs of spaces / tabs (AWS documentation itself has a double space in one example).
+struct Tokens<'a> {
+    s: &'a str,
+    i: usize,
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = &'a str;
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        let b = self.s.as_bytes();
+        while self.i < b.len() && (b[self.i] == b' ' || b[self.i] == b'\t') {
+            self.i += 1;
+        }
+        if self.i == b.len() {
+            return None;
+        }
+        let start = self.i;
+        while self.i < b.len() && b[self.i] != b' ' && b[self.i] != b'\t' {
+            self.i += 1;
+        }
+        // Both ends are at ASCII bytes or the ends of the string: valid char boundaries.
+        Some(&self.s[start..self.i])
+    }
+}
+
+#[inline]
+fn parse_u64(t: &str) -> Option<u64> {
+    let b = t.as_bytes();
+    if b.is_empty() || b.len() > 20 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in b {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(d))?;
+    }
+    Some(v)
+}
+
+#[inline]
+fn parse_ip(t: &str) -> Option<IpAddr> {
+    if let Some(v4) = parse_ipv4_lenient(t.as_bytes()) {
+        return Some(IpAddr::V4(v4));
+    }
+    t.parse::<Ipv6Addr>().ok().map(IpAddr::V6)
+}
+
+/// Parses one data line against `format`.
+pub fn parse_line<'a>(line: &'a str, format: &FlowFormat) -> Result<FlowRecord<'a>, LineError> {
+    let fields = format.fields();
+    let mut rec = FlowRecord {
+        line,
+        ..FlowRecord::default()
+    };
+    let mut toks = Tokens { s: line, i: 0 };
+    for (idx, &field) in fields.iter().enumerate() {
+        let Some(tok) = toks.next() else {
+            return Err(LineError::FieldCount {
+                found: idx,
+                expected: fields.len(),
+            });
+        };
+        if tok == "-" {
+            continue;
+        }
+        let bad = || LineError::BadValue {
+            field: field.name(),
+            value: tok.chars().take(64).collect(),
+        };
+        macro_rules! num {
+            ($t:ty) => {
+                Some(
+                    parse_u64(tok)
+                        .and_then(|v| <$t>::try_from(v).ok())
+                        .ok_or_else(bad)?,
+                )
+            };
+        }
+        match field {
+            FlowField::Version => rec.version = num!(u8),
+            FlowField::AccountId => rec.account_id = Some(tok),
+            FlowField::InterfaceId => rec.interface_id = Some(tok),
+            FlowField::SrcAddr => rec.srcaddr = Some(parse_ip(tok).ok_or_else(bad)?),
+            FlowField::DstAddr => rec.dstaddr = Some(parse_ip(tok).ok_or_else(bad)?),
+            FlowField::SrcPort => rec.srcport = num!(u16),
+            FlowField::DstPort => rec.dstport = num!(u16),
+            FlowField::Protocol => rec.protocol = num!(u8),
+            FlowField::Packets => rec.packets = num!(u64),
+            FlowField::Bytes => rec.bytes = num!(u64),
+            FlowField::Start => rec.start = num!(u64),
+            FlowField::End => rec.end = num!(u64),
+            FlowField::Action => {
+                rec.action = Some(match tok {
+                    "ACCEPT" => FlowAction::Accept,
+                    "REJECT" => FlowAction::Reject,
+                    _ => return Err(bad()),
+                })
+            }
+            FlowField::LogStatus => {
+                rec.log_status = Some(match tok {
+                    "OK" => LogStatus::Ok,
+                    "NODATA" => LogStatus::NoData,
+                    "SKIPDATA" => LogStatus::SkipData,
+                    _ => return Err(bad()),
+                })
+            }
+            FlowField::VpcId => rec.vpc_id = Some(tok),
+            FlowField::SubnetId => rec.subnet_id = Some(tok),
+            FlowField::InstanceId => rec.instance_id = Some(tok),
+            FlowField::TcpFlags => rec.tcp_flags = num!(u16),
+            FlowField::Type => rec.traffic_type = Some(tok),
+            FlowField::PktSrcAddr => rec.pkt_srcaddr = Some(parse_ip(tok).ok_or_else(bad)?),
+            FlowField::PktDstAddr => rec.pkt_dstaddr = Some(parse_ip(tok).ok_or_else(bad)?),
+            FlowField::Region => rec.region = Some(tok),
+            FlowField::AzId => rec.az_id = Some(tok),
+            FlowField::SublocationType => rec.sublocation_type = Some(tok),
+            FlowField::SublocationId => rec.sublocation_id = Some(tok),
+            FlowField::PktSrcAwsService => rec.pkt_src_aws_service = Some(tok),
+            FlowField::PktDstAwsService => rec.pkt_dst_aws_service = Some(tok),
+            FlowField::FlowDirection => {
+                rec.flow_direction = Some(match tok {
+                    "ingress" => FlowDirection::Ingress,
+                    "egress" => FlowDirection::Egress,
+                    _ => return Err(bad()),
+                })
+            }
+            FlowField::TrafficPath => rec.traffic_path = num!(u8),
+            FlowField::EcsClusterArn => rec.ecs_cluster_arn = Some(tok),
+            FlowField::EcsClusterName => rec.ecs_cluster_name = Some(tok),
+            FlowField::EcsContainerInstanceArn => rec.ecs_container_instance_arn = Some(tok),
+            FlowField::EcsContainerInstanceId => rec.ecs_container_instance_id = Some(tok),
+            FlowField::EcsContainerId => rec.ecs_container_id = Some(tok),
+            FlowField::EcsSecondContainerId => rec.ecs_second_container_id = Some(tok),
+            FlowField::EcsServiceName => rec.ecs_service_name = Some(tok),
+            FlowField::EcsTaskDefinitionArn => rec.ecs_task_definition_arn = Some(tok),
+            FlowField::EcsTaskArn => rec.ecs_task_arn = Some(tok),
+            FlowField::EcsTaskId => rec.ecs_task_id = Some(tok),
+            FlowField::RejectReason => rec.reject_reason = Some(tok),
+            FlowField::Unknown => {}
+        }
+    }
+    let rest = toks.count();
+    if rest > 0 {
+        return Err(LineError::FieldCount {
+            found: fields.len() + rest,
+            expected: fields.len(),
+        });
+    }
+    Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_detection() {
+        assert!(is_header("version account-id interface-id srcaddr"));
+        assert!(is_header("${instance-id} ${interface-id}"));
+        assert!(!is_header("2 123456789010 eni-1 1.2.3.4"));
+        assert!(!is_header(
+            "- eni-1235b8ca123456789 10.0.1.5 10.0.0.220 10.0.1.5 203.0.113.5"
+        ));
+        assert!(!is_header(
+            "i-01234567890123456 eni-1111aaaa2222bbbb3 10.0.1.5 203.0.113.5 10.0.1.5 203.0.113.5"
+        ));
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let f = FlowFormat::v2_default();
+        let e =
+            parse_line("2 1 eni-1 1.2.3.4 5.6.7.8 99999 22 6 1 1 1 2 ACCEPT OK", &f).unwrap_err();
+        assert_eq!(
+            e,
+            LineError::BadValue {
+                field: "srcport",
+                value: "99999".into()
+            }
+        );
+        let e = parse_line("2 1 eni-1 1.2.3.4 5.6.7.8 1 22 6 1 1 1 2 ACCEPT", &f).unwrap_err();
+        assert_eq!(
+            e,
+            LineError::FieldCount {
+                found: 13,
+                expected: 14
+            }
+        );
+        let e = parse_line("2 1 eni-1 1.2.3.4 5.6.7.8 1 22 6 1 1 1 2 ACCEPT OK x", &f).unwrap_err();
+        assert_eq!(
+            e,
+            LineError::FieldCount {
+                found: 15,
+                expected: 14
+            }
+        );
+        let e = parse_line("2 1 eni-1 1.2.3.999 5.6.7.8 1 22 6 1 1 1 2 ACCEPT OK", &f).unwrap_err();
+        assert_eq!(
+            e,
+            LineError::BadValue {
+                field: "srcaddr",
+                value: "1.2.3.999".into()
+            }
+        );
+    }
+}
