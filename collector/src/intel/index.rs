@@ -1,0 +1,102 @@
+//! All active lists together, answering "is this address / domain trusted, listed as a threat, or
+//! neither?" with GuardDuty's precedence: an entry on a trusted list wins over any threat list.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use super::indicator::is_publicly_routable;
+use super::list::{IntelList, ListKind, ListRole};
+
+/// The answer for one address or domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict<'a> {
+    /// On no list.
+    Clean,
+    /// On a trusted list: no finding, whatever threat lists say.
+    Trusted { list: &'a str },
+    /// On these threat lists (names go to `additionalInfo.threatListName` and evidence).
+    Threat { lists: Vec<&'a str> },
+}
+
+#[derive(Debug, Clone)]
+pub struct IntelIndex {
+    lists: Vec<Arc<IntelList>>,
+    public_only: bool,
+}
+
+impl Default for IntelIndex {
+    fn default() -> Self {
+        Self {
+            lists: Vec::new(),
+            public_only: true,
+        }
+    }
+}
+
+impl IntelIndex {
+    pub fn new(lists: impl IntoIterator<Item = Arc<IntelList>>) -> Self {
+        Self {
+            lists: lists.into_iter().collect(),
+            ..Self::default()
+        }
+    }
+
+    /// GuardDuty applies lists to publicly routable addresses only (the default here). Turning
+    /// this off lets lab setups list private test addresses.
+    pub fn with_public_only(mut self, public_only: bool) -> Self {
+        self.public_only = public_only;
+        self
+    }
+
+    pub fn add(&mut self, list: Arc<IntelList>) {
+        self.lists.push(list);
+    }
+
+    /// Replaces the list with the same name (after a reload), or adds it.
+    pub fn replace(&mut self, list: Arc<IntelList>) {
+        match self.lists.iter_mut().find(|l| l.name == list.name) {
+            Some(slot) => *slot = list,
+            None => self.lists.push(list),
+        }
+    }
+
+    pub fn lists(&self) -> &[Arc<IntelList>] {
+        &self.lists
+    }
+
+    /// Address lookup for flow-log, CloudTrail and runtime network findings. IP lists and entity
+    /// lists both apply.
+    pub fn check_ip(&self, ip: Ipv4Addr) -> Verdict<'_> {
+        if self.public_only && !is_publicly_routable(ip) {
+            return Verdict::Clean;
+        }
+        self.verdict(|list| list.contains_ip(ip))
+    }
+
+    /// Domain lookup for DNS findings. Only entity lists apply (GuardDuty's IP lists do not
+    /// apply to DNS findings, and cannot hold domains anyway).
+    pub fn check_domain(&self, domain: &str) -> Verdict<'_> {
+        self.verdict(|list| list.kind == ListKind::EntityList && list.contains_domain(domain))
+    }
+
+    fn verdict(&self, matches: impl Fn(&IntelList) -> bool) -> Verdict<'_> {
+        if let Some(list) = self
+            .lists
+            .iter()
+            .find(|l| l.role == ListRole::Trusted && matches(l))
+        {
+            return Verdict::Trusted { list: &list.name };
+        }
+        let lists: Vec<&str> = self
+            .lists
+            .iter()
+            .filter(|l| l.role == ListRole::Threat && matches(l))
+            .map(|l| l.name.as_str())
+            .collect();
+        if lists.is_empty() {
+            Verdict::Clean
+        } else {
+            Verdict::Threat { lists }
+        }
+    }
+}
