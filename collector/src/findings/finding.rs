@@ -185,10 +185,9 @@ impl Service {
         };
         if let (Some(Value::String(encoded)), Some(Value::String(_))) =
             (info.get("value"), info.get("type"))
+            && let Ok(Value::Object(decoded)) = serde_json::from_str(encoded)
         {
-            if let Ok(Value::Object(decoded)) = serde_json::from_str(encoded) {
-                return decoded;
-            }
+            return decoded;
         }
         info.clone()
     }

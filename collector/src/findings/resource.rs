@@ -397,10 +397,10 @@ impl Resource {
         {
             parts.push(format!("instance={id}"));
         }
-        if let Some(cluster) = &self.eks_cluster_details {
-            if let Some(name) = cluster.arn.as_deref().or(cluster.name.as_deref()) {
-                parts.push(format!("eks={name}"));
-            }
+        if let Some(cluster) = &self.eks_cluster_details
+            && let Some(name) = cluster.arn.as_deref().or(cluster.name.as_deref())
+        {
+            parts.push(format!("eks={name}"));
         }
         if let Some(workload) = self
             .kubernetes_details
@@ -419,10 +419,12 @@ impl Resource {
             if let Some(name) = cluster.arn.as_deref().or(cluster.name.as_deref()) {
                 parts.push(format!("ecs={name}"));
             }
-            if let Some(task) = cluster.task_details.as_ref() {
-                if let Some(def) = task.definition_arn.as_deref() {
-                    parts.push(format!("taskdef={def}"));
-                }
+            if let Some(def) = cluster
+                .task_details
+                .as_ref()
+                .and_then(|t| t.definition_arn.as_deref())
+            {
+                parts.push(format!("taskdef={def}"));
             }
         }
         if let Some(id) = self
@@ -432,10 +434,10 @@ impl Resource {
         {
             parts.push(format!("container={id}"));
         }
-        if let Some(key) = &self.access_key_details {
-            if let Some(id) = key.access_key_id.as_deref().or(key.principal_id.as_deref()) {
-                parts.push(format!("principal={id}"));
-            }
+        if let Some(key) = &self.access_key_details
+            && let Some(id) = key.access_key_id.as_deref().or(key.principal_id.as_deref())
+        {
+            parts.push(format!("principal={id}"));
         }
         for bucket in &self.s3_bucket_details {
             if let Some(name) = bucket.arn.as_deref().or(bucket.name.as_deref()) {
