@@ -162,6 +162,26 @@ pub fn finding_arn(
 }
 
 impl Finding {
+    /// The starting point for a detector's occurrence: type name and default severity from the
+    /// catalogue, the resource (its `resourceType` defaulted from the catalogue when unset) and,
+    /// for runtime types, `featureName = RuntimeMonitoring`. Identity, times and count are left
+    /// to the aggregator.
+    pub fn draft(finding_type: super::FindingType, mut resource: Resource) -> Self {
+        resource
+            .resource_type
+            .get_or_insert_with(|| finding_type.default_resource_type().to_owned());
+        let mut finding = Self {
+            finding_type_name: finding_type.name().to_owned(),
+            severity: finding_type.default_severity(),
+            resource,
+            ..Self::default()
+        };
+        if finding_type.source() == super::DataSource::Runtime {
+            finding.service.feature_name = Some(feature_name::RUNTIME_MONITORING.to_owned());
+        }
+        finding
+    }
+
     /// The catalogue entry for this finding's type, if it is one Ward knows.
     pub fn finding_type(&self) -> Option<super::FindingType> {
         self.finding_type_name.parse().ok()
@@ -227,5 +247,54 @@ impl Service {
                     .and_then(Value::as_str)
                     .map(str::to_owned)
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::findings::FindingType;
+
+    #[test]
+    fn drafts_take_defaults_from_the_catalogue() {
+        let draft = Finding::draft(
+            FindingType::ExecutionRuntimeReverseShell,
+            Resource::default(),
+        );
+        assert_eq!(draft.finding_type_name, "Execution:Runtime/ReverseShell");
+        assert_eq!(draft.severity, Severity(8.0));
+        assert_eq!(draft.resource.resource_type.as_deref(), Some("Instance"));
+        assert_eq!(
+            draft.service.feature_name.as_deref(),
+            Some("RuntimeMonitoring")
+        );
+
+        let eks = Resource {
+            resource_type: Some("EKSCluster".into()),
+            ..Resource::default()
+        };
+        let draft = Finding::draft(FindingType::ReconIamUserTorIpCaller, eks);
+        assert_eq!(
+            draft.resource.resource_type.as_deref(),
+            Some("EKSCluster"),
+            "an explicit type is kept"
+        );
+        assert_eq!(draft.service.feature_name, None);
+        assert_eq!(draft.severity.label(), "Medium");
+    }
+
+    #[test]
+    fn wrapped_and_plain_additional_info_read_the_same() {
+        let mut plain = Service::default();
+        plain.set_additional_info("threatListName", Value::from("corp"));
+        let mut wrapped = Service::default();
+        wrapped.set_additional_info("value", Value::from(r#"{"threatListName":"corp"}"#));
+        wrapped.set_additional_info("type", Value::from("default"));
+        assert_eq!(
+            plain.additional_info_entries(),
+            wrapped.additional_info_entries()
+        );
+        assert_eq!(wrapped.threat_list_name().as_deref(), Some("corp"));
+        assert_eq!(Service::default().threat_list_name(), None);
     }
 }
