@@ -68,10 +68,9 @@ static __always_inline __u32 read_cwd(struct task_struct *task, char *buf, __u16
 	return off;
 }
 
-/* cgroup v2 path of the task, leaf first; empty for the root cgroup. */
-static __always_inline __u32 read_cgroup(struct task_struct *task, char *buf, __u16 *flags)
+/* Path of a cgroup, leaf first; empty for a hierarchy's root. */
+static __always_inline __u32 read_cgroup(struct kernfs_node *kn, char *buf, __u16 *flags, __u16 truncated)
 {
-	struct kernfs_node *kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
 	__u32 off = 0;
 
 	for (int i = 0; i < WARD_CGROUP_DEPTH; i++) {
@@ -82,8 +81,47 @@ static __always_inline __u32 read_cgroup(struct task_struct *task, char *buf, __
 			break;
 		kn = parent;
 	}
-	*flags |= WARD_EXEC_CGROUP_TRUNCATED;
+	*flags |= truncated;
 	return off;
+}
+
+/* The memory controller's cgroup node (the one container runtimes name on cgroup v1 hosts). */
+static __always_inline struct kernfs_node *memory_cgroup(struct task_struct *task)
+{
+	if (!bpf_core_enum_value_exists(enum cgroup_subsys_id, memory_cgrp_id))
+		return 0;
+	int id = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+	struct css_set *cset = BPF_CORE_READ(task, cgroups);
+	struct cgroup_subsys_state *css = 0;
+	bpf_core_read(&css, sizeof(css), &cset->subsys[id & 15]);
+	return css ? BPF_CORE_READ(css, cgroup, kn) : 0;
+}
+
+/* inode timestamps moved twice: i_mtime (< 6.6), __i_mtime (6.6 - 6.10), i_mtime_sec/nsec (6.11+). */
+struct inode___v66 {
+	struct timespec64 __i_mtime;
+} __attribute__((preserve_access_index));
+
+struct inode___old {
+	struct timespec64 i_mtime;
+} __attribute__((preserve_access_index));
+
+static __always_inline void read_file_id(struct file *file, struct ward_file_id *id)
+{
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	id->ino = BPF_CORE_READ(inode, i_ino);
+	id->size = BPF_CORE_READ(inode, i_size);
+	id->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	if (bpf_core_field_exists(inode->i_mtime_sec)) {
+		id->mtime_sec = BPF_CORE_READ(inode, i_mtime_sec);
+		id->mtime_nsec = BPF_CORE_READ(inode, i_mtime_nsec);
+	} else if (bpf_core_field_exists(((struct inode___v66 *)inode)->__i_mtime)) {
+		id->mtime_sec = BPF_CORE_READ((struct inode___v66 *)inode, __i_mtime.tv_sec);
+		id->mtime_nsec = BPF_CORE_READ((struct inode___v66 *)inode, __i_mtime.tv_nsec);
+	} else {
+		id->mtime_sec = BPF_CORE_READ((struct inode___old *)inode, i_mtime.tv_sec);
+		id->mtime_nsec = BPF_CORE_READ((struct inode___old *)inode, i_mtime.tv_nsec);
+	}
 }
 
 /* Namespace inodes of a task; returns its pid inside its own pid namespace. */
@@ -151,7 +189,12 @@ int BPF_PROG(ward_exec, struct task_struct *task, pid_t old_pid, struct linux_bi
 	}
 
 	e->cwd_len = read_cwd(task, e->cwd, &e->hdr.flags);
-	e->cgroup_len = read_cgroup(task, e->cgroup, &e->hdr.flags);
+	e->cgroup_len = read_cgroup(BPF_CORE_READ(task, cgroups, dfl_cgrp, kn), e->cgroup, &e->hdr.flags,
+				    WARD_EXEC_CGROUP_TRUNCATED);
+	struct kernfs_node *memcg = memory_cgroup(task);
+	e->cgroup_v1_len = memcg ? read_cgroup(memcg, e->cgroup_v1, &e->hdr.flags, WARD_EXEC_CGROUP_V1_TRUNCATED) : 0;
+	read_file_id(BPF_CORE_READ(bprm, file), &e->exe);
+	e->_pad = 0;
 	submit(e);
 	return 0;
 }

@@ -36,6 +36,7 @@ enum ward_exec_flags {
 	WARD_EXEC_FILENAME_TRUNCATED = 1 << 1,
 	WARD_EXEC_CWD_TRUNCATED = 1 << 2,
 	WARD_EXEC_CGROUP_TRUNCATED = 1 << 3,
+	WARD_EXEC_CGROUP_V1_TRUNCATED = 1 << 4,
 };
 
 struct ward_header {
@@ -69,18 +70,34 @@ struct ward_task {
 	char comm[WARD_COMM_LEN];
 };
 
+/* Identity of an executable file: the agent's hash cache key, so a cache hit costs no system call. */
+struct ward_file_id {
+	__u64 ino;
+	__u64 size;
+	__s64 mtime_sec;
+	__u32 mtime_nsec;
+	/* Kernel dev_t: major in the top 12 bits, minor in the low 20. */
+	__u32 dev;
+};
+
 struct ward_exec_event {
 	struct ward_header hdr;
 	struct ward_task task;
+	struct ward_file_id exe;
 	__u32 filename_len;
 	__u32 args_len;
 	__u32 cwd_len;
 	__u32 cgroup_len;
+	__u32 cgroup_v1_len;
+	__u32 _pad;
 	char filename[WARD_FILENAME_LEN];
 	/* Leaf-first NUL-separated components of the working directory, relative to the task's root. */
 	char cwd[WARD_PATH_LEN];
 	/* Leaf-first NUL-separated components of the cgroup v2 path. */
 	char cgroup[WARD_CGROUP_LEN];
+	/* The same for the memory controller's cgroup: on hybrid (v1+v2) hosts container runtimes place the
+	 * container there, not in the v2 hierarchy. Equal to `cgroup` on pure v2 hosts. */
+	char cgroup_v1[WARD_CGROUP_LEN];
 	/* argv as the kernel laid it out: NUL-terminated strings back to back. */
 	char args[WARD_ARGS_LEN];
 };

@@ -22,6 +22,7 @@ pub mod exec_flags {
     pub const FILENAME_TRUNCATED: u16 = 1 << 1;
     pub const CWD_TRUNCATED: u16 = 1 << 2;
     pub const CGROUP_TRUNCATED: u16 = 1 << 3;
+    pub const CGROUP_V1_TRUNCATED: u16 = 1 << 4;
 }
 
 #[repr(C)]
@@ -55,17 +56,32 @@ pub struct Task {
 }
 
 #[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FileId {
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_sec: i64,
+    pub mtime_nsec: u32,
+    /// Kernel dev_t: major in the top 12 bits, minor in the low 20.
+    pub dev: u32,
+}
+
+#[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ExecEvent {
     pub hdr: Header,
     pub task: Task,
+    pub exe: FileId,
     pub filename_len: u32,
     pub args_len: u32,
     pub cwd_len: u32,
     pub cgroup_len: u32,
+    pub cgroup_v1_len: u32,
+    pub _pad: u32,
     pub filename: [u8; FILENAME_LEN],
     pub cwd: [u8; PATH_LEN],
     pub cgroup: [u8; CGROUP_LEN],
+    pub cgroup_v1: [u8; CGROUP_LEN],
     pub args: [u8; ARGS_LEN],
 }
 
@@ -112,5 +128,6 @@ pub unsafe trait Record: Copy {
 // SAFETY: all four are repr(C) structs of integers and integer arrays.
 unsafe impl Record for Header {}
 unsafe impl Record for ExecEvent {}
+unsafe impl Record for FileId {}
 unsafe impl Record for ForkEvent {}
 unsafe impl Record for ExitEvent {}

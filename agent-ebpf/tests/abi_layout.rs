@@ -110,13 +110,17 @@ fn rust_mirrors_match_the_c_abi() {
         [
             hdr,
             task,
+            exe,
             filename_len,
             args_len,
             cwd_len,
             cgroup_len,
+            cgroup_v1_len,
+            _pad,
             filename,
             cwd,
             cgroup,
+            cgroup_v1,
             args
         ]
     );
@@ -135,6 +139,12 @@ fn rust_mirrors_match_the_c_abi() {
             net_ns,
             comm
         ]
+    );
+    assert_layout!(
+        structs,
+        "ward_file_id",
+        abi::FileId,
+        [ino, size, mtime_sec, mtime_nsec, dev]
     );
     assert_layout!(
         structs,

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use ward_agent_ebpf::abi::{
-    self, ExecEvent, ExitEvent, ForkEvent, Header, Record, exec_flags, kind,
+    self, ExecEvent, ExitEvent, FileId, ForkEvent, Header, Record, exec_flags, kind,
 };
 
 #[derive(Debug)]
@@ -18,11 +18,15 @@ pub enum KernelEvent {
 pub struct Exec {
     pub hdr: Header,
     pub task: abi::Task,
+    /// Identity of the executed file (the hash cache key).
+    pub exe: FileId,
     pub comm: String,
     pub filename: String,
     pub args: Vec<String>,
     pub cwd: String,
     pub cgroup: String,
+    /// The memory controller's cgroup path (differs from `cgroup` on hybrid v1+v2 hosts).
+    pub cgroup_v1: String,
     pub args_truncated: bool,
     pub filename_truncated: bool,
     pub cwd_truncated: bool,
@@ -91,11 +95,13 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
             Ok(KernelEvent::Exec(Box::new(Exec {
                 hdr,
                 task: e.task,
+                exe: e.exe,
                 comm: c_string(&e.task.comm),
                 filename: lossy(bounded(&e.filename, e.filename_len)),
                 args: split_nul(bounded(&e.args, e.args_len)),
                 cwd: leaf_first_path(bounded(&e.cwd, e.cwd_len)),
                 cgroup: leaf_first_path(bounded(&e.cgroup, e.cgroup_len)),
+                cgroup_v1: leaf_first_path(bounded(&e.cgroup_v1, e.cgroup_v1_len)),
                 args_truncated: hdr.flags & exec_flags::ARGS_TRUNCATED != 0,
                 filename_truncated: hdr.flags & exec_flags::FILENAME_TRUNCATED != 0,
                 cwd_truncated: hdr.flags & exec_flags::CWD_TRUNCATED != 0,

@@ -25,22 +25,14 @@ pub struct Enricher {
     pub table: ProcessTable,
     clock: Clock,
     hasher: Arc<ExeHasher>,
-    /// On hosts with cgroup v1 hierarchies, containers may be visible only there (`/proc/<pid>/cgroup`).
-    read_v1_cgroups: bool,
 }
 
 impl Enricher {
-    pub fn new(
-        table: ProcessTable,
-        clock: Clock,
-        hasher: Arc<ExeHasher>,
-        read_v1_cgroups: bool,
-    ) -> Self {
+    pub fn new(table: ProcessTable, clock: Clock, hasher: Arc<ExeHasher>) -> Self {
         Enricher {
             table,
             clock,
             hasher,
-            read_v1_cgroups,
         }
     }
 
@@ -64,25 +56,23 @@ impl Enricher {
         let key = self.key(e.hdr.tgid, e.hdr.start_ns);
         let parent = self.key(e.task.ppid, e.task.parent_start_ns);
         let executable = absolute(&e.filename, &e.cwd);
-        let container = container::from_cgroup_path(&e.cgroup).or_else(|| {
-            self.read_v1_cgroups
-                .then(|| std::fs::read_to_string(format!("/proc/{}/cgroup", key.pid)).ok())
-                .flatten()
-                .and_then(|text| container::from_proc_cgroup(&text))
-        });
+        // On hybrid (v1+v2) hosts runtimes name the container in the v1 hierarchies only.
+        let container = container::from_cgroup_path(&e.cgroup)
+            .or_else(|| container::from_cgroup_path(&e.cgroup_v1));
         let sha256 = Arc::new(OnceLock::new());
-        let hash_job = self.hasher.open(key.pid, &executable).and_then(|exe| {
-            match self.hasher.cached(&exe.key) {
-                Some(hex) => {
-                    let _ = sha256.set(hex);
-                    None
-                }
-                None => Some(HashJob {
+        let hash_job = match self.hasher.cached(&e.exe) {
+            Some(hex) => {
+                let _ = sha256.set(hex);
+                None
+            }
+            None => self
+                .hasher
+                .open(key.pid, &executable, e.exe)
+                .map(|exe| HashJob {
                     exe,
                     cell: sha256.clone(),
                 }),
-            }
-        });
+        };
         let process = Arc::new(Process {
             key,
             parent,

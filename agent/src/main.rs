@@ -102,8 +102,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 duration: duration.map(Duration::from_secs_f64),
             };
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
+            // One thread runs the pipeline (no cross-thread wake-up per batch); hashing runs on the
+            // blocking pool.
+            let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             runtime.block_on(watch::run(opts))

@@ -24,29 +24,37 @@ pub enum Format {
 
 /// Runs until the sender side closes. A closed output (e.g. `| head`) ends it without error.
 pub async fn write_loop(
-    mut rx: mpsc::Receiver<Pending>,
+    mut rx: mpsc::Receiver<Vec<Pending>>,
     mut out: impl Write,
     format: Format,
 ) -> std::io::Result<()> {
-    while let Some(pending) = rx.recv().await {
-        let event = match pending {
-            Pending::Ready(event) => event,
-            Pending::Hashing(event, done) => {
-                let _ = tokio::time::timeout(HASH_WAIT, done).await;
-                event
+    while let Some(batch) = rx.recv().await {
+        for pending in batch {
+            let event = match pending {
+                Pending::Ready(event) => event,
+                Pending::Hashing(event, done) => {
+                    let _ = tokio::time::timeout(HASH_WAIT, done).await;
+                    event
+                }
+            };
+            let written = match format {
+                Format::JsonLines => serde_json::to_writer(&mut out, &event),
+                Format::Pretty => serde_json::to_writer_pretty(&mut out, &event),
+            };
+            match written
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n"))
+            {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(e) => return Err(e),
             }
-        };
-        let written = match format {
-            Format::JsonLines => serde_json::to_writer(&mut out, &event),
-            Format::Pretty => serde_json::to_writer_pretty(&mut out, &event),
         }
-        .map_err(std::io::Error::from)
-        .and_then(|()| out.write_all(b"\n"))
-        .and_then(|()| if rx.is_empty() { out.flush() } else { Ok(()) });
-        match written {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-            Err(e) => return Err(e),
+        if rx.is_empty() {
+            match out.flush() {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                other => other?,
+            }
         }
     }
     out.flush()

@@ -60,10 +60,10 @@ pub async fn run(opts: WatchOptions) -> anyhow::Result<()> {
     );
 
     let hasher = Arc::new(ExeHasher::new(16_384, 256 << 20));
-    let mut enricher = Enricher::new(table, clock, hasher.clone(), sensor.mounts.cgroup_v1);
+    let mut enricher = Enricher::new(table, clock, hasher.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (kernel_tx, mut kernel_rx) = mpsc::channel(256);
-    let (out_tx, out_rx) = mpsc::channel(65_536);
+    let (out_tx, out_rx) = mpsc::channel(256);
     let ring_stats = Arc::new(RingStats::default());
     let reader = tokio::spawn(ring::read_loop(
         ring,
@@ -93,6 +93,7 @@ pub async fn run(opts: WatchOptions) -> anyhow::Result<()> {
         };
         // The reader drains the ring once more after a stop, then closes the channel.
         let Some(batch) = batch else { break };
+        let mut out = Vec::with_capacity(batch.len());
         for event in batch {
             let Enriched { event, hash_job } = enricher.apply(event);
             counts[event.kind as usize].fetch_add(1, Ordering::Relaxed);
@@ -121,9 +122,10 @@ pub async fn run(opts: WatchOptions) -> anyhow::Result<()> {
                     Pending::Hashing(event, done_rx)
                 }
             };
-            if out_tx.send(pending).await.is_err() {
-                break;
-            }
+            out.push(pending);
+        }
+        if out_tx.send(out).await.is_err() {
+            break;
         }
     }
     reader.await.context("ring reader task")??;

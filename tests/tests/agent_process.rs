@@ -255,3 +255,45 @@ fn mounts_tracefs_when_missing_and_names_missing_btf() {
         "{stderr}"
     );
 }
+
+#[test]
+fn container_named_only_in_the_v1_memory_hierarchy() {
+    if !can_load_ebpf("container_named_only_in_the_v1_memory_hierarchy") {
+        return;
+    }
+    // Hybrid hosts (cgroup v1 controllers beside v2) are where Docker on cgroup v1 puts containers.
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let memory_v1 = mountinfo.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        (right.starts_with("cgroup ") && right.ends_with("memory"))
+            .then(|| left.split(' ').nth(4).unwrap().to_string())
+    });
+    let Some(memory_v1) = memory_v1 else {
+        eprintln!("skipped: no cgroup v1 memory hierarchy on this host (pure cgroup v2)");
+        return;
+    };
+    let mark = marker("v1");
+    let id = format!("{:x}", Sha256::digest(mark.as_bytes()));
+    let outer = std::path::Path::new(&memory_v1).join(&mark);
+    let scope = outer.join(format!("docker-{id}.scope"));
+    std::fs::create_dir_all(&scope).unwrap();
+    let agent = Agent::start(&["--types", "process_exec"]);
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec /bin/true {mark}",
+        scope.display()
+    );
+    assert!(
+        Command::new("sh")
+            .args(["-c", &script])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let event = agent
+        .wait_for(WAIT, |e| is_exec_with_arg(e, &mark))
+        .expect("exec event");
+    assert_eq!(event["process"]["container"]["id"], id);
+    agent.stop();
+    std::fs::remove_dir(&scope).unwrap();
+    std::fs::remove_dir(&outer).unwrap();
+}

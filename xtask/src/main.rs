@@ -1,5 +1,6 @@
 //! Ward developer tasks. Run as `cargo xtask <task>`.
 
+mod bench_agent;
 mod bench_logs;
 mod build_ebpf;
 
@@ -35,6 +36,8 @@ enum Task {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// Agent overhead and delivery: exec, fork and open storms with and without the agent.
+    Agent(bench_agent::Args),
     /// Cloud-log parsing throughput against a Python baseline.
     Logs(bench_logs::Args),
 }
@@ -48,6 +51,7 @@ fn main() -> anyhow::Result<()> {
             cargo(&["test", "--workspace"], &args)
         }
         Task::Bench { which } => match which {
+            Bench::Agent(args) => bench_agent::run(args),
             Bench::Logs(args) => bench_logs::run(args),
         },
     }
@@ -61,7 +65,7 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn cargo(base: &[&str], extra: &[String]) -> anyhow::Result<()> {
+pub fn cargo(base: &[&str], extra: &[String]) -> anyhow::Result<()> {
     let status = Command::new(env!("CARGO"))
         .current_dir(workspace_root())
         .args(base)
