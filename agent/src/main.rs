@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{Parser, Subcommand};
 use ward_agent::event::EventType;
-use ward_agent::output::Format;
+use ward_agent::output::{Format, JsonSink};
 use ward_agent::sensor::SensorConfig;
 use ward_agent::watch::{self, WatchOptions};
 
@@ -90,11 +90,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 bail!("--ring-mib must be a power of two (got {ring_mib})")
             };
             let opts = WatchOptions {
-                format: if pretty {
-                    Format::Pretty
-                } else {
-                    Format::JsonLines
-                },
                 types: parse_types(&types)?,
                 sensor: SensorConfig {
                     ring_bytes,
@@ -107,7 +102,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(watch::run(opts))
+            let format = if pretty {
+                Format::Pretty
+            } else {
+                Format::JsonLines
+            };
+            let sink = JsonSink::new(std::io::BufWriter::new(std::io::stdout()), format);
+            runtime.block_on(watch::run(opts, sink))
         }
     }
 }

@@ -1,4 +1,5 @@
-//! `ward-agent watch`: every process event of the host, enriched, as JSON on stdout.
+//! The agent's pipeline: sensor → ring reader → enrich → ordered [`Sink`]. `ward-agent watch` runs it
+//! with a JSON sink on stdout.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -13,14 +14,13 @@ use crate::clock::Clock;
 use crate::enrich::{Enriched, Enricher};
 use crate::event::EventType;
 use crate::hash::ExeHasher;
-use crate::output::{self, Format, Pending};
+use crate::output::{self, Pending, Sink};
 use crate::procscan;
 use crate::proctable::{Limits, ProcessTable};
 use crate::ring::{self, RingStats};
 use crate::sensor::{Sensor, SensorConfig};
 
 pub struct WatchOptions {
-    pub format: Format,
     /// Only these event types are printed (all are still tracked).
     pub types: Option<HashSet<EventType>>,
     pub sensor: SensorConfig,
@@ -31,7 +31,7 @@ pub struct WatchOptions {
 /// Executables hashed at the same time, at most.
 const HASH_WORKERS: usize = 2;
 
-pub async fn run(opts: WatchOptions) -> anyhow::Result<()> {
+pub async fn run(opts: WatchOptions, sink: impl Sink + Send + 'static) -> anyhow::Result<()> {
     let started = Instant::now();
     let clock = Clock::new();
     let mut sensor = Sensor::load(opts.sensor)?;
@@ -71,11 +71,7 @@ pub async fn run(opts: WatchOptions) -> anyhow::Result<()> {
         stop_rx,
         ring_stats.clone(),
     ));
-    let writer = tokio::spawn(output::write_loop(
-        out_rx,
-        std::io::BufWriter::new(std::io::stdout()),
-        opts.format,
-    ));
+    let writer = tokio::spawn(output::write_loop(out_rx, sink));
 
     let counts: [AtomicU64; 3] = Default::default();
     let hash_slots = Arc::new(Semaphore::new(HASH_WORKERS));
