@@ -1,6 +1,7 @@
 //! `ward-agent`: Ward's per-host sensor.
 
 use std::collections::HashSet;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use anyhow::bail;
@@ -107,7 +108,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 Format::JsonLines
             };
-            let sink = JsonSink::new(std::io::BufWriter::new(std::io::stdout()), format);
+            // Straight to fd 1 through a large buffer: std's Stdout would take a lock and scan for newlines
+            // on every write.
+            let stdout = std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+            let sink = JsonSink::new(std::io::BufWriter::with_capacity(1 << 16, stdout), format);
             runtime.block_on(watch::run(opts, sink))
         }
     }

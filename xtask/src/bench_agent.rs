@@ -15,16 +15,16 @@ use anyhow::{Context, bail};
 #[derive(clap::Args)]
 pub struct Args {
     /// Rounds of (baseline, agent) per workload; medians are reported.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Execs per exec-storm round.
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 1_000)]
     execs: usize,
     /// Processes per fork-storm round (fork + immediate exit, two forking threads).
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 10_000)]
     forks: usize,
     /// open+close pairs per open-storm round.
-    #[arg(long, default_value_t = 300_000)]
+    #[arg(long, default_value_t = 200_000)]
     opens: usize,
 }
 
@@ -183,7 +183,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "| workload | ops/s without agent | ops/s with agent | slowdown (median ratio) | events delivered/s | drops | agent CPU ms per 1k events | agent CPU at 10k events/s |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for workload in [Workload::Exec, Workload::Fork, Workload::Open] {
         let (mut base, mut with, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         let (mut events, mut drops, mut cpu_s, mut agent_secs) = (0u64, 0u64, 0f64, 0f64);
@@ -202,19 +202,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             cpu_s += (cpu_after - cpu_before) as f64 / ticks_per_sec;
             agent_secs += t1.as_secs_f64();
         }
-        let cpu_ms_per_1k = if events > 0 {
-            cpu_s * 1000.0 / (events as f64 / 1000.0)
-        } else {
-            f64::NAN
-        };
+        let cpu_ms_per_1k = cpu_s * 1000.0 / (events.max(1) as f64 / 1000.0);
         println!(
-            "| {} | {:.0} | {:.0} | {:.3}x | {:.0} | {} | {:.2} | {:.1}% of a core |",
+            "| {} | {:.0} | {:.0} | {:.3}x | {:.0} | {} | {:.1}% | {:.2} ms | {:.1}% of a core |",
             workload.name(),
             median(base),
             median(with),
             median(ratios),
             events as f64 / agent_secs,
             drops,
+            cpu_s / agent_secs * 100.0,
             cpu_ms_per_1k,
             // 10k events/s cost 10 x (ms per 1k) ms of CPU each second.
             cpu_ms_per_1k * 10.0 / 1000.0 * 100.0,
