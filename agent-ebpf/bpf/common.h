@@ -7,6 +7,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
 #include "ward_abi.h"
 
 /* Set by the agent at load time (EbpfLoader::set_global). */
@@ -15,6 +16,9 @@ const volatile __u32 agent_tgid = 0;
 /* Wake the reader only once this many bytes are pending; the reader also polls on a short tick. A wake-up
  * per event costs microseconds of kernel time on virtualised hosts, batching makes it nearly free. */
 const volatile __u64 wakeup_bytes = 1 << 20;
+
+/* Bit k set: events of kind k are recorded. Operators scope noisy hosts here, in the kernel. */
+const volatile __u64 kind_mask = ~0ULL;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -32,6 +36,11 @@ struct {
 static __always_inline int is_agent(__u32 tgid)
 {
 	return agent_tgid != 0 && tgid == agent_tgid;
+}
+
+static __always_inline int kind_enabled(__u32 kind)
+{
+	return (kind_mask >> (kind & 63)) & 1;
 }
 
 static __always_inline void count_drop(__u32 kind)

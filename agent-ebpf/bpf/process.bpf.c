@@ -5,6 +5,8 @@
  * are committed, so a setuid binary's euid is visible.
  */
 #include "common.h"
+#include "paths.h"
+#include "socket.h"
 
 /* Before 6.15 kernfs_node's parent pointer was called `parent`. */
 struct kernfs_node___old {
@@ -16,56 +18,6 @@ static __always_inline struct kernfs_node *kernfs_parent(struct kernfs_node *kn)
 	if (bpf_core_field_exists(kn->__parent))
 		return BPF_CORE_READ(kn, __parent);
 	return BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
-}
-
-/*
- * Append one NUL-terminated component at buf[*off]; 0 when the buffer has no room left for it.
- * buf_len is a power of two and the offset stays below buf_len, so masking it changes nothing at run time
- * but gives the verifier the same bounds on every iteration of the path walks, which lets it prune them.
- */
-static __always_inline int put_component(char *buf, __u32 buf_len, __u32 *off, const char *name)
-{
-	__u32 o = *off & (buf_len - 1);
-	if (o >= buf_len - WARD_PATH_COMPONENT_LEN)
-		return 0;
-	long n = bpf_probe_read_kernel_str(buf + o, WARD_PATH_COMPONENT_LEN, name);
-	if (n > 0)
-		*off = (o + n) & (buf_len - 1);
-	return 1;
-}
-
-/* Working directory relative to the task's root (so a container sees its own paths), leaf first. */
-static __always_inline __u32 read_cwd(struct task_struct *task, char *buf, __u16 *flags)
-{
-	struct fs_struct *fs = BPF_CORE_READ(task, fs);
-	struct dentry *dentry = BPF_CORE_READ(fs, pwd.dentry);
-	struct vfsmount *vfsmnt = BPF_CORE_READ(fs, pwd.mnt);
-	struct dentry *root_dentry = BPF_CORE_READ(fs, root.dentry);
-	struct vfsmount *root_mnt = BPF_CORE_READ(fs, root.mnt);
-	__u64 mnt_offset = bpf_core_field_offset(struct mount, mnt);
-	struct mount *mnt = (struct mount *)((void *)vfsmnt - mnt_offset);
-	__u32 off = 0;
-
-	for (int i = 0; i < WARD_PATH_DEPTH; i++) {
-		if (dentry == root_dentry && vfsmnt == root_mnt)
-			return off;
-		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
-		if (dentry == BPF_CORE_READ(vfsmnt, mnt_root) || dentry == parent) {
-			/* Top of this mount: continue from where it is mounted. */
-			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
-			if (up == mnt)
-				return off;
-			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
-			mnt = up;
-			vfsmnt = (struct vfsmount *)((void *)up + mnt_offset);
-			continue;
-		}
-		if (!put_component(buf, WARD_PATH_LEN, &off, (const char *)BPF_CORE_READ(dentry, d_name.name)))
-			break;
-		dentry = parent;
-	}
-	*flags |= WARD_EXEC_CWD_TRUNCATED;
-	return off;
 }
 
 /* Path of a cgroup, leaf first; empty for a hierarchy's root. */
@@ -188,13 +140,36 @@ int BPF_PROG(ward_exec, struct task_struct *task, pid_t old_pid, struct linux_bi
 			e->args_len = size;
 	}
 
-	e->cwd_len = read_cwd(task, e->cwd, &e->hdr.flags);
+	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+	e->cwd_len = walk_path(task, BPF_CORE_READ(fs, pwd.mnt), BPF_CORE_READ(fs, pwd.dentry), e->cwd, &e->hdr.flags,
+			       WARD_EXEC_CWD_TRUNCATED);
 	e->cgroup_len = read_cgroup(BPF_CORE_READ(task, cgroups, dfl_cgrp, kn), e->cgroup, &e->hdr.flags,
 				    WARD_EXEC_CGROUP_TRUNCATED);
 	struct kernfs_node *memcg = memory_cgroup(task);
 	e->cgroup_v1_len = memcg ? read_cgroup(memcg, e->cgroup_v1, &e->hdr.flags, WARD_EXEC_CGROUP_V1_TRUNCATED) : 0;
-	read_file_id(BPF_CORE_READ(bprm, file), &e->exe);
+	struct file *exe = BPF_CORE_READ(bprm, file);
+	read_file_id(exe, &e->exe);
+	/* Link count 0 is a deleted file or a memfd: fileless execution. */
+	e->exe_mode = BPF_CORE_READ(exe, f_inode, i_mode);
+	e->exe_nlink = BPF_CORE_READ(exe, f_inode, i_nlink);
+	e->exe_fs_magic = BPF_CORE_READ(exe, f_inode, i_sb, s_magic);
 	e->_pad = 0;
+	e->_pad2 = 0;
+
+	/* A shell whose stdin, stdout or stderr is a socket is what a reverse shell looks like. */
+	e->stdio_sockets = 0;
+	__builtin_memset(&e->stdio_socket, 0, sizeof(e->stdio_socket));
+#pragma unroll
+	for (int fd = 0; fd < 3; fd++) {
+		struct sock *sk = file_sock(fd_file(task, fd));
+		if (!sk)
+			continue;
+		if (!e->stdio_sockets) {
+			read_sock(sk, &e->stdio_socket);
+			e->hdr.flags |= WARD_EXEC_STDIO_SOCKET;
+		}
+		e->stdio_sockets |= 1 << fd;
+	}
 	submit(e);
 	return 0;
 }

@@ -4,6 +4,8 @@
  * compiled together so that every program shares one EVENTS ring, one DROPS counter and one load.
  */
 #include "process.bpf.c"
+#include "syscalls.bpf.c"
+#include "dns.bpf.c"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -14,3 +16,5 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const struct ward_exec_event *const ward_abi_exec = 0;
 const struct ward_fork_event *const ward_abi_fork = 0;
 const struct ward_exit_event *const ward_abi_exit = 0;
+const struct ward_syscall_event *const ward_abi_syscall = 0;
+const struct ward_dns_event *const ward_abi_dns = 0;

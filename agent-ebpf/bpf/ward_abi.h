@@ -26,8 +26,35 @@ enum ward_event_kind {
 	WARD_EVENT_EXEC = 1,
 	WARD_EVENT_FORK = 2,
 	WARD_EVENT_EXIT = 3,
-	/* Size of the per-kind counters; kinds must stay below it. */
-	WARD_EVENT_KINDS = 32,
+	WARD_EVENT_DNS = 4,
+	/* Syscall events (struct ward_syscall_event); `syscall` names the exact call. */
+	WARD_EVENT_OPEN = 8,
+	WARD_EVENT_UNLINK = 9,
+	WARD_EVENT_RENAME = 10,
+	WARD_EVENT_LINK = 11,
+	WARD_EVENT_SYMLINK = 12,
+	WARD_EVENT_CHMOD = 13,
+	WARD_EVENT_CHOWN = 14,
+	WARD_EVENT_TRUNCATE = 15,
+	WARD_EVENT_SETXATTR = 16,
+	WARD_EVENT_CONNECT = 17,
+	WARD_EVENT_ACCEPT = 18,
+	WARD_EVENT_BIND = 19,
+	WARD_EVENT_LISTEN = 20,
+	WARD_EVENT_DUP = 21,
+	WARD_EVENT_SETID = 22,
+	WARD_EVENT_CAPSET = 23,
+	WARD_EVENT_PTRACE = 24,
+	WARD_EVENT_VM_ACCESS = 25,
+	WARD_EVENT_MEMFD = 26,
+	WARD_EVENT_USERFAULTFD = 27,
+	WARD_EVENT_MODULE = 28,
+	WARD_EVENT_BPF = 29,
+	WARD_EVENT_MOUNT = 30,
+	WARD_EVENT_NAMESPACE = 31,
+	WARD_EVENT_MEMORY_EXEC = 32,
+	/* Size of the per-kind counters and of the kind mask; kinds must stay below it. */
+	WARD_EVENT_KINDS = 64,
 };
 
 /* Flags of an exec record. */
@@ -37,6 +64,8 @@ enum ward_exec_flags {
 	WARD_EXEC_CWD_TRUNCATED = 1 << 2,
 	WARD_EXEC_CGROUP_TRUNCATED = 1 << 3,
 	WARD_EXEC_CGROUP_V1_TRUNCATED = 1 << 4,
+	/* `stdio_socket` describes the socket found on fd 0, 1 or 2. */
+	WARD_EXEC_STDIO_SOCKET = 1 << 5,
 };
 
 struct ward_header {
@@ -70,6 +99,18 @@ struct ward_task {
 	char comm[WARD_COMM_LEN];
 };
 
+/* A socket's addresses; IPv4 addresses sit in the first 4 bytes. Ports in host order. */
+struct ward_socket {
+	__u16 family;
+	__u16 sock_type;
+	__u16 protocol;
+	__u16 sport;
+	__u16 dport;
+	__u16 _pad[3];
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
 /* Identity of an executable file: the agent's hash cache key, so a cache hit costs no system call. */
 struct ward_file_id {
 	__u64 ino;
@@ -84,6 +125,14 @@ struct ward_exec_event {
 	struct ward_header hdr;
 	struct ward_task task;
 	struct ward_file_id exe;
+	/* The executable's i_mode and link count (0: deleted or memfd) and its file system's magic. */
+	__u32 exe_mode;
+	__u32 exe_nlink;
+	__u64 exe_fs_magic;
+	/* Bit n set: fd n (0-2) is a socket; the first one is described in stdio_socket. */
+	__u32 stdio_sockets;
+	__u32 _pad2;
+	struct ward_socket stdio_socket;
 	__u32 filename_len;
 	__u32 args_len;
 	__u32 cwd_len;
@@ -123,6 +172,65 @@ struct ward_exit_event {
 	__u32 exit_code;
 	__u32 _pad;
 	char comm[WARD_COMM_LEN];
+};
+
+/* Flags of a syscall record. */
+enum ward_syscall_flags {
+	/* `resolved` is the file the call acted on (an fd's file, or the file an open returned). */
+	WARD_SYS_RESOLVED_FILE = 1 << 0,
+	/* `resolved` is the directory the first path string is relative to. */
+	WARD_SYS_RESOLVED_BASE = 1 << 1,
+	WARD_SYS_RESOLVED_TRUNCATED = 1 << 2,
+	/* `sock` describes the socket the call acted on. */
+	WARD_SYS_SOCKET = 1 << 3,
+	/* str[0] holds raw bytes (a sockaddr), not a string. */
+	WARD_SYS_STR0_RAW = 1 << 4,
+};
+
+#define WARD_STR_LEN 256
+
+/*
+ * One record shape for every syscall Ward watches: the arguments as the kernel received them, the result,
+ * up to three user strings, and what an fd or path argument referred to. Userspace knows, per `syscall`,
+ * what each argument means.
+ */
+struct ward_syscall_event {
+	struct ward_header hdr;
+	__s64 ret;
+	__u64 args[6];
+	/* x86_64 syscall number. */
+	__u32 syscall;
+	/* Credentials after the call. */
+	__u32 uid;
+	__u32 euid;
+	__u32 gid;
+	__u32 egid;
+	__u32 str_len[3];
+	__u32 resolved_len;
+	/* i_mode, inode and device (kernel dev_t) of the resolved file. */
+	__u32 file_mode;
+	__u64 file_ino;
+	__u32 file_dev;
+	__u32 _pad;
+	struct ward_socket sock;
+	char str[3][WARD_STR_LEN];
+	char resolved[WARD_PATH_LEN];
+};
+
+#define WARD_DNS_PAYLOAD 512
+
+/* A DNS message seen on a socket (UDP or TCP port 53), attributed to the socket's process. */
+struct ward_dns_event {
+	struct ward_header hdr;
+	__u64 cookie;
+	/* 1: sent by the process (query), 0: received (response). */
+	__u32 egress;
+	/* Bytes of DNS message in the packet, and how many were copied. */
+	__u32 len;
+	__u32 captured;
+	__u32 _pad;
+	struct ward_socket sock;
+	__u8 payload[WARD_DNS_PAYLOAD];
 };
 
 #endif

@@ -12,8 +12,36 @@ pub mod kind {
     pub const EXEC: u16 = 1;
     pub const FORK: u16 = 2;
     pub const EXIT: u16 = 3;
-    /// Number of per-kind drop counters.
-    pub const COUNT: u32 = 32;
+    pub const DNS: u16 = 4;
+    pub const OPEN: u16 = 8;
+    pub const UNLINK: u16 = 9;
+    pub const RENAME: u16 = 10;
+    pub const LINK: u16 = 11;
+    pub const SYMLINK: u16 = 12;
+    pub const CHMOD: u16 = 13;
+    pub const CHOWN: u16 = 14;
+    pub const TRUNCATE: u16 = 15;
+    pub const SETXATTR: u16 = 16;
+    pub const CONNECT: u16 = 17;
+    pub const ACCEPT: u16 = 18;
+    pub const BIND: u16 = 19;
+    pub const LISTEN: u16 = 20;
+    pub const DUP: u16 = 21;
+    pub const SETID: u16 = 22;
+    pub const CAPSET: u16 = 23;
+    pub const PTRACE: u16 = 24;
+    pub const VM_ACCESS: u16 = 25;
+    pub const MEMFD: u16 = 26;
+    pub const USERFAULTFD: u16 = 27;
+    pub const MODULE: u16 = 28;
+    pub const BPF: u16 = 29;
+    pub const MOUNT: u16 = 30;
+    pub const NAMESPACE: u16 = 31;
+    pub const MEMORY_EXEC: u16 = 32;
+    /// Number of per-kind drop counters (and bits of the kind mask).
+    pub const COUNT: u32 = 64;
+    /// Syscall-record kinds.
+    pub const SYSCALLS: std::ops::RangeInclusive<u16> = OPEN..=MEMORY_EXEC;
 }
 
 /// `enum ward_exec_flags`.
@@ -23,6 +51,32 @@ pub mod exec_flags {
     pub const CWD_TRUNCATED: u16 = 1 << 2;
     pub const CGROUP_TRUNCATED: u16 = 1 << 3;
     pub const CGROUP_V1_TRUNCATED: u16 = 1 << 4;
+    pub const STDIO_SOCKET: u16 = 1 << 5;
+}
+
+/// `enum ward_syscall_flags`.
+pub mod syscall_flags {
+    pub const RESOLVED_FILE: u16 = 1 << 0;
+    pub const RESOLVED_BASE: u16 = 1 << 1;
+    pub const RESOLVED_TRUNCATED: u16 = 1 << 2;
+    pub const SOCKET: u16 = 1 << 3;
+    pub const STR0_RAW: u16 = 1 << 4;
+}
+
+pub const STR_LEN: usize = 256;
+pub const DNS_PAYLOAD: usize = 512;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Socket {
+    pub family: u16,
+    pub sock_type: u16,
+    pub protocol: u16,
+    pub sport: u16,
+    pub dport: u16,
+    pub _pad: [u16; 3],
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
 }
 
 #[repr(C)]
@@ -72,6 +126,12 @@ pub struct ExecEvent {
     pub hdr: Header,
     pub task: Task,
     pub exe: FileId,
+    pub exe_mode: u32,
+    pub exe_nlink: u32,
+    pub exe_fs_magic: u64,
+    pub stdio_sockets: u32,
+    pub _pad2: u32,
+    pub stdio_socket: Socket,
     pub filename_len: u32,
     pub args_len: u32,
     pub cwd_len: u32,
@@ -108,6 +168,41 @@ pub struct ExitEvent {
     pub comm: [u8; COMM_LEN],
 }
 
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SyscallEvent {
+    pub hdr: Header,
+    pub ret: i64,
+    pub args: [u64; 6],
+    pub syscall: u32,
+    pub uid: u32,
+    pub euid: u32,
+    pub gid: u32,
+    pub egid: u32,
+    pub str_len: [u32; 3],
+    pub resolved_len: u32,
+    pub file_mode: u32,
+    pub file_ino: u64,
+    pub file_dev: u32,
+    pub _pad: u32,
+    pub sock: Socket,
+    pub str: [[u8; STR_LEN]; 3],
+    pub resolved: [u8; PATH_LEN],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct DnsEvent {
+    pub hdr: Header,
+    pub cookie: u64,
+    pub egress: u32,
+    pub len: u32,
+    pub captured: u32,
+    pub _pad: u32,
+    pub sock: Socket,
+    pub payload: [u8; DNS_PAYLOAD],
+}
+
 /// A record type that may be read from raw ring-buffer bytes: plain integers and byte arrays, no padding
 /// with meaning, any bit pattern valid.
 ///
@@ -129,5 +224,7 @@ pub unsafe trait Record: Copy {
 unsafe impl Record for Header {}
 unsafe impl Record for ExecEvent {}
 unsafe impl Record for FileId {}
+unsafe impl Record for SyscallEvent {}
+unsafe impl Record for DnsEvent {}
 unsafe impl Record for ForkEvent {}
 unsafe impl Record for ExitEvent {}

@@ -111,6 +111,12 @@ fn rust_mirrors_match_the_c_abi() {
             hdr,
             task,
             exe,
+            exe_mode,
+            exe_nlink,
+            exe_fs_magic,
+            stdio_sockets,
+            _pad2,
+            stdio_socket,
             filename_len,
             args_len,
             cwd_len,
@@ -139,6 +145,42 @@ fn rust_mirrors_match_the_c_abi() {
             net_ns,
             comm
         ]
+    );
+    assert_layout!(
+        structs,
+        "ward_socket",
+        abi::Socket,
+        [family, sock_type, protocol, sport, dport, _pad, saddr, daddr]
+    );
+    assert_layout!(
+        structs,
+        "ward_syscall_event",
+        abi::SyscallEvent,
+        [
+            hdr,
+            ret,
+            args,
+            syscall,
+            uid,
+            euid,
+            gid,
+            egid,
+            str_len,
+            resolved_len,
+            file_mode,
+            file_ino,
+            file_dev,
+            _pad,
+            sock,
+            str,
+            resolved
+        ]
+    );
+    assert_layout!(
+        structs,
+        "ward_dns_event",
+        abi::DnsEvent,
+        [hdr, cookie, egress, len, captured, _pad, sock, payload]
     );
     assert_layout!(
         structs,

@@ -1,0 +1,554 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * File, network, privilege and injection sensors on syscall tracepoints (no kprobes, fentry or LSM here).
+ *
+ * Each watched syscall has an enter program that keeps its arguments in PENDING, keyed by thread, and an
+ * exit program that turns them and the result into one struct ward_syscall_event. Enter is cheap (a map
+ * update, no string reads); everything costly happens at exit, and only for calls that will be reported, so
+ * failed attempts are visible with their error and noisy calls are dropped before they cost a record.
+ */
+#include "common.h"
+#include "paths.h"
+#include "socket.h"
+
+#define AT_FDCWD -100
+#define WARD_O_WRONLY 01
+#define WARD_O_RDWR 02
+#define WARD_O_CREAT 0100
+#define WARD_O_TRUNC 01000
+#define WARD_S_IFCHR 0020000
+#define WARD_S_IFIFO 0010000
+#define WARD_PROC_SUPER_MAGIC 0x9fa0
+#define WARD_BPF_PROG_LOAD 5
+#define WARD_PROT_WRITE 0x2
+#define WARD_PROT_EXEC 0x4
+#define WARD_VM_WRITE 0x2
+
+/* Sentinels for `pending.fd_arg` and `pending.dfd_arg`. */
+#define ARG_NONE -1
+#define ARG_RET 6 /* the fd is the syscall's return value */
+#define ARG_CWD 7 /* relative paths are relative to the working directory */
+
+struct pending {
+	__u32 kind;
+	__u32 syscall;
+	/* 1 + index of an argument holding a user string pointer, 0 for none. */
+	__u8 str_arg[3];
+	/* 1 + index of the length argument when string 0 is a raw sockaddr or struct, 0 otherwise. */
+	__u8 raw_len_arg;
+	/* Argument whose fd to describe (file path or socket), or ARG_RET / ARG_NONE. */
+	__s8 fd_arg;
+	/* Argument holding the dirfd string 0 is relative to, or ARG_CWD / ARG_NONE. */
+	__s8 dfd_arg;
+	__u16 _pad;
+	/* Open flags (normalised across open, openat, openat2 and creat). */
+	__u64 open_flags;
+	__u64 args[6];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct pending);
+} PENDING SEC(".maps");
+
+/* Files and directories whose read opens are reported, by identity; filled by the agent from its config. */
+struct file_key {
+	__u32 dev;
+	__u32 _pad;
+	__u64 ino;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct file_key);
+	__type(value, __u8);
+} SENSITIVE_FILES SEC(".maps");
+
+/* Longest-prefix rules on absolute paths given to open: PATH_SENSITIVE reports reads, PATH_IGNORE drops. */
+#define PATH_SENSITIVE 1
+#define PATH_IGNORE 2
+
+struct path_key {
+	__u32 prefixlen;
+	char path[WARD_STR_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__type(key, struct path_key);
+	__type(value, __u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} PATH_RULES SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct path_key);
+} SCRATCH SEC(".maps");
+
+/* Writable-executable memory events per process: JITs do this constantly, a few per process suffice. */
+#define MEMORY_EXEC_PER_PROCESS 8
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u32);
+} MEMORY_EXEC_SEEN SEC(".maps");
+
+/* args[i] for a run-time i: the verifier refuses variable offsets into the stack, so branch to constants. */
+static __always_inline __u64 arg_at(const struct pending *p, __u32 i)
+{
+	switch (i) {
+	case 0: return p->args[0];
+	case 1: return p->args[1];
+	case 2: return p->args[2];
+	case 3: return p->args[3];
+	case 4: return p->args[4];
+	case 5: return p->args[5];
+	default: return 0;
+	}
+}
+
+static __always_inline int stash(struct trace_event_raw_sys_enter *ctx, struct pending *p)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (is_agent(id >> 32) || !kind_enabled(p->kind))
+		return 0;
+	p->syscall = ctx->id;
+	/* Written out: a loop would become arithmetic on the context pointer, which the verifier refuses. */
+	p->args[0] = ctx->args[0];
+	p->args[1] = ctx->args[1];
+	p->args[2] = ctx->args[2];
+	p->args[3] = ctx->args[3];
+	p->args[4] = ctx->args[4];
+	p->args[5] = ctx->args[5];
+	bpf_map_update_elem(&PENDING, &id, p, BPF_ANY);
+	return 0;
+}
+
+/* The rule for an absolute user path (0 when relative, unreadable or unmatched). */
+static __always_inline __u8 path_rule(const char *user_path)
+{
+	__u32 zero = 0;
+	struct path_key *key = bpf_map_lookup_elem(&SCRATCH, &zero);
+	if (!key)
+		return 0;
+	long n = bpf_probe_read_user_str(key->path, sizeof(key->path), user_path);
+	if (n <= 1 || key->path[0] != '/')
+		return 0;
+	key->prefixlen = (n - 1) * 8;
+	__u8 *rule = bpf_map_lookup_elem(&PATH_RULES, key);
+	return rule ? *rule : 0;
+}
+
+static __always_inline int is_sensitive_inode(struct inode *inode)
+{
+	struct file_key key = {
+		.dev = BPF_CORE_READ(inode, i_sb, s_dev),
+		.ino = BPF_CORE_READ(inode, i_ino),
+	};
+	return bpf_map_lookup_elem(&SENSITIVE_FILES, &key) != 0;
+}
+
+/* Whether an open is worth a record: writes, creates and truncates of real files, reads of sensitive ones. */
+static __always_inline int open_wanted(struct task_struct *task, struct pending *p, long ret)
+{
+	int write = (p->open_flags & (WARD_O_WRONLY | WARD_O_RDWR | WARD_O_CREAT | WARD_O_TRUNC)) != 0;
+	const char *user_path = (const char *)arg_at(p, p->str_arg[0] - 1);
+	if (ret < 0) {
+		__u8 rule = path_rule(user_path);
+		return rule != PATH_IGNORE && (write || rule == PATH_SENSITIVE);
+	}
+	struct file *file = fd_file(task, ret);
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	__u32 type = BPF_CORE_READ(inode, i_mode) & WARD_S_IFMT;
+	/* Terminals, /dev/null, pipes and sockets are not files anyone tampers with through open. */
+	if (type == WARD_S_IFCHR || type == WARD_S_IFIFO || type == WARD_S_IFSOCK)
+		return 0;
+	__u8 rule = path_rule(user_path);
+	if (rule == PATH_IGNORE)
+		return 0;
+	if (write || rule == PATH_SENSITIVE)
+		return 1;
+	if (is_sensitive_inode(inode) || is_sensitive_inode(BPF_CORE_READ(file, f_path.dentry, d_parent, d_inode)))
+		return 1;
+	/* /proc/<pid>/mem: reading another process's memory. */
+	if (BPF_CORE_READ(inode, i_sb, s_magic) == WARD_PROC_SUPER_MAGIC) {
+		char name[4] = {};
+		bpf_probe_read_kernel(name, sizeof(name), BPF_CORE_READ(file, f_path.dentry, d_name.name));
+		return name[0] == 'm' && name[1] == 'e' && name[2] == 'm' && name[3] == 0;
+	}
+	return 0;
+}
+
+static __always_inline int is_capability_xattr(const char *user_name)
+{
+	char name[20] = {};
+	bpf_probe_read_user_str(name, sizeof(name), user_name);
+	const char want[20] = "security.capability";
+#pragma unroll
+	for (int i = 0; i < 20; i++)
+		if (name[i] != want[i])
+			return 0;
+	return 1;
+}
+
+static __always_inline void describe_file(struct task_struct *task, struct file *file,
+					  struct ward_syscall_event *e)
+{
+	struct sock *sk = file_sock(file);
+	if (sk) {
+		read_sock(sk, &e->sock);
+		e->hdr.flags |= WARD_SYS_SOCKET;
+		return;
+	}
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	e->file_mode = BPF_CORE_READ(inode, i_mode);
+	e->file_ino = BPF_CORE_READ(inode, i_ino);
+	e->file_dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	e->resolved_len = walk_path(task, BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry),
+				    e->resolved, &e->hdr.flags, WARD_SYS_RESOLVED_TRUNCATED);
+	e->hdr.flags |= WARD_SYS_RESOLVED_FILE;
+}
+
+static __always_inline int finish(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct pending *stored = bpf_map_lookup_elem(&PENDING, &id);
+	if (!stored)
+		return 0;
+	struct pending p = *stored;
+	bpf_map_delete_elem(&PENDING, &id);
+	long ret = ctx->ret;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	/* Filters that need the outcome, decided before a record is reserved. */
+	if (p.kind == WARD_EVENT_OPEN && !open_wanted(task, &p, ret))
+		return 0;
+	if (p.kind == WARD_EVENT_DUP && !file_sock(fd_file(task, (int)p.args[1])))
+		return 0;
+	if (p.kind == WARD_EVENT_SETXATTR && !is_capability_xattr((const char *)arg_at(&p, p.str_arg[1] - 1)))
+		return 0;
+
+	struct ward_syscall_event *e = reserve(sizeof(*e), p.kind);
+	if (!e)
+		return 0;
+	fill_header(&e->hdr, p.kind, task);
+	e->ret = ret;
+	e->syscall = p.syscall;
+#pragma unroll
+	for (int i = 0; i < 6; i++)
+		e->args[i] = p.args[i];
+	const struct cred *cred = BPF_CORE_READ(task, cred);
+	e->uid = BPF_CORE_READ(cred, uid.val);
+	e->euid = BPF_CORE_READ(cred, euid.val);
+	e->gid = BPF_CORE_READ(cred, gid.val);
+	e->egid = BPF_CORE_READ(cred, egid.val);
+	if (p.kind == WARD_EVENT_CAPSET) {
+		bpf_core_read(&e->args[2], sizeof(e->args[2]), &cred->cap_effective);
+		bpf_core_read(&e->args[3], sizeof(e->args[3]), &cred->cap_permitted);
+	}
+
+#pragma unroll
+	for (int i = 0; i < 3; i++) {
+		e->str_len[i] = 0;
+		__u8 arg = p.str_arg[i];
+		if (arg == 0 || arg > 6)
+			continue;
+		const void *ptr = (const void *)arg_at(&p, arg - 1);
+		if (i == 0 && p.raw_len_arg > 0 && p.raw_len_arg <= 6) {
+			__u64 len = arg_at(&p, p.raw_len_arg - 1);
+			if (len > 128)
+				len = 128;
+			if (len > 0) {
+				__u32 size = ((len - 1) & 127) + 1;
+				if (bpf_probe_read_user(e->str[0], size, ptr) == 0)
+					e->str_len[0] = size;
+			}
+			e->hdr.flags |= WARD_SYS_STR0_RAW;
+			continue;
+		}
+		long n = bpf_probe_read_user_str(e->str[i], WARD_STR_LEN, ptr);
+		e->str_len[i] = n > 0 ? n - 1 : 0;
+	}
+
+	e->resolved_len = 0;
+	e->file_mode = 0;
+	e->file_ino = 0;
+	e->file_dev = 0;
+	__s64 fd = -1;
+	if (p.fd_arg == ARG_RET)
+		fd = ret;
+	else if (p.fd_arg >= 0 && p.fd_arg < 6)
+		fd = (__s64)(int)arg_at(&p, p.fd_arg);
+	struct file *file = fd_file(task, fd);
+	if (file) {
+		describe_file(task, file, e);
+	} else if (p.dfd_arg != ARG_NONE && e->str_len[0] > 0 && e->str[0][0] != '/') {
+		/* A relative path that names nothing open: record the directory it is relative to. */
+		__s64 dfd = p.dfd_arg == ARG_CWD ? AT_FDCWD : (__s64)(int)arg_at(&p, p.dfd_arg);
+		struct vfsmount *mnt;
+		struct dentry *dentry;
+		if (dfd == AT_FDCWD) {
+			struct fs_struct *fs = BPF_CORE_READ(task, fs);
+			mnt = BPF_CORE_READ(fs, pwd.mnt);
+			dentry = BPF_CORE_READ(fs, pwd.dentry);
+		} else {
+			struct file *dir = fd_file(task, dfd);
+			mnt = BPF_CORE_READ(dir, f_path.mnt);
+			dentry = BPF_CORE_READ(dir, f_path.dentry);
+		}
+		if (dentry) {
+			e->resolved_len = walk_path(task, mnt, dentry, e->resolved, &e->hdr.flags,
+						    WARD_SYS_RESOLVED_TRUNCATED);
+			e->hdr.flags |= WARD_SYS_RESOLVED_BASE;
+		}
+	}
+	submit(e);
+	return 0;
+}
+
+/* Enter program for a syscall: kind, string args (1-based), raw length arg, fd arg, dirfd arg. */
+#define WATCH(sys, KIND, S0, S1, S2, RAWLEN, FD, DFD)                                                     \
+	SEC("tracepoint/syscalls/sys_enter_" #sys)                                                          \
+	int ward_enter_##sys(struct trace_event_raw_sys_enter *ctx)                                         \
+	{                                                                                                   \
+		struct pending p = { .kind = KIND, .str_arg = { S0, S1, S2 }, .raw_len_arg = RAWLEN,          \
+				     .fd_arg = FD, .dfd_arg = DFD };                                            \
+		return stash(ctx, &p);                                                                      \
+	}                                                                                                   \
+	EXIT(sys)
+
+#define EXIT(sys)                                                                                         \
+	SEC("tracepoint/syscalls/sys_exit_" #sys)                                                           \
+	int ward_exit_##sys(struct trace_event_raw_sys_exit *ctx)                                           \
+	{                                                                                                   \
+		return finish(ctx);                                                                         \
+	}
+
+/* Opens: the flags argument moves between variants, so these enter programs are written out. */
+#define WATCH_OPEN(sys, PATH, DFD, FLAGS_EXPR)                                                           \
+	SEC("tracepoint/syscalls/sys_enter_" #sys)                                                          \
+	int ward_enter_##sys(struct trace_event_raw_sys_enter *ctx)                                         \
+	{                                                                                                   \
+		struct pending p = { .kind = WARD_EVENT_OPEN, .str_arg = { PATH, 0, 0 }, .fd_arg = ARG_RET,   \
+				     .dfd_arg = DFD };                                                          \
+		p.open_flags = FLAGS_EXPR;                                                                  \
+		return stash(ctx, &p);                                                                      \
+	}                                                                                                   \
+	EXIT(sys)
+
+static __always_inline __u64 openat2_flags(const void *how)
+{
+	__u64 flags = 0;
+	bpf_probe_read_user(&flags, sizeof(flags), how);
+	return flags;
+}
+
+WATCH_OPEN(open, 1, ARG_CWD, ctx->args[1])
+WATCH_OPEN(openat, 2, 0, ctx->args[1 + 1])
+WATCH_OPEN(openat2, 2, 0, openat2_flags((const void *)ctx->args[2]))
+WATCH_OPEN(creat, 1, ARG_CWD, WARD_O_CREAT | WARD_O_WRONLY | WARD_O_TRUNC)
+
+WATCH(unlink, WARD_EVENT_UNLINK, 1, 0, 0, 0, ARG_NONE, ARG_CWD)
+WATCH(unlinkat, WARD_EVENT_UNLINK, 2, 0, 0, 0, ARG_NONE, 0)
+WATCH(rename, WARD_EVENT_RENAME, 1, 2, 0, 0, ARG_NONE, ARG_CWD)
+WATCH(renameat, WARD_EVENT_RENAME, 2, 4, 0, 0, ARG_NONE, 0)
+WATCH(renameat2, WARD_EVENT_RENAME, 2, 4, 0, 0, ARG_NONE, 0)
+WATCH(link, WARD_EVENT_LINK, 2, 1, 0, 0, ARG_NONE, ARG_CWD)
+WATCH(linkat, WARD_EVENT_LINK, 4, 2, 0, 0, ARG_NONE, 2)
+WATCH(symlink, WARD_EVENT_SYMLINK, 2, 1, 0, 0, ARG_NONE, ARG_CWD)
+WATCH(symlinkat, WARD_EVENT_SYMLINK, 3, 1, 0, 0, ARG_NONE, 1)
+WATCH(chmod, WARD_EVENT_CHMOD, 1, 0, 0, 0, ARG_NONE, ARG_CWD)
+WATCH(fchmod, WARD_EVENT_CHMOD, 0, 0, 0, 0, 0, ARG_NONE)
+WATCH(fchmodat, WARD_EVENT_CHMOD, 2, 0, 0, 0, ARG_NONE, 0)
+WATCH(fchmodat2, WARD_EVENT_CHMOD, 2, 0, 0, 0, ARG_NONE, 0)
+WATCH(chown, WARD_EVENT_CHOWN, 1, 0, 0, 0, ARG_NONE, ARG_CWD)
+WATCH(lchown, WARD_EVENT_CHOWN, 1, 0, 0, 0, ARG_NONE, ARG_CWD)
+WATCH(fchown, WARD_EVENT_CHOWN, 0, 0, 0, 0, 0, ARG_NONE)
+WATCH(fchownat, WARD_EVENT_CHOWN, 2, 0, 0, 0, ARG_NONE, 0)
+WATCH(truncate, WARD_EVENT_TRUNCATE, 1, 0, 0, 0, ARG_NONE, ARG_CWD)
+WATCH(setxattr, WARD_EVENT_SETXATTR, 1, 2, 0, 0, ARG_NONE, ARG_CWD)
+WATCH(lsetxattr, WARD_EVENT_SETXATTR, 1, 2, 0, 0, ARG_NONE, ARG_CWD)
+WATCH(fsetxattr, WARD_EVENT_SETXATTR, 0, 2, 0, 0, 0, ARG_NONE)
+
+/* ftruncate is how databases and logs grow and shrink; only truncation to zero (wiping) is reported. */
+SEC("tracepoint/syscalls/sys_enter_ftruncate")
+int ward_enter_ftruncate(struct trace_event_raw_sys_enter *ctx)
+{
+	if (ctx->args[1] != 0)
+		return 0;
+	struct pending p = { .kind = WARD_EVENT_TRUNCATE, .fd_arg = 0, .dfd_arg = ARG_NONE };
+	return stash(ctx, &p);
+}
+EXIT(ftruncate)
+
+WATCH(connect, WARD_EVENT_CONNECT, 2, 0, 0, 3, 0, ARG_NONE)
+WATCH(accept, WARD_EVENT_ACCEPT, 0, 0, 0, 0, ARG_RET, ARG_NONE)
+WATCH(accept4, WARD_EVENT_ACCEPT, 0, 0, 0, 0, ARG_RET, ARG_NONE)
+WATCH(bind, WARD_EVENT_BIND, 2, 0, 0, 3, 0, ARG_NONE)
+WATCH(listen, WARD_EVENT_LISTEN, 0, 0, 0, 0, 0, ARG_NONE)
+
+/* dup2/dup3 onto stdin, stdout or stderr: the exit filter keeps those that install a socket there. */
+#define WATCH_DUP(sys)                                                                                    \
+	SEC("tracepoint/syscalls/sys_enter_" #sys)                                                          \
+	int ward_enter_##sys(struct trace_event_raw_sys_enter *ctx)                                         \
+	{                                                                                                   \
+		if (ctx->args[1] > 2)                                                                       \
+			return 0;                                                                           \
+		struct pending p = { .kind = WARD_EVENT_DUP, .fd_arg = 1, .dfd_arg = ARG_NONE };            \
+		return stash(ctx, &p);                                                                      \
+	}                                                                                                   \
+	EXIT(sys)
+
+WATCH_DUP(dup2)
+WATCH_DUP(dup3)
+
+/* set*id: the credentials before the call go in the unused args 4 and 5 (uid<<32|euid, gid<<32|egid). */
+#define WATCH_SETID(sys)                                                                                  \
+	SEC("tracepoint/syscalls/sys_enter_" #sys)                                                          \
+	int ward_enter_##sys(struct trace_event_raw_sys_enter *ctx)                                         \
+	{                                                                                                   \
+		struct pending p = { .kind = WARD_EVENT_SETID, .fd_arg = ARG_NONE, .dfd_arg = ARG_NONE };   \
+		__u64 id = bpf_get_current_pid_tgid();                                                      \
+		if (is_agent(id >> 32) || !kind_enabled(p.kind))                                            \
+			return 0;                                                                           \
+		p.syscall = ctx->id;                                                                        \
+		p.args[0] = ctx->args[0];                                                                   \
+		p.args[1] = ctx->args[1];                                                                   \
+		p.args[2] = ctx->args[2];                                                                   \
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();                    \
+		const struct cred *cred = BPF_CORE_READ(task, cred);                                        \
+		p.args[4] = (__u64)BPF_CORE_READ(cred, uid.val) << 32 | BPF_CORE_READ(cred, euid.val);      \
+		p.args[5] = (__u64)BPF_CORE_READ(cred, gid.val) << 32 | BPF_CORE_READ(cred, egid.val);      \
+		bpf_map_update_elem(&PENDING, &id, &p, BPF_ANY);                                            \
+		return 0;                                                                                   \
+	}                                                                                                   \
+	EXIT(sys)
+
+WATCH_SETID(setuid)
+WATCH_SETID(setgid)
+WATCH_SETID(setreuid)
+WATCH_SETID(setregid)
+WATCH_SETID(setresuid)
+WATCH_SETID(setresgid)
+WATCH_SETID(setfsuid)
+WATCH_SETID(setfsgid)
+
+/* capset: effective and permitted sets before (args 4, 5) and after (args 2, 3, filled at exit). */
+SEC("tracepoint/syscalls/sys_enter_capset")
+int ward_enter_capset(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (is_agent(id >> 32) || !kind_enabled(WARD_EVENT_CAPSET))
+		return 0;
+	struct pending p = { .kind = WARD_EVENT_CAPSET, .fd_arg = ARG_NONE, .dfd_arg = ARG_NONE };
+	p.syscall = ctx->id;
+	p.args[0] = ctx->args[0];
+	p.args[1] = ctx->args[1];
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	const struct cred *cred = BPF_CORE_READ(task, cred);
+	bpf_core_read(&p.args[4], sizeof(p.args[4]), &cred->cap_effective);
+	bpf_core_read(&p.args[5], sizeof(p.args[5]), &cred->cap_permitted);
+	bpf_map_update_elem(&PENDING, &id, &p, BPF_ANY);
+	return 0;
+}
+EXIT(capset)
+
+/* ptrace requests that attach to, or write into, another process (or ask to be traced): not the reads a
+ * debugger or strace makes thousands of times a second. */
+SEC("tracepoint/syscalls/sys_enter_ptrace")
+int ward_enter_ptrace(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 req = ctx->args[0];
+	if (!(req == 0 || (req >= 4 && req <= 6) || req == 13 || req == 16 || req == 0x4205 || req == 0x4206))
+		return 0;
+	struct pending p = { .kind = WARD_EVENT_PTRACE, .fd_arg = ARG_NONE, .dfd_arg = ARG_NONE };
+	return stash(ctx, &p);
+}
+EXIT(ptrace)
+
+WATCH(process_vm_readv, WARD_EVENT_VM_ACCESS, 0, 0, 0, 0, ARG_NONE, ARG_NONE)
+WATCH(process_vm_writev, WARD_EVENT_VM_ACCESS, 0, 0, 0, 0, ARG_NONE, ARG_NONE)
+WATCH(memfd_create, WARD_EVENT_MEMFD, 1, 0, 0, 0, ARG_NONE, ARG_NONE)
+WATCH(userfaultfd, WARD_EVENT_USERFAULTFD, 0, 0, 0, 0, ARG_NONE, ARG_NONE)
+WATCH(init_module, WARD_EVENT_MODULE, 3, 0, 0, 0, ARG_NONE, ARG_NONE)
+WATCH(finit_module, WARD_EVENT_MODULE, 2, 0, 0, 0, 0, ARG_NONE)
+WATCH(mount, WARD_EVENT_MOUNT, 1, 2, 3, 0, ARG_NONE, ARG_NONE)
+WATCH(unshare, WARD_EVENT_NAMESPACE, 0, 0, 0, 0, ARG_NONE, ARG_NONE)
+WATCH(setns, WARD_EVENT_NAMESPACE, 0, 0, 0, 0, 0, ARG_NONE)
+
+/* bpf(): only program loads; string 0 holds the start of the attribute (type, name). */
+SEC("tracepoint/syscalls/sys_enter_bpf")
+int ward_enter_bpf(struct trace_event_raw_sys_enter *ctx)
+{
+	if (ctx->args[0] != WARD_BPF_PROG_LOAD)
+		return 0;
+	struct pending p = { .kind = WARD_EVENT_BPF, .str_arg = { 2, 0, 0 }, .raw_len_arg = 3,
+			     .fd_arg = ARG_NONE, .dfd_arg = ARG_NONE };
+	return stash(ctx, &p);
+}
+EXIT(bpf)
+
+/* Flags of the mapping that holds an address: vm_flags, and bit 63 when it maps a file. */
+static long vma_flags_cb(struct task_struct *task, struct vm_area_struct *vma, void *data)
+{
+	__u64 *out = data;
+	*out = BPF_CORE_READ(vma, vm_flags) | (BPF_CORE_READ(vma, vm_file) ? 1ULL << 63 : 0);
+	return 0;
+}
+
+/* Whether this process may still report writable-executable memory (a few times each). */
+static __always_inline int memory_exec_budget(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 *seen = bpf_map_lookup_elem(&MEMORY_EXEC_SEEN, &tgid);
+	if (seen) {
+		if (*seen >= MEMORY_EXEC_PER_PROCESS)
+			return 0;
+		__sync_fetch_and_add(seen, 1);
+		return 1;
+	}
+	__u32 one = 1;
+	bpf_map_update_elem(&MEMORY_EXEC_SEEN, &tgid, &one, BPF_ANY);
+	return 1;
+}
+
+/* mprotect making anonymous writable memory executable (or asking for write+exec at once). */
+SEC("tracepoint/syscalls/sys_enter_mprotect")
+int ward_enter_mprotect(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 prot = ctx->args[2];
+	if (!(prot & WARD_PROT_EXEC))
+		return 0;
+	if (!(prot & WARD_PROT_WRITE)) {
+		__u64 flags = 0;
+		bpf_find_vma(bpf_get_current_task_btf(), ctx->args[0], vma_flags_cb, &flags, 0);
+		if (!(flags & WARD_VM_WRITE) || (flags >> 63))
+			return 0;
+	}
+	if (!memory_exec_budget())
+		return 0;
+	struct pending p = { .kind = WARD_EVENT_MEMORY_EXEC, .fd_arg = ARG_NONE, .dfd_arg = ARG_NONE };
+	return stash(ctx, &p);
+}
+EXIT(mprotect)
+
+/* mmap asking for write+exec at once. */
+SEC("tracepoint/syscalls/sys_enter_mmap")
+int ward_enter_mmap(struct trace_event_raw_sys_enter *ctx)
+{
+	if ((ctx->args[2] & (WARD_PROT_WRITE | WARD_PROT_EXEC)) != (WARD_PROT_WRITE | WARD_PROT_EXEC))
+		return 0;
+	if (!memory_exec_budget())
+		return 0;
+	struct pending p = { .kind = WARD_EVENT_MEMORY_EXEC, .fd_arg = ARG_NONE, .dfd_arg = ARG_NONE };
+	return stash(ctx, &p);
+}
+EXIT(mmap)
