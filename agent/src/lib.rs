@@ -16,4 +16,5 @@ pub mod procscan;
 pub mod proctable;
 pub mod ring;
 pub mod sensor;
+pub mod transport;
 pub mod watch;

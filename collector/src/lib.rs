@@ -4,6 +4,7 @@
 
 pub mod event;
 pub mod findings;
+pub mod ingest;
 pub mod intel;
 pub mod logs;
 pub mod suppression;

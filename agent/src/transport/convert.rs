@@ -123,7 +123,13 @@ pub fn rfc3339_nanos(s: &str) -> u64 {
 }
 
 fn fast_rfc3339(b: &[u8]) -> Option<u64> {
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<u64> {
@@ -178,13 +184,25 @@ mod tests {
 
     #[test]
     fn timestamps_match_humantime() {
-        for nanos in [0u64, 1, 999_999_999, 1_700_000_000_123_456_789, 951_782_400_000_000_000] {
+        for nanos in [
+            0u64,
+            1,
+            999_999_999,
+            1_700_000_000_123_456_789,
+            951_782_400_000_000_000,
+        ] {
             let t = UNIX_EPOCH + Duration::from_nanos(nanos);
             let s = crate::clock::rfc3339(t);
             assert_eq!(rfc3339_nanos(&s), nanos, "{s}");
         }
-        assert_eq!(rfc3339_nanos("2024-02-29T12:00:00Z"), 1_709_208_000_000_000_000);
-        assert_eq!(rfc3339_nanos("2024-02-29T12:00:00.5Z"), 1_709_208_000_500_000_000);
+        assert_eq!(
+            rfc3339_nanos("2024-02-29T12:00:00Z"),
+            1_709_208_000_000_000_000
+        );
+        assert_eq!(
+            rfc3339_nanos("2024-02-29T12:00:00.5Z"),
+            1_709_208_000_500_000_000
+        );
         assert_eq!(rfc3339_nanos("garbage"), 0);
         assert_eq!(rfc3339_nanos(""), 0);
     }
