@@ -14,13 +14,16 @@ fn corpus(rel: &str) -> String {
     format!("{CORPUS}/{rel}")
 }
 
+/// An assertion run on every event.
+type Check = Box<dyn Fn(&Event<'_>)>;
+
 /// Keeps what the tests look at, as owned data.
 #[derive(Default)]
 struct Collect {
     events: Vec<String>,
     malformed: Vec<String>,
     skipped: Vec<String>,
-    checks: Vec<Box<dyn Fn(&Event<'_>)>>,
+    checks: Vec<Check>,
 }
 
 impl Sink for Collect {

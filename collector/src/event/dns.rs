@@ -1,8 +1,9 @@
 //! Route 53 Resolver query-log record (spec §9.3).
 
-use super::json::{FromRaw, Text, extra_get, from_raw_serde, json_record};
+use super::json::{Field, Json, Text, extra_get, json_record};
 use super::net::parse_ip_lenient;
 use super::time::parse_iso8601_ms;
+use serde::de::MapAccess;
 use serde_json::value::RawValue;
 use std::net::IpAddr;
 
@@ -54,13 +55,15 @@ json_record! {
 #[serde(transparent)]
 pub struct Answers<'a>(pub Vec<Answer<'a>>);
 
-impl<'a> FromRaw<'a> for Answers<'a> {
-    fn from_raw(raw: &'a RawValue) -> Option<Self> {
-        if raw.get().starts_with('{') {
-            from_raw_serde::<Answer<'a>>(raw).map(|a| Answers(vec![a]))
+impl<'a> Field<'a> for Answers<'a> {
+    fn read<M: MapAccess<'a>>(map: &mut M) -> Result<Result<Self, Json<'a>>, M::Error> {
+        let raw: &'a RawValue = map.next_value()?;
+        let parsed = if raw.get().starts_with('{') {
+            serde_json::from_str::<Answer<'a>>(raw.get()).map(|a| Answers(vec![a]))
         } else {
-            from_raw_serde(raw).map(Answers)
-        }
+            serde_json::from_str(raw.get()).map(Answers)
+        };
+        Ok(parsed.map_err(|_| Json::Raw(raw)))
     }
 }
 
@@ -70,13 +73,15 @@ impl SrcIds<'_> {
         if let Some(v) = &self.resolver_endpoint {
             return Some(v);
         }
-        extra_get(&self.extra, "resolver-endpoint").and_then(|r| raw_str(r))
+        match extra_get(&self.extra, "resolver-endpoint")? {
+            Json::Raw(r) => {
+                let s = r.get();
+                (s.len() >= 2 && s.starts_with('"') && !s.contains('\\'))
+                    .then(|| &s[1..s.len() - 1])
+            }
+            Json::Value(v) => v.as_str(),
+        }
     }
-}
-
-fn raw_str(r: &RawValue) -> Option<&str> {
-    let s = r.get();
-    (s.len() >= 2 && s.starts_with('"') && !s.contains('\\')).then(|| &s[1..s.len() - 1])
 }
 
 impl DnsQuery<'_> {
@@ -92,7 +97,10 @@ impl DnsQuery<'_> {
     pub fn src_port(&self) -> Option<u16> {
         match &self.srcport {
             Some(p) => p.trim().parse().ok(),
-            None => extra_get(&self.extra, "srcport").and_then(|r| r.get().parse().ok()),
+            None => match extra_get(&self.extra, "srcport")? {
+                Json::Raw(r) => r.get().parse().ok(),
+                Json::Value(v) => v.as_u64().and_then(|p| u16::try_from(p).ok()),
+            },
         }
     }
 

@@ -4,7 +4,8 @@
 //! record because AWS added a field or a producer used an odd type, and (c) serialise back to the
 //! same JSON. [`json_record!`] generates structs with those properties: every known key is parsed
 //! into its typed field; a key we do not know, an explicit `null`, a value of an unexpected type
-//! or a duplicate key is kept verbatim (as raw JSON text) in `extra`, so nothing is ever lost.
+//! or a duplicate key is kept verbatim in `extra`, so nothing is ever lost. Each
+//! value is read in a single pass over the input.
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, Serializer};
@@ -119,63 +120,232 @@ impl Serialize for MaybeBool<'_> {
     }
 }
 
-/// Conversion of one already-delimited JSON value into a typed field. `None` means "not this
-/// type": the caller then keeps the raw text in `extra`.
-pub trait FromRaw<'a>: Sized {
-    fn from_raw(raw: &'a RawValue) -> Option<Self>;
+/// A value kept verbatim in `extra`: raw JSON text borrowed from the input, or (for a value whose
+/// type did not match its typed field and was therefore already consumed) the parsed value.
+#[derive(Clone, Debug)]
+pub enum Json<'a> {
+    Raw(&'a RawValue),
+    Value(serde_json::Value),
 }
 
-impl<'a> FromRaw<'a> for &'a RawValue {
-    fn from_raw(raw: &'a RawValue) -> Option<Self> {
-        Some(raw)
-    }
-}
-
-impl<'a> FromRaw<'a> for Text<'a> {
-    fn from_raw(raw: &'a RawValue) -> Option<Self> {
-        let s = raw.get();
-        let b = s.as_bytes();
-        if b.len() < 2 || b[0] != b'"' {
-            return None;
-        }
-        // Fast path: a string without escapes is its own content (serde_json already validated it).
-        if memchr::memchr(b'\\', b).is_none() {
-            return Some(Text(Cow::Borrowed(&s[1..s.len() - 1])));
-        }
-        serde_json::from_str(s).ok()
-    }
-}
-
-impl<'a> FromRaw<'a> for MaybeBool<'a> {
-    fn from_raw(raw: &'a RawValue) -> Option<Self> {
-        match raw.get() {
-            "true" => Some(MaybeBool::Bool(true)),
-            "false" => Some(MaybeBool::Bool(false)),
-            _ => Text::from_raw(raw).map(MaybeBool::Str),
+impl Serialize for Json<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Json::Raw(r) => r.serialize(s),
+            Json::Value(v) => v.serialize(s),
         }
     }
 }
 
-/// Parses through serde; used for nested records and lists of them.
-pub(crate) fn from_raw_serde<'a, T: de::Deserialize<'a>>(raw: &'a RawValue) -> Option<T> {
-    serde_json::from_str(raw.get()).ok()
-}
+impl<'a> Json<'a> {
+    /// The raw text, when the value was kept unparsed (always the case for unknown keys).
+    pub fn raw(&self) -> Option<&'a RawValue> {
+        match self {
+            Json::Raw(r) => Some(r),
+            Json::Value(_) => None,
+        }
+    }
 
-impl<'a, T: de::Deserialize<'a>> FromRaw<'a> for Vec<T> {
-    fn from_raw(raw: &'a RawValue) -> Option<Self> {
-        from_raw_serde(raw)
+    /// The value as an owned tree.
+    pub fn to_value(&self) -> serde_json::Value {
+        match self {
+            Json::Raw(r) => serde_json::from_str(r.get()).unwrap_or(serde_json::Value::Null),
+            Json::Value(v) => v.clone(),
+        }
     }
 }
 
-/// Keys and raw values that did not map onto a typed field (unknown, `null`, odd type, duplicate).
-pub type Extra<'a> = Vec<(Text<'a>, &'a RawValue)>;
+/// Keys and values that did not map onto a typed field (unknown, `null`, odd type, duplicate).
+pub type Extra<'a> = Vec<(Text<'a>, Json<'a>)>;
 
 /// Looks a key up in `extra`.
-pub fn extra_get<'a>(extra: &Extra<'a>, key: &str) -> Option<&'a RawValue> {
+pub fn extra_get<'e, 'a>(extra: &'e Extra<'a>, key: &str) -> Option<&'e Json<'a>> {
     extra
         .iter()
         .find(|(k, _)| k.as_str() == key)
-        .map(|(_, v)| *v)
+        .map(|(_, v)| v)
+}
+
+/// Raw text of an unknown key in `extra` (unknown keys are always kept raw).
+pub fn extra_raw<'a>(extra: &Extra<'a>, key: &str) -> Option<&'a RawValue> {
+    extra_get(extra, key).and_then(Json::raw)
+}
+
+/// How a typed field reads its value from a JSON object, in one pass over the input.
+/// `Ok(Err(json))` means "present but not of this type": the value goes to `extra` unchanged.
+pub trait Field<'a>: Sized {
+    fn read<M: MapAccess<'a>>(map: &mut M) -> Result<Result<Self, Json<'a>>, M::Error>;
+
+    /// Like [`Field::read`] but stores into `slot`, returning the value for `extra` on a type
+    /// mismatch. Nested records override it to fill the slot in place: records are large
+    /// structs, and moving them through return values showed up as a tenth of parse time.
+    fn read_into<M: MapAccess<'a>>(
+        slot: &mut Option<Self>,
+        map: &mut M,
+    ) -> Result<Option<Json<'a>>, M::Error> {
+        Ok(match Self::read(map)? {
+            Ok(v) => {
+                *slot = Some(v);
+                None
+            }
+            Err(j) => Some(j),
+        })
+    }
+}
+
+/// A record type that can be filled in place from a JSON object's entries.
+pub trait MapRecord<'a>: Default {
+    fn fill<M: MapAccess<'a>>(&mut self, map: M) -> Result<(), M::Error>;
+}
+
+/// Deserialises one array element / top-level value into a reused record slot. Returns
+/// `Ok(None)` when the value was an object (the slot is filled), else what it was instead.
+pub struct ElementSeed<'s, R>(pub &'s mut R);
+
+impl<'de, R: MapRecord<'de>> de::DeserializeSeed<'de> for ElementSeed<'_, R> {
+    type Value = Option<&'static str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, R: MapRecord<'de>> Visitor<'de> for ElementSeed<'_, R> {
+    type Value = Option<&'static str>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+        *self.0 = R::default();
+        self.0.fill(map)?;
+        Ok(None)
+    }
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Some("an array"))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Some("a boolean"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Some("a number"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Some("a number"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Some("a number"))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Some("a string"))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Some("null"))
+    }
+}
+
+/// Scalars a string-typed field accepts.
+trait FromScalar<'de>: Sized {
+    fn from_str(s: Cow<'de, str>) -> Self;
+    fn from_bool(b: bool) -> Option<Self>;
+}
+
+impl<'de> FromScalar<'de> for Text<'de> {
+    fn from_str(s: Cow<'de, str>) -> Self {
+        Text(s)
+    }
+    fn from_bool(_: bool) -> Option<Self> {
+        None
+    }
+}
+
+impl<'de> FromScalar<'de> for MaybeBool<'de> {
+    fn from_str(s: Cow<'de, str>) -> Self {
+        MaybeBool::Str(Text(s))
+    }
+    fn from_bool(b: bool) -> Option<Self> {
+        Some(MaybeBool::Bool(b))
+    }
+}
+
+/// Reads a string (or bool) field; any other JSON value is handed back for `extra`.
+struct ScalarSeed<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: FromScalar<'de>> de::DeserializeSeed<'de> for ScalarSeed<T> {
+    type Value = Result<T, Json<'de>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, T: FromScalar<'de>> Visitor<'de> for ScalarSeed<T> {
+    type Value = Result<T, Json<'de>>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Ok(T::from_str(Cow::Borrowed(v))))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Ok(T::from_str(Cow::Owned(v.to_owned()))))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Ok(T::from_str(Cow::Owned(v))))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(T::from_bool(v).ok_or(Json::Value(v.into())))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Err(Json::Value(v.into())))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Err(Json::Value(v.into())))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Err(Json::Value(v.into())))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Err(Json::Value(serde_json::Value::Null)))
+    }
+    fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> Result<Self::Value, S::Error> {
+        let v = de::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(Err(Json::Value(v)))
+    }
+    fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+        let v = de::Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        Ok(Err(Json::Value(v)))
+    }
+}
+
+impl<'a> Field<'a> for Text<'a> {
+    fn read<M: MapAccess<'a>>(map: &mut M) -> Result<Result<Self, Json<'a>>, M::Error> {
+        map.next_value_seed(ScalarSeed::<Text<'a>>(std::marker::PhantomData))
+    }
+}
+
+impl<'a> Field<'a> for MaybeBool<'a> {
+    fn read<M: MapAccess<'a>>(map: &mut M) -> Result<Result<Self, Json<'a>>, M::Error> {
+        map.next_value_seed(ScalarSeed::<MaybeBool<'a>>(std::marker::PhantomData))
+    }
+}
+
+/// Free-form objects stay raw; `null` goes to `extra` so the typed field means "has a value".
+impl<'a> Field<'a> for &'a RawValue {
+    fn read<M: MapAccess<'a>>(map: &mut M) -> Result<Result<Self, Json<'a>>, M::Error> {
+        let raw: &'a RawValue = map.next_value()?;
+        Ok(if raw.get() == "null" {
+            Err(Json::Raw(raw))
+        } else {
+            Ok(raw)
+        })
+    }
+}
+
+/// Lists are small and rare: delimit raw, then parse; a list that does not fit stays raw.
+impl<'a, T: de::Deserialize<'a>> Field<'a> for Vec<T> {
+    fn read<M: MapAccess<'a>>(map: &mut M) -> Result<Result<Self, Json<'a>>, M::Error> {
+        let raw: &'a RawValue = map.next_value()?;
+        Ok(serde_json::from_str(raw.get()).map_err(|_| Json::Raw(raw)))
+    }
 }
 
 /// Generates a lossless record struct; see the module docs.
@@ -198,6 +368,33 @@ macro_rules! json_record {
             /// The JSON keys this struct types (everything else goes to `extra`).
             #[allow(dead_code)]
             pub const KEYS: &'static [&'static str] = &[$($key),*];
+
+            /// Reads the object's entries (one pass over the input).
+            pub fn from_map<M: serde::de::MapAccess<'a>>(map: M) -> Result<Self, M::Error> {
+                let mut out = $name::default();
+                $crate::event::json::MapRecord::fill(&mut out, map)?;
+                Ok(out)
+            }
+        }
+
+        impl<'a> $crate::event::json::MapRecord<'a> for $name<'a> {
+            fn fill<M: serde::de::MapAccess<'a>>(&mut self, mut map: M) -> Result<(), M::Error> {
+                use $crate::event::json::{Field, Json, Text};
+                while let Some(key) = map.next_key::<Text<'a>>()? {
+                    match key.as_str() {
+                        $( $key if self.$field.is_none() => {
+                            if let Some(j) = <$ty as Field<'a>>::read_into(&mut self.$field, &mut map)? {
+                                self.extra.push((key, j));
+                            }
+                        } )*
+                        _ => {
+                            let raw: &'a serde_json::value::RawValue = map.next_value()?;
+                            self.extra.push((key, Json::Raw(raw)));
+                        }
+                    }
+                }
+                Ok(())
+            }
         }
 
         impl<'a> serde::de::Deserialize<'a> for $name<'a> {
@@ -208,33 +405,77 @@ macro_rules! json_record {
                     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                         f.write_str(concat!("a JSON object (", stringify!($name), ")"))
                     }
-                    fn visit_map<M: serde::de::MapAccess<'a>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                        let mut out = $name::default();
-                        while let Some(key) = map.next_key::<$crate::event::json::Text<'a>>()? {
-                            let raw: &'a serde_json::value::RawValue = map.next_value()?;
-                            let typed = match key.as_str() {
-                                $( $key if out.$field.is_none() && raw.get() != "null" => {
-                                    match <$ty as $crate::event::json::FromRaw<'a>>::from_raw(raw) {
-                                        Some(v) => { out.$field = Some(v); true }
-                                        None => false,
-                                    }
-                                } )*
-                                _ => false,
-                            };
-                            if !typed {
-                                out.extra.push((key, raw));
-                            }
-                        }
-                        Ok(out)
+                    fn visit_map<M: serde::de::MapAccess<'a>>(self, map: M) -> Result<Self::Value, M::Error> {
+                        $name::from_map(map)
                     }
                 }
                 d.deserialize_map(V)
             }
         }
 
-        impl<'a> $crate::event::json::FromRaw<'a> for $name<'a> {
-            fn from_raw(raw: &'a serde_json::value::RawValue) -> Option<Self> {
-                $crate::event::json::from_raw_serde(raw)
+        /// A nested record: parsed in place when it is an object, kept for `extra` otherwise.
+        impl<'a> $crate::event::json::Field<'a> for $name<'a> {
+            fn read<M: serde::de::MapAccess<'a>>(
+                map: &mut M,
+            ) -> Result<Result<Self, $crate::event::json::Json<'a>>, M::Error> {
+                let mut slot = None;
+                Ok(match Self::read_into(&mut slot, map)? {
+                    None => Ok(slot.unwrap_or_default()),
+                    Some(j) => Err(j),
+                })
+            }
+
+            fn read_into<M: serde::de::MapAccess<'a>>(
+                slot: &mut Option<Self>,
+                map: &mut M,
+            ) -> Result<Option<$crate::event::json::Json<'a>>, M::Error> {
+                use serde::de::{self as de, Deserializer, MapAccess, SeqAccess, Visitor};
+                use $crate::event::json::{Json, MapRecord};
+                struct Seed<'s, 'de>(&'s mut $name<'de>);
+                impl<'de> de::DeserializeSeed<'de> for Seed<'_, 'de> {
+                    type Value = Option<Json<'de>>;
+                    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                        d.deserialize_any(self)
+                    }
+                }
+                impl<'de> Visitor<'de> for Seed<'_, 'de> {
+                    type Value = Option<Json<'de>>;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("any JSON value")
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                        Ok(Some(Json::Value(v.into())))
+                    }
+                    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                        Ok(Some(Json::Value(v.into())))
+                    }
+                    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                        Ok(Some(Json::Value(v.into())))
+                    }
+                    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                        Ok(Some(Json::Value(v.into())))
+                    }
+                    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                        Ok(Some(Json::Value(v.into())))
+                    }
+                    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                        Ok(Some(Json::Value(serde_json::Value::Null)))
+                    }
+                    fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> Result<Self::Value, S::Error> {
+                        let v = de::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+                        Ok(Some(Json::Value(v)))
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                        self.0.fill(map)?;
+                        Ok(None)
+                    }
+                }
+                let inner = slot.insert($name::default());
+                let mismatch = map.next_value_seed(Seed(inner))?;
+                if mismatch.is_some() {
+                    *slot = None;
+                }
+                Ok(mismatch)
             }
         }
 

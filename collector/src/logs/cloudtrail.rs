@@ -13,7 +13,7 @@ use super::jsonstream::{self, ValueHandler, Wrapper};
 use super::{Ctx, Limits};
 use crate::event::Record;
 use crate::event::cloudtrail::CloudTrailRecord;
-use crate::event::json::{Element, Text, extra_get};
+use crate::event::json::{Element, ElementSeed, Text, extra_raw};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 use std::io::Read;
@@ -37,18 +37,42 @@ impl ValueHandler for Handler {
         line: u64,
         bytes: &[u8],
     ) -> Result<(), serde_json::Error> {
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        if bytes.first() == Some(&b'[') {
-            RecordsSeq { ctx, line }.deserialize(&mut de)?;
-        } else {
-            Envelope { ctx, line }.deserialize(&mut de)?;
+        let array = bytes.first() == Some(&b'[');
+        // Validating UTF-8 once up front (fast for mostly-ASCII logs) lets serde_json skip its
+        // per-string check; invalid input takes the byte path, which locates the bad byte.
+        match std::str::from_utf8(bytes) {
+            Ok(text) => document(
+                ctx,
+                line,
+                array,
+                &mut serde_json::Deserializer::from_str(text),
+            ),
+            Err(_) => document(
+                ctx,
+                line,
+                array,
+                &mut serde_json::Deserializer::from_slice(bytes),
+            ),
         }
-        de.end()
     }
 
     fn value(&mut self, ctx: &mut Ctx<'_>, line: u64, value: Element<CloudTrailRecord<'_>>) {
         handle(ctx, line, None, value);
     }
+}
+
+fn document<'de, R: serde_json::de::Read<'de>>(
+    ctx: &mut Ctx<'_>,
+    line: u64,
+    array: bool,
+    de: &mut serde_json::Deserializer<R>,
+) -> Result<(), serde_json::Error> {
+    if array {
+        RecordsSeq { ctx, line }.deserialize(&mut *de)?;
+    } else {
+        Envelope { ctx, line }.deserialize(&mut *de)?;
+    }
+    de.end()
 }
 
 /// `{` + optional whitespace + `"Records"`.
@@ -66,23 +90,27 @@ fn is_records_envelope(head: &[u8]) -> bool {
 }
 
 fn handle(ctx: &mut Ctx<'_>, line: u64, index: Option<u64>, value: Element<CloudTrailRecord<'_>>) {
-    let rec = match value {
-        Element::Record(r) => r,
-        Element::NotObject(what) => {
-            ctx.malformed(
-                Some(line),
-                index,
-                format_args!("expected a CloudTrail record (JSON object), found {what}"),
-            );
-            return;
-        }
-    };
+    match value {
+        Element::Record(r) => handle_record(ctx, line, index, &r),
+        Element::NotObject(what) => not_object(ctx, line, index, what),
+    }
+}
+
+fn not_object(ctx: &mut Ctx<'_>, line: u64, index: Option<u64>, what: &str) {
+    ctx.malformed(
+        Some(line),
+        index,
+        format_args!("expected a CloudTrail record (JSON object), found {what}"),
+    );
+}
+
+fn handle_record(ctx: &mut Ctx<'_>, line: u64, index: Option<u64>, rec: &CloudTrailRecord<'_>) {
     if rec.looks_like_event() {
-        ctx.emit(line, index, Record::CloudTrail(&rec));
+        ctx.emit(line, index, Record::CloudTrail(rec));
         return;
     }
     let x = &rec.extra;
-    if let Some(records) = extra_get(x, "Records") {
+    if let Some(records) = extra_raw(x, "Records") {
         // An envelope the sniffing did not catch (e.g. `Records` is not the first key).
         let mut de = serde_json::Deserializer::from_str(records.get());
         if let Err(e) = (RecordsSeq { ctx, line }).deserialize(&mut de) {
@@ -90,13 +118,13 @@ fn handle(ctx: &mut Ctx<'_>, line: u64, index: Option<u64>, value: Element<Cloud
         }
         return;
     }
-    if extra_get(x, "digestPublicKeyFingerprint").is_some()
-        || (extra_get(x, "digestStartTime").is_some() && extra_get(x, "logFiles").is_some())
+    if extra_raw(x, "digestPublicKeyFingerprint").is_some()
+        || (extra_raw(x, "digestStartTime").is_some() && extra_raw(x, "logFiles").is_some())
     {
         ctx.skipped(Some(line), index, "CloudTrail digest file");
         return;
     }
-    if let (Some(detail), Some(_)) = (extra_get(x, "detail"), extra_get(x, "detail-type")) {
+    if let (Some(detail), Some(_)) = (extra_raw(x, "detail"), extra_raw(x, "detail-type")) {
         // EventBridge event: the CloudTrail record is `detail`.
         match serde_json::from_str::<Element<CloudTrailRecord<'_>>>(detail.get()) {
             Ok(Element::Record(r)) if r.looks_like_event() => {
@@ -158,9 +186,14 @@ impl<'de> Visitor<'de> for RecordsSeq<'_, '_> {
         f.write_str("an array of CloudTrail records")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        // One record slot, filled in place for every element: no per-record moves or allocations.
+        let mut rec = CloudTrailRecord::default();
         let mut i = 0u64;
-        while let Some(el) = seq.next_element::<Element<CloudTrailRecord<'de>>>()? {
-            handle(self.ctx, self.line, Some(i), el);
+        while let Some(shape) = seq.next_element_seed(ElementSeed(&mut rec))? {
+            match shape {
+                None => handle_record(self.ctx, self.line, Some(i), &rec),
+                Some(what) => not_object(self.ctx, self.line, Some(i), what),
+            }
             i += 1;
         }
         Ok(())

@@ -130,6 +130,29 @@ impl<R: Read> Chunked<R> {
         }
     }
 
+    /// Reads the rest of the input into the buffer, up to `limit` bytes of `data()`. Returns false
+    /// if the input is longer than that (then `data()` holds `limit + 1` bytes and more remain).
+    /// Uses `read_to_end`, which grows the buffer without zero-filling it first.
+    pub fn read_all(&mut self, limit: usize) -> bool {
+        if self.eof {
+            return true;
+        }
+        self.buf.truncate(self.end);
+        self.buf.drain(..self.start);
+        self.end -= self.start;
+        self.start = 0;
+        let room = (limit.saturating_sub(self.end) as u64).saturating_add(1);
+        if let Err(e) = (&mut self.r).take(room).read_to_end(&mut self.buf) {
+            self.error = Some(e);
+        }
+        self.end = self.buf.len();
+        if self.end > limit && self.error.is_none() {
+            return false;
+        }
+        self.eof = true;
+        true
+    }
+
     /// Reads until `data()` holds at least `n` bytes or input ends.
     pub fn fill_to(&mut self, n: usize, limit: usize) {
         while self.data().len() < n && self.fill(limit.max(n)) > 0 {}

@@ -78,8 +78,7 @@ pub(crate) fn drive<R: Read, H: ValueHandler>(
         }
 
         if h.is_document(&data[..data.len().min(SNIFF)]) {
-            while input.fill(limits.max_document) > 0 {}
-            if !input.at_end() {
+            if !input.read_all(limits.max_document) {
                 ctx.malformed(
                     Some(line),
                     None,
@@ -218,13 +217,13 @@ pub(crate) enum Wrapper<'a> {
 }
 
 pub(crate) fn cwl_wrapper<'a>(extra: &crate::event::json::Extra<'a>) -> Wrapper<'a> {
-    use crate::event::json::extra_get;
-    if let Some(mt) = extra_get(extra, "messageType")
+    use crate::event::json::extra_raw;
+    if let Some(mt) = extra_raw(extra, "messageType")
         && mt.get() == "\"CONTROL_MESSAGE\""
     {
         return Wrapper::Control;
     }
-    match extra_get(extra, "logEvents") {
+    match extra_raw(extra, "logEvents") {
         Some(raw) => match serde_json::from_str::<Vec<LogEvent<'a>>>(raw.get()) {
             Ok(v) => Wrapper::Messages(v),
             Err(_) => Wrapper::Bad,

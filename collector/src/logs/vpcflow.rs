@@ -62,8 +62,9 @@ pub(crate) fn read<R: Read>(
                 return;
             }
             let format = from_header.as_ref().unwrap_or(base);
-            match parse_line(text, format) {
-                Ok(rec) => ctx.emit(n, None, Record::Flow(&rec)),
+            let mut rec = FlowRecord::default();
+            match parse_line_into(text, format, &mut rec) {
+                Ok(()) => ctx.emit(n, None, Record::Flow(&rec)),
                 Err(e) => {
                     // A wrong field count explains a bad value better (e.g. a format mismatch).
                     let found = Tokens { s: text, i: 0 }.count();
@@ -117,6 +118,7 @@ impl fmt::Display for LineError {
 }
 
 /// Splits on runs of spaces / tabs (AWS documentation itself has a double space in one example).
+/// Used on error paths and for header lines; the hot path scans fields in [`parse_line_into`].
 struct Tokens<'a> {
     s: &'a str,
     i: usize,
@@ -124,39 +126,27 @@ struct Tokens<'a> {
 
 impl<'a> Iterator for Tokens<'a> {
     type Item = &'a str;
-    #[inline]
     fn next(&mut self) -> Option<&'a str> {
         let b = self.s.as_bytes();
-        while self.i < b.len() && (b[self.i] == b' ' || b[self.i] == b'\t') {
+        while self.i < b.len() && is_sep(b[self.i]) {
             self.i += 1;
         }
         if self.i == b.len() {
             return None;
         }
         let start = self.i;
-        while self.i < b.len() && b[self.i] != b' ' && b[self.i] != b'\t' {
+        while self.i < b.len() && !is_sep(b[self.i]) {
             self.i += 1;
         }
-        // Both ends are at ASCII bytes or the ends of the string: valid char boundaries.
         Some(&self.s[start..self.i])
     }
 }
 
-#[inline]
-fn parse_u64(t: &str) -> Option<u64> {
-    let b = t.as_bytes();
-    if b.is_empty() || b.len() > 20 {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &c in b {
-        let d = c.wrapping_sub(b'0');
-        if d > 9 {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add(u64::from(d))?;
-    }
-    Some(v)
+/// Field separator: space or tab (one comparison covers both, and other control bytes, which
+/// cannot appear inside a field).
+#[inline(always)]
+fn is_sep(c: u8) -> bool {
+    c <= b' '
 }
 
 #[inline]
@@ -169,41 +159,101 @@ fn parse_ip(t: &str) -> Option<IpAddr> {
 
 /// Parses one data line against `format`.
 pub fn parse_line<'a>(line: &'a str, format: &FlowFormat) -> Result<FlowRecord<'a>, LineError> {
-    let fields = format.fields();
-    let mut rec = FlowRecord {
+    let mut rec = FlowRecord::default();
+    parse_line_into(line, format, &mut rec)?;
+    Ok(rec)
+}
+
+/// Decimal digits of a numeric field, parsed while scanning for its end (one pass per byte).
+/// Returns the value (None if a byte was not a digit or it overflowed) and the end index.
+#[inline(always)]
+fn scan_number(b: &[u8], mut i: usize) -> (Option<u64>, usize) {
+    let start = i;
+    let mut v: u64 = 0;
+    let mut ok = true;
+    while i < b.len() && !is_sep(b[i]) {
+        let d = b[i].wrapping_sub(b'0');
+        ok &= d <= 9;
+        v = v.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    // 19 digits always fit in a u64; longer values are rejected rather than checked per digit.
+    (if ok && i - start <= 19 { Some(v) } else { None }, i)
+}
+
+#[inline(always)]
+fn scan_token(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && !is_sep(b[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// Parses one data line into `rec` (overwritten). Each byte is looked at once: numbers and IPv4
+/// addresses are converted while their end is searched; strings borrow from `line`. Nothing is
+/// allocated unless the line is bad.
+pub fn parse_line_into<'a>(
+    line: &'a str,
+    format: &FlowFormat,
+    rec: &mut FlowRecord<'a>,
+) -> Result<(), LineError> {
+    *rec = FlowRecord {
         line,
         ..FlowRecord::default()
     };
-    let mut toks = Tokens { s: line, i: 0 };
+    let b = line.as_bytes();
+    let fields = format.fields();
+    let mut i = 0;
     for (idx, &field) in fields.iter().enumerate() {
-        let Some(tok) = toks.next() else {
+        while i < b.len() && is_sep(b[i]) {
+            i += 1;
+        }
+        if i == b.len() {
             return Err(LineError::FieldCount {
                 found: idx,
                 expected: fields.len(),
             });
-        };
-        if tok == "-" {
+        }
+        let start = i;
+        if b[i] == b'-' && (i + 1 == b.len() || is_sep(b[i + 1])) {
+            i += 1;
             continue;
         }
-        let bad = || LineError::BadValue {
-            field: field.name(),
-            value: tok.chars().take(64).collect(),
+        let bad = |end: usize| {
+            let end = scan_token(b, end);
+            LineError::BadValue {
+                field: field.name(),
+                value: line[start..end].chars().take(64).collect(),
+            }
         };
         macro_rules! num {
-            ($t:ty) => {
-                Some(
-                    parse_u64(tok)
-                        .and_then(|v| <$t>::try_from(v).ok())
-                        .ok_or_else(bad)?,
-                )
-            };
+            ($t:ty) => {{
+                let (v, end) = scan_number(b, i);
+                let v = v
+                    .and_then(|v| <$t>::try_from(v).ok())
+                    .ok_or_else(|| bad(end))?;
+                i = end;
+                Some(v)
+            }};
+        }
+        macro_rules! text {
+            () => {{
+                i = scan_token(b, i);
+                Some(&line[start..i])
+            }};
+        }
+        macro_rules! ip {
+            () => {{
+                i = scan_token(b, i);
+                Some(parse_ip(&line[start..i]).ok_or_else(|| bad(i))?)
+            }};
         }
         match field {
             FlowField::Version => rec.version = num!(u8),
-            FlowField::AccountId => rec.account_id = Some(tok),
-            FlowField::InterfaceId => rec.interface_id = Some(tok),
-            FlowField::SrcAddr => rec.srcaddr = Some(parse_ip(tok).ok_or_else(bad)?),
-            FlowField::DstAddr => rec.dstaddr = Some(parse_ip(tok).ok_or_else(bad)?),
+            FlowField::AccountId => rec.account_id = text!(),
+            FlowField::InterfaceId => rec.interface_id = text!(),
+            FlowField::SrcAddr => rec.srcaddr = ip!(),
+            FlowField::DstAddr => rec.dstaddr = ip!(),
             FlowField::SrcPort => rec.srcport = num!(u16),
             FlowField::DstPort => rec.dstport = num!(u16),
             FlowField::Protocol => rec.protocol = num!(u8),
@@ -212,63 +262,66 @@ pub fn parse_line<'a>(line: &'a str, format: &FlowFormat) -> Result<FlowRecord<'
             FlowField::Start => rec.start = num!(u64),
             FlowField::End => rec.end = num!(u64),
             FlowField::Action => {
-                rec.action = Some(match tok {
-                    "ACCEPT" => FlowAction::Accept,
-                    "REJECT" => FlowAction::Reject,
-                    _ => return Err(bad()),
+                i = scan_token(b, i);
+                rec.action = Some(match &b[start..i] {
+                    b"ACCEPT" => FlowAction::Accept,
+                    b"REJECT" => FlowAction::Reject,
+                    _ => return Err(bad(i)),
                 })
             }
             FlowField::LogStatus => {
-                rec.log_status = Some(match tok {
-                    "OK" => LogStatus::Ok,
-                    "NODATA" => LogStatus::NoData,
-                    "SKIPDATA" => LogStatus::SkipData,
-                    _ => return Err(bad()),
+                i = scan_token(b, i);
+                rec.log_status = Some(match &b[start..i] {
+                    b"OK" => LogStatus::Ok,
+                    b"NODATA" => LogStatus::NoData,
+                    b"SKIPDATA" => LogStatus::SkipData,
+                    _ => return Err(bad(i)),
                 })
             }
-            FlowField::VpcId => rec.vpc_id = Some(tok),
-            FlowField::SubnetId => rec.subnet_id = Some(tok),
-            FlowField::InstanceId => rec.instance_id = Some(tok),
+            FlowField::VpcId => rec.vpc_id = text!(),
+            FlowField::SubnetId => rec.subnet_id = text!(),
+            FlowField::InstanceId => rec.instance_id = text!(),
             FlowField::TcpFlags => rec.tcp_flags = num!(u16),
-            FlowField::Type => rec.traffic_type = Some(tok),
-            FlowField::PktSrcAddr => rec.pkt_srcaddr = Some(parse_ip(tok).ok_or_else(bad)?),
-            FlowField::PktDstAddr => rec.pkt_dstaddr = Some(parse_ip(tok).ok_or_else(bad)?),
-            FlowField::Region => rec.region = Some(tok),
-            FlowField::AzId => rec.az_id = Some(tok),
-            FlowField::SublocationType => rec.sublocation_type = Some(tok),
-            FlowField::SublocationId => rec.sublocation_id = Some(tok),
-            FlowField::PktSrcAwsService => rec.pkt_src_aws_service = Some(tok),
-            FlowField::PktDstAwsService => rec.pkt_dst_aws_service = Some(tok),
+            FlowField::Type => rec.traffic_type = text!(),
+            FlowField::PktSrcAddr => rec.pkt_srcaddr = ip!(),
+            FlowField::PktDstAddr => rec.pkt_dstaddr = ip!(),
+            FlowField::Region => rec.region = text!(),
+            FlowField::AzId => rec.az_id = text!(),
+            FlowField::SublocationType => rec.sublocation_type = text!(),
+            FlowField::SublocationId => rec.sublocation_id = text!(),
+            FlowField::PktSrcAwsService => rec.pkt_src_aws_service = text!(),
+            FlowField::PktDstAwsService => rec.pkt_dst_aws_service = text!(),
             FlowField::FlowDirection => {
-                rec.flow_direction = Some(match tok {
-                    "ingress" => FlowDirection::Ingress,
-                    "egress" => FlowDirection::Egress,
-                    _ => return Err(bad()),
+                i = scan_token(b, i);
+                rec.flow_direction = Some(match &b[start..i] {
+                    b"ingress" => FlowDirection::Ingress,
+                    b"egress" => FlowDirection::Egress,
+                    _ => return Err(bad(i)),
                 })
             }
             FlowField::TrafficPath => rec.traffic_path = num!(u8),
-            FlowField::EcsClusterArn => rec.ecs_cluster_arn = Some(tok),
-            FlowField::EcsClusterName => rec.ecs_cluster_name = Some(tok),
-            FlowField::EcsContainerInstanceArn => rec.ecs_container_instance_arn = Some(tok),
-            FlowField::EcsContainerInstanceId => rec.ecs_container_instance_id = Some(tok),
-            FlowField::EcsContainerId => rec.ecs_container_id = Some(tok),
-            FlowField::EcsSecondContainerId => rec.ecs_second_container_id = Some(tok),
-            FlowField::EcsServiceName => rec.ecs_service_name = Some(tok),
-            FlowField::EcsTaskDefinitionArn => rec.ecs_task_definition_arn = Some(tok),
-            FlowField::EcsTaskArn => rec.ecs_task_arn = Some(tok),
-            FlowField::EcsTaskId => rec.ecs_task_id = Some(tok),
-            FlowField::RejectReason => rec.reject_reason = Some(tok),
-            FlowField::Unknown => {}
+            FlowField::EcsClusterArn => rec.ecs_cluster_arn = text!(),
+            FlowField::EcsClusterName => rec.ecs_cluster_name = text!(),
+            FlowField::EcsContainerInstanceArn => rec.ecs_container_instance_arn = text!(),
+            FlowField::EcsContainerInstanceId => rec.ecs_container_instance_id = text!(),
+            FlowField::EcsContainerId => rec.ecs_container_id = text!(),
+            FlowField::EcsSecondContainerId => rec.ecs_second_container_id = text!(),
+            FlowField::EcsServiceName => rec.ecs_service_name = text!(),
+            FlowField::EcsTaskDefinitionArn => rec.ecs_task_definition_arn = text!(),
+            FlowField::EcsTaskArn => rec.ecs_task_arn = text!(),
+            FlowField::EcsTaskId => rec.ecs_task_id = text!(),
+            FlowField::RejectReason => rec.reject_reason = text!(),
+            FlowField::Unknown => i = scan_token(b, i),
         }
     }
-    let rest = toks.count();
+    let rest = Tokens { s: line, i }.count();
     if rest > 0 {
         return Err(LineError::FieldCount {
             found: fields.len() + rest,
             expected: fields.len(),
         });
     }
-    Ok(rec)
+    Ok(())
 }
 
 #[cfg(test)]
