@@ -524,7 +524,7 @@ fn flow_line(rng: &mut Rng, s: &mut String) {
                 [22u64, 80, 443, 53, 3389, 8080][(v >> 32) as usize % 6],
                 packets * (40 + rng.below(1400)),
                 start + rng.below(60),
-                if (v >> 40) % 10 == 0 {
+                if (v >> 40).is_multiple_of(10) {
                     "REJECT"
                 } else {
                     "ACCEPT"
