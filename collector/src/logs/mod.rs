@@ -6,8 +6,10 @@
 //! broken object (truncated gzip, unreadable file) is reported and the records read before the
 //! damage are kept.
 
+pub mod checkpoint;
 pub mod classify;
 pub mod cloudtrail;
+pub mod dirsource;
 pub mod dns;
 pub mod input;
 mod jsonstream;

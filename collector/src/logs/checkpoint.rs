@@ -1,0 +1,123 @@
+//! Which objects have been fully processed, so that a restarted collector neither re-reads nor
+//! skips an object.
+//!
+//! Stored as an append-only journal (one JSON line per completed object, fsynced) rather than a
+//! rewritten snapshot: recording a completion is O(1) however many objects a bucket or directory
+//! holds. A line cut short by a crash is ignored on load (that object is then read again:
+//! delivery is at-least-once for the single object in flight when the process died).
+
+use crate::event::SourceKind;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+/// Identity of a processed object version: its size and, when the store provides one, a version
+/// tag (S3 ETag, or local modification time). A changed object is processed again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectVersion {
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    source: String,
+    object: String,
+    #[serde(flatten)]
+    version: ObjectVersion,
+}
+
+pub struct Checkpoint {
+    path: PathBuf,
+    journal: File,
+    done: HashMap<(SourceKind, String), ObjectVersion>,
+}
+
+impl Checkpoint {
+    /// Opens (creating if needed) the journal at `path` and loads what it records.
+    pub fn open(path: &Path) -> io::Result<Checkpoint> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir)?;
+        }
+        let mut done = HashMap::new();
+        let mut valid_len = 0u64;
+        if let Ok(f) = File::open(path) {
+            let mut r = BufReader::new(f);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                let n = r.read_line(&mut line)?;
+                if n == 0 || !line.ends_with('\n') {
+                    break; // end, or a last line cut short by a crash
+                }
+                let e: Entry = serde_json::from_str(&line).map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: corrupt checkpoint line: {e}", path.display()),
+                    )
+                })?;
+                let source = SourceKind::ALL
+                    .into_iter()
+                    .find(|s| s.name() == e.source)
+                    .ok_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("{}: unknown source {:?}", path.display(), e.source),
+                        )
+                    })?;
+                done.insert((source, e.object), e.version);
+                valid_len += n as u64;
+            }
+        }
+        let journal = OpenOptions::new().create(true).append(true).open(path)?;
+        // Drop a torn last line so the next append starts on a fresh line.
+        if journal.metadata()?.len() != valid_len {
+            journal.set_len(valid_len)?;
+        }
+        Ok(Checkpoint {
+            path: path.to_owned(),
+            journal,
+            done,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// True if this exact version of the object was completed before.
+    pub fn is_done(&self, source: SourceKind, object: &str, version: &ObjectVersion) -> bool {
+        self.done.get(&(source, object.to_owned())) == Some(version)
+    }
+
+    /// Records that the object has been fully processed (durable when this returns).
+    pub fn mark_done(
+        &mut self,
+        source: SourceKind,
+        object: &str,
+        version: ObjectVersion,
+    ) -> io::Result<()> {
+        let e = Entry {
+            source: source.name().to_owned(),
+            object: object.to_owned(),
+            version,
+        };
+        let mut line = serde_json::to_vec(&e).map_err(io::Error::other)?;
+        line.push(b'\n');
+        self.journal.write_all(&line)?;
+        self.journal.sync_data()?;
+        self.done.insert((source, e.object), e.version);
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.done.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.done.is_empty()
+    }
+}
