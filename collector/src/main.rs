@@ -12,6 +12,8 @@ use ward_collector::logs::{Counts, Limits, Problem, ReadOptions, Sink};
 #[derive(Parser)]
 #[command(name = "ward-collector", version, about = "Ward collector")]
 enum Cli {
+    /// Receive agent event streams (gRPC over mTLS) and store every batch durably, exactly once.
+    Serve(Box<ServeArgs>),
     /// Print the wire protocol version this collector speaks.
     Version,
     /// Read cloud-log files or directories once, print findings as JSON lines, then exit.
@@ -132,10 +134,107 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
 
 fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse() {
+        Cli::Serve(args) => serve(*args),
         Cli::Version => {
             println!("{}", ward_proto::PROTOCOL_VERSION);
             Ok(ExitCode::SUCCESS)
         }
         Cli::Scan(args) => scan(args),
     }
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to accept agent streams on.
+    #[arg(long, default_value = "0.0.0.0:7443")]
+    listen: std::net::SocketAddr,
+    /// The collector's certificate (PEM).
+    #[arg(long, required_unless_present = "insecure")]
+    tls_cert: Option<PathBuf>,
+    /// The collector's private key (PEM).
+    #[arg(long, required_unless_present = "insecure")]
+    tls_key: Option<PathBuf>,
+    /// CA (PEM) whose certificates agents must present; an agent's id is its certificate's common name.
+    #[arg(long, required_unless_present = "insecure")]
+    client_ca: Option<PathBuf>,
+    /// Plain-text gRPC without client certificates: agents are identified by what they claim. For local
+    /// experiments only.
+    #[arg(long)]
+    insecure: bool,
+    /// Directory of the durable batch log.
+    #[arg(long, default_value = "ward-data")]
+    data_dir: PathBuf,
+    /// Serve Prometheus metrics on http://ADDR/metrics, e.g. 127.0.0.1:9464.
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
+    /// Largest batch message accepted, in bytes (compressed).
+    #[arg(long, default_value_t = ward_collector::ingest::Limits::default().max_message_bytes)]
+    max_batch_bytes: usize,
+    /// Most events in one batch.
+    #[arg(long, default_value_t = ward_collector::ingest::Limits::default().max_batch_events)]
+    max_batch_events: u32,
+    /// Sustained events per second accepted from one agent (excess is slowed down, not dropped).
+    #[arg(long, default_value_t = ward_collector::ingest::Limits::default().events_per_sec)]
+    agent_events_per_sec: f64,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    use ward_collector::ingest::{self, Limits, ServeConfig, ServerTls};
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let read = |p: &Option<PathBuf>, what: &str| -> anyhow::Result<Vec<u8>> {
+        let p = p.as_ref().with_context(|| format!("--{what} is required without --insecure"))?;
+        std::fs::read(p).with_context(|| format!("--{what} {}", p.display()))
+    };
+    let tls = if args.insecure {
+        None
+    } else {
+        Some(ServerTls {
+            cert_pem: read(&args.tls_cert, "tls-cert")?,
+            key_pem: read(&args.tls_key, "tls-key")?,
+            client_ca_pem: read(&args.client_ca, "client-ca")?,
+        })
+    };
+    let cfg = ServeConfig {
+        listen: args.listen,
+        tls,
+        data_dir: args.data_dir.clone(),
+        limits: Limits {
+            max_message_bytes: args.max_batch_bytes,
+            max_batch_events: args.max_batch_events,
+            events_per_sec: args.agent_events_per_sec,
+            ..Limits::default()
+        },
+        metrics_listen: args.metrics_listen,
+    };
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.threads {
+        rt.worker_threads(n.max(1));
+    }
+    let rt = rt.enable_all().build()?;
+    rt.block_on(async {
+        let server = ingest::start(cfg).await?;
+        // Tests and scripts read the bound address (with --listen ...:0) from this line.
+        eprintln!("ward-collector: listening on {}", server.addr);
+        if let Some(m) = server.metrics_addr {
+            eprintln!("ward-collector: metrics on http://{m}/metrics");
+        }
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+        eprintln!("ward-collector: stopping");
+        server.shutdown().await
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,6 @@
 //! The transport's counters, rendered as Prometheus text on `GET /metrics`.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -211,9 +210,4 @@ pub async fn serve(listener: TcpListener, render: Arc<dyn Fn() -> String + Send 
             let _ = sock.shutdown().await;
         });
     }
-}
-
-/// Binds the metrics listener (so a bad address fails at start, not later).
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
 }

@@ -188,12 +188,14 @@ pub fn start(config: TransportConfig) -> anyhow::Result<(TransportSink, Transpor
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // Bound here with std (the caller may be inside a runtime), handed to tokio on the transport thread.
     let metrics_listener = match config.metrics_addr {
-        Some(addr) => Some(
-            runtime
-                .block_on(metrics::bind(addr))
-                .with_context(|| format!("metrics listener {addr}"))?,
-        ),
+        Some(addr) => {
+            let l = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("metrics listener {addr}"))?;
+            l.set_nonblocking(true)?;
+            Some(l)
+        }
         None => None,
     };
     let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
@@ -203,6 +205,7 @@ pub fn start(config: TransportConfig) -> anyhow::Result<(TransportSink, Transpor
         .spawn(move || {
             runtime.block_on(async move {
                 if let Some(listener) = metrics_listener {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
                     let m = m.clone();
                     tokio::spawn(metrics::serve(listener, Arc::new(move || m.render())));
                 }

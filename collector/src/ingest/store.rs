@@ -207,6 +207,23 @@ pub fn read_log(path: &Path) -> io::Result<Vec<StoredBatch>> {
     Ok(out)
 }
 
+/// The events of a stored batch (it was validated when received; this checks what is on disk).
+pub fn decode_stored(b: &StoredBatch) -> Result<ward_proto::v1::EventList, String> {
+    let batch = ward_proto::v1::Batch {
+        sequence: b.sequence.max(1),
+        event_count: b.event_count,
+        compression: b.compression,
+        payload: b.payload.clone(),
+        sealed_unix_nano: 0,
+    };
+    let limits = super::Limits {
+        max_batch_events: u32::MAX,
+        max_decompressed_bytes: usize::MAX,
+        ..super::Limits::default()
+    };
+    super::limits::open_batch(&batch, &limits).map_err(|r| r.1)
+}
+
 type Reply = oneshot::Sender<io::Result<()>>;
 
 /// Runs a store on a dedicated thread; [`Committer::submit`] resolves when the batch is durable.

@@ -1,0 +1,274 @@
+//! Helpers shared by the transport tests (included with `#[path]`; as its own test target it has no
+//! tests): a dev PKI in a temporary directory, synthetic events that carry their agent and index, an
+//! in-process collector, a real `ward-collector serve` process, and reading back what was stored.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ward_agent::transport::{self, ClientTls, TransportConfig, TransportHandle, TransportSink};
+use ward_collector::ingest::devcerts::{DevCa, Pem};
+use ward_collector::ingest::store::{decode_stored, read_log};
+use ward_collector::ingest::{self, IngestHandle, Limits, ServeConfig, ServerTls};
+use ward_proto::v1::{self as pb, event::Kind};
+
+/// A fresh directory under the system temp dir, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "ward-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub struct Pki {
+    pub ca: DevCa,
+    pub server: Pem,
+}
+
+impl Pki {
+    pub fn generate() -> Pki {
+        let ca = DevCa::new("Ward test CA").unwrap();
+        let server = ca.server(&["localhost", "127.0.0.1", "::1"]).unwrap();
+        Pki { ca, server }
+    }
+
+    pub fn server_tls(&self) -> ServerTls {
+        ServerTls {
+            cert_pem: self.server.cert.clone().into_bytes(),
+            key_pem: self.server.key.clone().into_bytes(),
+            client_ca_pem: self.ca.pem.cert.clone().into_bytes(),
+        }
+    }
+
+    pub fn client_tls(&self, agent_id: &str) -> ClientTls {
+        let pem = self.ca.agent(agent_id).unwrap();
+        ClientTls {
+            ca_pem: self.ca.pem.cert.clone().into_bytes(),
+            cert_pem: pem.cert.into_bytes(),
+            key_pem: pem.key.into_bytes(),
+            server_name: Some("localhost".into()),
+        }
+    }
+
+    /// Writes ca.pem, collector.pem, collector-key.pem into `dir` (for the real binary).
+    pub fn write_server_files(&self, dir: &Path) {
+        std::fs::write(dir.join("ca.pem"), &self.ca.pem.cert).unwrap();
+        std::fs::write(dir.join("collector.pem"), &self.server.cert).unwrap();
+        std::fs::write(dir.join("collector-key.pem"), &self.server.key).unwrap();
+    }
+}
+
+/// Event `index` of agent number `agent`: the index is the event time, the agent number the pid, and
+/// the rest looks like a real exec (so batches compress like real ones).
+// The proto grows fields as event families are added; tests only set what they check.
+#[allow(clippy::needless_update)]
+pub fn event(agent: u32, index: u64) -> pb::Event {
+    pb::Event {
+        time_unix_nano: index,
+        process: Some(pb::Process {
+            pid: agent,
+            ppid: 1,
+            start_time_unix_nano: 1_700_000_000_000_000_000 + index,
+            name: "curl".into(),
+            executable: "/usr/bin/curl".into(),
+            args: vec![
+                "curl".into(),
+                "-s".into(),
+                format!("https://example.invalid/{index}"),
+            ],
+            cwd: "/home/user".into(),
+            uid: 1000,
+            euid: 1000,
+            gid: 1000,
+            egid: 1000,
+            cgroup: "/user.slice/user-1000.slice/session-1.scope".into(),
+            sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+            ancestors: vec![pb::Ancestor {
+                pid: 4242,
+                name: "bash".into(),
+                executable: "/usr/bin/bash".into(),
+                uid: 1000,
+                euid: 1000,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        kind: Some(Kind::Exec(pb::ProcessExec {})),
+        ..Default::default()
+    }
+}
+
+pub async fn start_collector(pki: &Pki, data: &Path, listen: SocketAddr) -> IngestHandle {
+    ingest::start(ServeConfig {
+        listen,
+        tls: Some(pki.server_tls()),
+        data_dir: data.to_path_buf(),
+        limits: Limits::default(),
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+    })
+    .await
+    .expect("collector starts")
+}
+
+pub fn agent_config(
+    addr: SocketAddr,
+    tls: ClientTls,
+    agent_id: &str,
+    spool: &Path,
+) -> TransportConfig {
+    let host = pb::HostIdentity {
+        agent_id: agent_id.into(),
+        hostname: "test-host".into(),
+        ..Default::default()
+    };
+    let mut cfg = TransportConfig::new(
+        format!("https://127.0.0.1:{}", addr.port()),
+        Some(tls),
+        host,
+        spool.to_path_buf(),
+    );
+    cfg.backoff_min = Duration::from_millis(50);
+    cfg.backoff_max = Duration::from_millis(500);
+    cfg.drain_timeout = Duration::from_secs(30);
+    cfg.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+    cfg
+}
+
+pub fn start_agent(cfg: TransportConfig) -> (TransportSink, TransportHandle) {
+    transport::start(cfg).expect("transport starts")
+}
+
+/// Every stored event per agent id, in stored order, decoded.
+pub fn stored_events(data: &Path) -> std::collections::HashMap<String, Vec<pb::Event>> {
+    let mut out: std::collections::HashMap<String, Vec<pb::Event>> = Default::default();
+    for b in read_log(&data.join("ingest.log")).expect("read ingest log") {
+        let list = decode_stored(&b).expect("stored batch decodes");
+        assert_eq!(list.events.len(), b.event_count as usize);
+        out.entry(b.agent_id).or_default().extend(list.events);
+    }
+    out
+}
+
+/// Sequence numbers stored per agent, in stored order.
+pub fn stored_sequences(data: &Path) -> std::collections::HashMap<String, Vec<u64>> {
+    let mut out: std::collections::HashMap<String, Vec<u64>> = Default::default();
+    for b in read_log(&data.join("ingest.log")).expect("read ingest log") {
+        out.entry(b.agent_id).or_default().push(b.sequence);
+    }
+    out
+}
+
+/// Splits stored events into (index, agent pid) for ordinary events and the loss events.
+pub fn split_loss(events: &[pb::Event]) -> (Vec<u64>, Vec<pb::EventLoss>) {
+    let mut idx = Vec::new();
+    let mut loss = Vec::new();
+    for e in events {
+        match &e.kind {
+            Some(Kind::Loss(l)) => loss.push(l.clone()),
+            _ => idx.push(e.time_unix_nano),
+        }
+    }
+    (idx, loss)
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A free loopback port (bound then released; the tests that restart a collector reuse it).
+pub fn free_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// A real `ward-collector serve` process.
+pub struct CollectorProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl CollectorProcess {
+    pub fn start(pki_dir: &Path, data: &Path, listen: SocketAddr) -> CollectorProcess {
+        let mut child = Command::new(ward_tests::workspace_bin("ward-collector"))
+            .arg("serve")
+            .arg("--listen")
+            .arg(listen.to_string())
+            .arg("--tls-cert")
+            .arg(pki_dir.join("collector.pem"))
+            .arg("--tls-key")
+            .arg(pki_dir.join("collector-key.pem"))
+            .arg("--client-ca")
+            .arg(pki_dir.join("ca.pem"))
+            .arg("--data-dir")
+            .arg(data)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ward-collector serve");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("[collector] {line}");
+                if let Some(a) = line.strip_prefix("ward-collector: listening on ") {
+                    let _ = tx.send(a.trim().to_string());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("collector printed its address")
+            .parse()
+            .unwrap();
+        CollectorProcess { child, addr }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM and wait.
+    pub fn stop(mut self) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for CollectorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
