@@ -29,6 +29,10 @@ const LOSS_CHECK: Duration = Duration::from_secs(1);
 
 struct Pending {
     events: Vec<pb::Event>,
+    /// Loss reported by `event_loss` events among `events` (the spool carries it forward if the batch
+    /// is evicted in turn), and how many such events there are.
+    reporting: Lost,
+    loss_events: u32,
     bytes: usize,
     /// When the oldest pending event must be sealed.
     deadline: Option<Instant>,
@@ -45,6 +49,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut p = Pending {
         events: Vec::with_capacity(bounds.max_events),
+        reporting: Lost::default(),
+        loss_events: 0,
         bytes: 0,
         deadline: None,
         buf: Vec::with_capacity(bounds.max_bytes),
@@ -65,7 +71,7 @@ pub async fn run(
             _ = tokio::time::sleep_until(p.deadline.unwrap_or(far)), if p.deadline.is_some() => {
                 seal(&mut p, &spool, &sealed, &metrics, bounds)?;
             }
-            _ = loss_check.tick() => report_loss(&mut p, &spool, &metrics, bounds),
+            _ = loss_check.tick() => report_loss(&mut p, &spool, bounds),
         }
     }
     // The pipeline stopped: seal what is left, including loss found while sealing it.
@@ -110,21 +116,36 @@ fn seal(
     {
         let mut spool = spool.lock().expect("spool lock");
         let seq = spool
-            .push(count, convert::unix_nanos(SystemTime::now()), payload)
+            .push_reporting(
+                count,
+                convert::unix_nanos(SystemTime::now()),
+                payload,
+                std::mem::take(&mut p.reporting),
+                std::mem::take(&mut p.loss_events),
+            )
             .map_err(|e| anyhow::anyhow!("spool write failed: {e}"))?;
         tracing::trace!("sealed batch {seq}: {count} events, {} bytes", p.buf.len());
         metrics.spool_bytes.store(spool.bytes(), Relaxed);
         metrics.spool_batches.store(spool.len() as u64, Relaxed);
+        metrics
+            .events_evicted
+            .store(spool.evicted_events_total, Relaxed);
+        metrics
+            .batches_evicted
+            .store(spool.evicted_batches_total, Relaxed);
+        metrics
+            .events_corrupt
+            .store(spool.corrupt_events_total, Relaxed);
     }
     metrics.events_spooled.fetch_add(u64::from(count), Relaxed);
     metrics.batches_spooled.fetch_add(1, Relaxed);
     sealed.notify_one();
-    report_loss(p, spool, metrics, bounds);
+    report_loss(p, spool, bounds);
     Ok(())
 }
 
 /// Queues an `event_loss` event for loss the spool recorded since the last report.
-fn report_loss(p: &mut Pending, spool: &Mutex<Spool>, metrics: &Metrics, bounds: Bounds) {
+fn report_loss(p: &mut Pending, spool: &Mutex<Spool>, bounds: Bounds) {
     let (evicted, corrupt) = spool.lock().expect("spool lock").take_lost();
     for (lost, reason) in [
         (evicted, Reason::SpoolEvicted),
@@ -133,15 +154,6 @@ fn report_loss(p: &mut Pending, spool: &Mutex<Spool>, metrics: &Metrics, bounds:
         if lost == Lost::default() {
             continue;
         }
-        match reason {
-            Reason::SpoolEvicted => {
-                metrics.events_evicted.fetch_add(lost.events, Relaxed);
-                metrics.batches_evicted.fetch_add(lost.batches, Relaxed);
-            }
-            _ => {
-                metrics.events_corrupt.fetch_add(lost.events, Relaxed);
-            }
-        }
         let event = convert::loss(
             reason,
             lost.events,
@@ -149,5 +161,7 @@ fn report_loss(p: &mut Pending, spool: &Mutex<Spool>, metrics: &Metrics, bounds:
             Some((lost.first_seq, lost.last_seq)),
         );
         add(p, event, bounds);
+        p.reporting.merge(&lost);
+        p.loss_events += 1;
     }
 }

@@ -31,6 +31,10 @@ pub struct Entry {
     pub size: u64,
     /// Kept in memory while the spool's memory budget allows, so the usual path never reads disk.
     payload: Option<Bytes>,
+    /// Loss this batch reports (its `event_loss` events, `loss_events` of its `events`). If the batch is
+    /// evicted in turn, that loss is carried into the next report instead of being lost with it.
+    carried: Lost,
+    loss_events: u32,
 }
 
 /// What eviction or corruption lost, not yet reported as an `event_loss` event.
@@ -43,13 +47,29 @@ pub struct Lost {
 }
 
 impl Lost {
+    /// Counts an evicted batch: its ordinary events, plus the loss it was carrying.
     fn add(&mut self, e: &Entry) {
-        if self.batches == 0 {
-            self.first_seq = e.seq;
+        self.merge(&Lost {
+            events: u64::from(e.events - e.loss_events),
+            batches: 1,
+            first_seq: e.seq,
+            last_seq: e.seq,
+        });
+        self.merge(&e.carried);
+    }
+
+    pub fn merge(&mut self, other: &Lost) {
+        if other.batches == 0 && other.events == 0 {
+            return;
         }
-        self.events += u64::from(e.events);
-        self.batches += 1;
-        self.last_seq = self.last_seq.max(e.seq);
+        if self.batches == 0 && self.events == 0 {
+            *self = *other;
+            return;
+        }
+        self.events += other.events;
+        self.batches += other.batches;
+        self.first_seq = self.first_seq.min(other.first_seq);
+        self.last_seq = self.last_seq.max(other.last_seq);
     }
 }
 
@@ -77,6 +97,7 @@ pub struct Spool {
     /// Totals since start, for metrics.
     pub evicted_events_total: u64,
     pub evicted_batches_total: u64,
+    pub corrupt_events_total: u64,
 }
 
 fn file_name(seq: u64) -> String {
@@ -123,6 +144,8 @@ impl Spool {
                     sealed_unix_nano: sealed,
                     size,
                     payload: None,
+                    carried: Lost::default(),
+                    loss_events: 0,
                 }),
                 Err(e) => {
                     tracing::warn!("spool: dropping unreadable batch {}: {e}", path.display());
@@ -146,6 +169,7 @@ impl Spool {
             corrupt: Lost::default(),
             evicted_events_total: 0,
             evicted_batches_total: 0,
+            corrupt_events_total: 0,
         };
         spool.evict_over_limit();
         Ok(spool)
@@ -153,6 +177,18 @@ impl Spool {
 
     /// Writes a sealed batch and returns its sequence number. Evicts the oldest batches past the limit.
     pub fn push(&mut self, events: u32, sealed_unix_nano: u64, payload: Bytes) -> io::Result<u64> {
+        self.push_reporting(events, sealed_unix_nano, payload, Lost::default(), 0)
+    }
+
+    /// [`Spool::push`] for a batch whose `loss_events` `event_loss` events report `carried`.
+    pub fn push_reporting(
+        &mut self,
+        events: u32,
+        sealed_unix_nano: u64,
+        payload: Bytes,
+        carried: Lost,
+        loss_events: u32,
+    ) -> io::Result<u64> {
         if self.next_seq > self.reserved_through {
             self.reserve(self.next_seq + SEQ_BLOCK - 1)?;
         }
@@ -182,6 +218,8 @@ impl Spool {
             sealed_unix_nano,
             size,
             payload: keep.then_some(payload),
+            carried,
+            loss_events: loss_events.min(events),
         });
         self.bytes += size;
         self.evict_over_limit();
@@ -211,7 +249,7 @@ impl Spool {
                 e.events
             );
             self.evicted.add(&e);
-            self.evicted_events_total += u64::from(e.events);
+            self.evicted_events_total += u64::from(e.events - e.loss_events);
             self.evicted_batches_total += 1;
             self.forget(e);
         }
@@ -258,6 +296,7 @@ impl Spool {
                     tracing::warn!("spool: batch {} unreadable, dropped: {err}", e.seq);
                     let e = self.entries.remove(idx).expect("index valid");
                     self.corrupt.add(&e);
+                    self.corrupt_events_total += u64::from(e.events - e.loss_events);
                     self.forget(e);
                 }
             }
@@ -420,6 +459,39 @@ mod tests {
         // Payloads come back from disk (no memory budget).
         let (e, p) = s.next_from(4).unwrap();
         assert_eq!((e.seq, &p[..]), (4, &[3u8; 10][..]));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn loss_reported_by_an_evicted_batch_is_carried_forward() {
+        let dir = tmpdir("carry");
+        let limits = SpoolLimits {
+            max_bytes: 2 * (HEADER as u64 + 10),
+            max_memory: 0,
+        };
+        let mut s = Spool::open(&dir, limits).unwrap();
+        s.push(10, 0, Bytes::from(vec![0; 10])).unwrap();
+        s.push(10, 0, Bytes::from(vec![1; 10])).unwrap();
+        s.push(10, 0, Bytes::from(vec![2; 10])).unwrap(); // evicts 1
+        let (lost, _) = s.take_lost();
+        assert_eq!((lost.events, lost.first_seq), (10, 1));
+        // Batch 4 reports that loss with one event_loss event among its 5, then is evicted itself.
+        s.push_reporting(5, 0, Bytes::from(vec![3; 10]), lost, 1)
+            .unwrap(); // evicts 2
+        s.push(10, 0, Bytes::from(vec![4; 10])).unwrap(); // evicts 3
+        s.push(10, 0, Bytes::from(vec![5; 10])).unwrap(); // evicts 4
+        let (lost, _) = s.take_lost();
+        // Ordinary events of batches 1-4 (10 + 10 + 10 + 4), the event_loss event not counted as lost.
+        assert_eq!(
+            lost,
+            Lost {
+                events: 34,
+                batches: 4,
+                first_seq: 1,
+                last_seq: 4
+            }
+        );
+        assert_eq!(s.evicted_events_total, 34);
         fs::remove_dir_all(&dir).unwrap();
     }
 
