@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
 /*
- * File, network, privilege and injection sensors on syscall tracepoints (no kprobes, fentry or LSM here).
+ * File, network, privilege and injection sensors on the raw syscall tracepoints (no kprobes, fentry or LSM
+ * here).
  *
- * Each watched syscall has an enter program that keeps its arguments in PENDING, keyed by thread, and an
- * exit program that turns them and the result into one struct ward_syscall_event. Enter is cheap (a map
- * update, no string reads); everything costly happens at exit, and only for calls that will be reported, so
- * failed attempts are visible with their error and noisy calls are dropped before they cost a record.
+ * One program on sys_enter and one on sys_exit serve every watched syscall: at enter, a switch on the
+ * syscall number describes the call (which arguments are paths, fds, sockaddrs) and keeps its arguments in
+ * PENDING, keyed by thread; at exit, the arguments and the result become one struct ward_syscall_event.
+ * Enter is cheap (a map update, no string reads); everything costly happens at exit, and only for calls
+ * that will be reported, so failed attempts are visible with their error and noisy calls are dropped
+ * before they cost a record. Two programs instead of one pair per syscall: every attached tracepoint costs
+ * tens of milliseconds to attach and to detach on this kind of kernel, so 100 of them made start-up and
+ * shutdown take seconds. x86_64 syscall numbers and argument registers.
  */
 #include "common.h"
 #include "paths.h"
@@ -115,23 +120,6 @@ static __always_inline __u64 arg_at(const struct pending *p, __u32 i)
 	}
 }
 
-static __always_inline int stash(struct trace_event_raw_sys_enter *ctx, struct pending *p)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	if (is_agent(id >> 32) || !kind_enabled(p->kind))
-		return 0;
-	p->syscall = ctx->id;
-	/* Written out: a loop would become arithmetic on the context pointer, which the verifier refuses. */
-	p->args[0] = ctx->args[0];
-	p->args[1] = ctx->args[1];
-	p->args[2] = ctx->args[2];
-	p->args[3] = ctx->args[3];
-	p->args[4] = ctx->args[4];
-	p->args[5] = ctx->args[5];
-	bpf_map_update_elem(&PENDING, &id, p, BPF_ANY);
-	return 0;
-}
-
 /* The rule for an absolute user path (0 when relative, unreadable or unmatched). */
 static __always_inline __u8 path_rule(const char *user_path)
 {
@@ -199,25 +187,7 @@ static __always_inline int is_capability_xattr(const char *user_name)
 	return 1;
 }
 
-static __always_inline void describe_file(struct task_struct *task, struct file *file,
-					  struct ward_syscall_event *e)
-{
-	struct sock *sk = file_sock(file);
-	if (sk) {
-		read_sock(sk, &e->sock);
-		e->hdr.flags |= WARD_SYS_SOCKET;
-		return;
-	}
-	struct inode *inode = BPF_CORE_READ(file, f_inode);
-	e->file_mode = BPF_CORE_READ(inode, i_mode);
-	e->file_ino = BPF_CORE_READ(inode, i_ino);
-	e->file_dev = BPF_CORE_READ(inode, i_sb, s_dev);
-	e->resolved_len = walk_path(task, BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry),
-				    e->resolved, &e->hdr.flags, WARD_SYS_RESOLVED_TRUNCATED);
-	e->hdr.flags |= WARD_SYS_RESOLVED_FILE;
-}
-
-static __always_inline int finish(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int finish(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct pending *stored = bpf_map_lookup_elem(&PENDING, &id);
@@ -225,7 +195,6 @@ static __always_inline int finish(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	struct pending p = *stored;
 	bpf_map_delete_elem(&PENDING, &id);
-	long ret = ctx->ret;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 
 	/* Filters that need the outcome, decided before a record is reserved. */
@@ -245,6 +214,9 @@ static __always_inline int finish(struct trace_event_raw_sys_exit *ctx)
 #pragma unroll
 	for (int i = 0; i < 6; i++)
 		e->args[i] = p.args[i];
+	/* Opens use at most four arguments; the fifth slot carries the flags openat2 keeps in a struct. */
+	if (p.kind == WARD_EVENT_OPEN)
+		e->args[5] = p.open_flags;
 	const struct cred *cred = BPF_CORE_READ(task, cred);
 	e->uid = BPF_CORE_READ(cred, uid.val);
 	e->euid = BPF_CORE_READ(cred, euid.val);
@@ -287,14 +259,29 @@ static __always_inline int finish(struct trace_event_raw_sys_exit *ctx)
 		fd = ret;
 	else if (p.fd_arg >= 0 && p.fd_arg < 6)
 		fd = (__s64)(int)arg_at(&p, p.fd_arg);
+	/* One dentry walk at most, of the file acted on or of the directory a relative path is under (a
+	 * single call site keeps the verifier's work, and start-up time, down). */
+	struct vfsmount *mnt = 0;
+	struct dentry *dentry = 0;
+	__u16 resolved_as = 0;
 	struct file *file = fd_file(task, fd);
 	if (file) {
-		describe_file(task, file, e);
+		struct sock *sk = file_sock(file);
+		if (sk) {
+			read_sock(sk, &e->sock);
+			e->hdr.flags |= WARD_SYS_SOCKET;
+		} else {
+			struct inode *inode = BPF_CORE_READ(file, f_inode);
+			e->file_mode = BPF_CORE_READ(inode, i_mode);
+			e->file_ino = BPF_CORE_READ(inode, i_ino);
+			e->file_dev = BPF_CORE_READ(inode, i_sb, s_dev);
+			mnt = BPF_CORE_READ(file, f_path.mnt);
+			dentry = BPF_CORE_READ(file, f_path.dentry);
+			resolved_as = WARD_SYS_RESOLVED_FILE;
+		}
 	} else if (p.dfd_arg != ARG_NONE && e->str_len[0] > 0 && e->str[0][0] != '/') {
 		/* A relative path that names nothing open: record the directory it is relative to. */
 		__s64 dfd = p.dfd_arg == ARG_CWD ? AT_FDCWD : (__s64)(int)arg_at(&p, p.dfd_arg);
-		struct vfsmount *mnt;
-		struct dentry *dentry;
 		if (dfd == AT_FDCWD) {
 			struct fs_struct *fs = BPF_CORE_READ(task, fs);
 			mnt = BPF_CORE_READ(fs, pwd.mnt);
@@ -304,197 +291,16 @@ static __always_inline int finish(struct trace_event_raw_sys_exit *ctx)
 			mnt = BPF_CORE_READ(dir, f_path.mnt);
 			dentry = BPF_CORE_READ(dir, f_path.dentry);
 		}
-		if (dentry) {
-			e->resolved_len = walk_path(task, mnt, dentry, e->resolved, &e->hdr.flags,
-						    WARD_SYS_RESOLVED_TRUNCATED);
-			e->hdr.flags |= WARD_SYS_RESOLVED_BASE;
-		}
+		resolved_as = WARD_SYS_RESOLVED_BASE;
+	}
+	if (dentry) {
+		e->resolved_len =
+			walk_path(task, mnt, dentry, e->resolved, &e->hdr.flags, WARD_SYS_RESOLVED_TRUNCATED);
+		e->hdr.flags |= resolved_as;
 	}
 	submit(e);
 	return 0;
 }
-
-/* Enter program for a syscall: kind, string args (1-based), raw length arg, fd arg, dirfd arg. */
-#define WATCH(sys, KIND, S0, S1, S2, RAWLEN, FD, DFD)                                                     \
-	SEC("tracepoint/syscalls/sys_enter_" #sys)                                                          \
-	int ward_enter_##sys(struct trace_event_raw_sys_enter *ctx)                                         \
-	{                                                                                                   \
-		struct pending p = { .kind = KIND, .str_arg = { S0, S1, S2 }, .raw_len_arg = RAWLEN,          \
-				     .fd_arg = FD, .dfd_arg = DFD };                                            \
-		return stash(ctx, &p);                                                                      \
-	}                                                                                                   \
-	EXIT(sys)
-
-#define EXIT(sys)                                                                                         \
-	SEC("tracepoint/syscalls/sys_exit_" #sys)                                                           \
-	int ward_exit_##sys(struct trace_event_raw_sys_exit *ctx)                                           \
-	{                                                                                                   \
-		return finish(ctx);                                                                         \
-	}
-
-/* Opens: the flags argument moves between variants, so these enter programs are written out. */
-#define WATCH_OPEN(sys, PATH, DFD, FLAGS_EXPR)                                                           \
-	SEC("tracepoint/syscalls/sys_enter_" #sys)                                                          \
-	int ward_enter_##sys(struct trace_event_raw_sys_enter *ctx)                                         \
-	{                                                                                                   \
-		struct pending p = { .kind = WARD_EVENT_OPEN, .str_arg = { PATH, 0, 0 }, .fd_arg = ARG_RET,   \
-				     .dfd_arg = DFD };                                                          \
-		p.open_flags = FLAGS_EXPR;                                                                  \
-		return stash(ctx, &p);                                                                      \
-	}                                                                                                   \
-	EXIT(sys)
-
-static __always_inline __u64 openat2_flags(const void *how)
-{
-	__u64 flags = 0;
-	bpf_probe_read_user(&flags, sizeof(flags), how);
-	return flags;
-}
-
-WATCH_OPEN(open, 1, ARG_CWD, ctx->args[1])
-WATCH_OPEN(openat, 2, 0, ctx->args[1 + 1])
-WATCH_OPEN(openat2, 2, 0, openat2_flags((const void *)ctx->args[2]))
-WATCH_OPEN(creat, 1, ARG_CWD, WARD_O_CREAT | WARD_O_WRONLY | WARD_O_TRUNC)
-
-WATCH(unlink, WARD_EVENT_UNLINK, 1, 0, 0, 0, ARG_NONE, ARG_CWD)
-WATCH(unlinkat, WARD_EVENT_UNLINK, 2, 0, 0, 0, ARG_NONE, 0)
-WATCH(rename, WARD_EVENT_RENAME, 1, 2, 0, 0, ARG_NONE, ARG_CWD)
-WATCH(renameat, WARD_EVENT_RENAME, 2, 4, 0, 0, ARG_NONE, 0)
-WATCH(renameat2, WARD_EVENT_RENAME, 2, 4, 0, 0, ARG_NONE, 0)
-WATCH(link, WARD_EVENT_LINK, 2, 1, 0, 0, ARG_NONE, ARG_CWD)
-WATCH(linkat, WARD_EVENT_LINK, 4, 2, 0, 0, ARG_NONE, 2)
-WATCH(symlink, WARD_EVENT_SYMLINK, 2, 1, 0, 0, ARG_NONE, ARG_CWD)
-WATCH(symlinkat, WARD_EVENT_SYMLINK, 3, 1, 0, 0, ARG_NONE, 1)
-WATCH(chmod, WARD_EVENT_CHMOD, 1, 0, 0, 0, ARG_NONE, ARG_CWD)
-WATCH(fchmod, WARD_EVENT_CHMOD, 0, 0, 0, 0, 0, ARG_NONE)
-WATCH(fchmodat, WARD_EVENT_CHMOD, 2, 0, 0, 0, ARG_NONE, 0)
-WATCH(fchmodat2, WARD_EVENT_CHMOD, 2, 0, 0, 0, ARG_NONE, 0)
-WATCH(chown, WARD_EVENT_CHOWN, 1, 0, 0, 0, ARG_NONE, ARG_CWD)
-WATCH(lchown, WARD_EVENT_CHOWN, 1, 0, 0, 0, ARG_NONE, ARG_CWD)
-WATCH(fchown, WARD_EVENT_CHOWN, 0, 0, 0, 0, 0, ARG_NONE)
-WATCH(fchownat, WARD_EVENT_CHOWN, 2, 0, 0, 0, ARG_NONE, 0)
-WATCH(truncate, WARD_EVENT_TRUNCATE, 1, 0, 0, 0, ARG_NONE, ARG_CWD)
-WATCH(setxattr, WARD_EVENT_SETXATTR, 1, 2, 0, 0, ARG_NONE, ARG_CWD)
-WATCH(lsetxattr, WARD_EVENT_SETXATTR, 1, 2, 0, 0, ARG_NONE, ARG_CWD)
-WATCH(fsetxattr, WARD_EVENT_SETXATTR, 0, 2, 0, 0, 0, ARG_NONE)
-
-/* ftruncate is how databases and logs grow and shrink; only truncation to zero (wiping) is reported. */
-SEC("tracepoint/syscalls/sys_enter_ftruncate")
-int ward_enter_ftruncate(struct trace_event_raw_sys_enter *ctx)
-{
-	if (ctx->args[1] != 0)
-		return 0;
-	struct pending p = { .kind = WARD_EVENT_TRUNCATE, .fd_arg = 0, .dfd_arg = ARG_NONE };
-	return stash(ctx, &p);
-}
-EXIT(ftruncate)
-
-WATCH(connect, WARD_EVENT_CONNECT, 2, 0, 0, 3, 0, ARG_NONE)
-WATCH(accept, WARD_EVENT_ACCEPT, 0, 0, 0, 0, ARG_RET, ARG_NONE)
-WATCH(accept4, WARD_EVENT_ACCEPT, 0, 0, 0, 0, ARG_RET, ARG_NONE)
-WATCH(bind, WARD_EVENT_BIND, 2, 0, 0, 3, 0, ARG_NONE)
-WATCH(listen, WARD_EVENT_LISTEN, 0, 0, 0, 0, 0, ARG_NONE)
-
-/* dup2/dup3 onto stdin, stdout or stderr: the exit filter keeps those that install a socket there. */
-#define WATCH_DUP(sys)                                                                                    \
-	SEC("tracepoint/syscalls/sys_enter_" #sys)                                                          \
-	int ward_enter_##sys(struct trace_event_raw_sys_enter *ctx)                                         \
-	{                                                                                                   \
-		if (ctx->args[1] > 2)                                                                       \
-			return 0;                                                                           \
-		struct pending p = { .kind = WARD_EVENT_DUP, .fd_arg = 1, .dfd_arg = ARG_NONE };            \
-		return stash(ctx, &p);                                                                      \
-	}                                                                                                   \
-	EXIT(sys)
-
-WATCH_DUP(dup2)
-WATCH_DUP(dup3)
-
-/* set*id: the credentials before the call go in the unused args 4 and 5 (uid<<32|euid, gid<<32|egid). */
-#define WATCH_SETID(sys)                                                                                  \
-	SEC("tracepoint/syscalls/sys_enter_" #sys)                                                          \
-	int ward_enter_##sys(struct trace_event_raw_sys_enter *ctx)                                         \
-	{                                                                                                   \
-		struct pending p = { .kind = WARD_EVENT_SETID, .fd_arg = ARG_NONE, .dfd_arg = ARG_NONE };   \
-		__u64 id = bpf_get_current_pid_tgid();                                                      \
-		if (is_agent(id >> 32) || !kind_enabled(p.kind))                                            \
-			return 0;                                                                           \
-		p.syscall = ctx->id;                                                                        \
-		p.args[0] = ctx->args[0];                                                                   \
-		p.args[1] = ctx->args[1];                                                                   \
-		p.args[2] = ctx->args[2];                                                                   \
-		struct task_struct *task = (struct task_struct *)bpf_get_current_task();                    \
-		const struct cred *cred = BPF_CORE_READ(task, cred);                                        \
-		p.args[4] = (__u64)BPF_CORE_READ(cred, uid.val) << 32 | BPF_CORE_READ(cred, euid.val);      \
-		p.args[5] = (__u64)BPF_CORE_READ(cred, gid.val) << 32 | BPF_CORE_READ(cred, egid.val);      \
-		bpf_map_update_elem(&PENDING, &id, &p, BPF_ANY);                                            \
-		return 0;                                                                                   \
-	}                                                                                                   \
-	EXIT(sys)
-
-WATCH_SETID(setuid)
-WATCH_SETID(setgid)
-WATCH_SETID(setreuid)
-WATCH_SETID(setregid)
-WATCH_SETID(setresuid)
-WATCH_SETID(setresgid)
-WATCH_SETID(setfsuid)
-WATCH_SETID(setfsgid)
-
-/* capset: effective and permitted sets before (args 4, 5) and after (args 2, 3, filled at exit). */
-SEC("tracepoint/syscalls/sys_enter_capset")
-int ward_enter_capset(struct trace_event_raw_sys_enter *ctx)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	if (is_agent(id >> 32) || !kind_enabled(WARD_EVENT_CAPSET))
-		return 0;
-	struct pending p = { .kind = WARD_EVENT_CAPSET, .fd_arg = ARG_NONE, .dfd_arg = ARG_NONE };
-	p.syscall = ctx->id;
-	p.args[0] = ctx->args[0];
-	p.args[1] = ctx->args[1];
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	const struct cred *cred = BPF_CORE_READ(task, cred);
-	bpf_core_read(&p.args[4], sizeof(p.args[4]), &cred->cap_effective);
-	bpf_core_read(&p.args[5], sizeof(p.args[5]), &cred->cap_permitted);
-	bpf_map_update_elem(&PENDING, &id, &p, BPF_ANY);
-	return 0;
-}
-EXIT(capset)
-
-/* ptrace requests that attach to, or write into, another process (or ask to be traced): not the reads a
- * debugger or strace makes thousands of times a second. */
-SEC("tracepoint/syscalls/sys_enter_ptrace")
-int ward_enter_ptrace(struct trace_event_raw_sys_enter *ctx)
-{
-	__u64 req = ctx->args[0];
-	if (!(req == 0 || (req >= 4 && req <= 6) || req == 13 || req == 16 || req == 0x4205 || req == 0x4206))
-		return 0;
-	struct pending p = { .kind = WARD_EVENT_PTRACE, .fd_arg = ARG_NONE, .dfd_arg = ARG_NONE };
-	return stash(ctx, &p);
-}
-EXIT(ptrace)
-
-WATCH(process_vm_readv, WARD_EVENT_VM_ACCESS, 0, 0, 0, 0, ARG_NONE, ARG_NONE)
-WATCH(process_vm_writev, WARD_EVENT_VM_ACCESS, 0, 0, 0, 0, ARG_NONE, ARG_NONE)
-WATCH(memfd_create, WARD_EVENT_MEMFD, 1, 0, 0, 0, ARG_NONE, ARG_NONE)
-WATCH(userfaultfd, WARD_EVENT_USERFAULTFD, 0, 0, 0, 0, ARG_NONE, ARG_NONE)
-WATCH(init_module, WARD_EVENT_MODULE, 3, 0, 0, 0, ARG_NONE, ARG_NONE)
-WATCH(finit_module, WARD_EVENT_MODULE, 2, 0, 0, 0, 0, ARG_NONE)
-WATCH(mount, WARD_EVENT_MOUNT, 1, 2, 3, 0, ARG_NONE, ARG_NONE)
-WATCH(unshare, WARD_EVENT_NAMESPACE, 0, 0, 0, 0, ARG_NONE, ARG_NONE)
-WATCH(setns, WARD_EVENT_NAMESPACE, 0, 0, 0, 0, 0, ARG_NONE)
-
-/* bpf(): only program loads; string 0 holds the start of the attribute (type, name). */
-SEC("tracepoint/syscalls/sys_enter_bpf")
-int ward_enter_bpf(struct trace_event_raw_sys_enter *ctx)
-{
-	if (ctx->args[0] != WARD_BPF_PROG_LOAD)
-		return 0;
-	struct pending p = { .kind = WARD_EVENT_BPF, .str_arg = { 2, 0, 0 }, .raw_len_arg = 3,
-			     .fd_arg = ARG_NONE, .dfd_arg = ARG_NONE };
-	return stash(ctx, &p);
-}
-EXIT(bpf)
 
 /* Flags of the mapping that holds an address: vm_flags, and bit 63 when it maps a file. */
 static long vma_flags_cb(struct task_struct *task, struct vm_area_struct *vma, void *data)
@@ -520,35 +326,189 @@ static __always_inline int memory_exec_budget(void)
 	return 1;
 }
 
-/* mprotect making anonymous writable memory executable (or asking for write+exec at once). */
-SEC("tracepoint/syscalls/sys_enter_mprotect")
-int ward_enter_mprotect(struct trace_event_raw_sys_enter *ctx)
-{
-	__u64 prot = ctx->args[2];
-	if (!(prot & WARD_PROT_EXEC))
-		return 0;
-	if (!(prot & WARD_PROT_WRITE)) {
-		__u64 flags = 0;
-		bpf_find_vma(bpf_get_current_task_btf(), ctx->args[0], vma_flags_cb, &flags, 0);
-		if (!(flags & WARD_VM_WRITE) || (flags >> 63))
-			return 0;
-	}
-	if (!memory_exec_budget())
-		return 0;
-	struct pending p = { .kind = WARD_EVENT_MEMORY_EXEC, .fd_arg = ARG_NONE, .dfd_arg = ARG_NONE };
-	return stash(ctx, &p);
-}
-EXIT(mprotect)
+/* Describes a call in `p` (kind and where its paths, fds and sockaddr are); 0 when it is not watched or
+ * not worth a record. `p->args` already holds the arguments. */
+#define CALL(KIND, S0, S1, S2, RAWLEN, FD, DFD)                                                           \
+	do {                                                                                                \
+		p->kind = KIND;                                                                             \
+		p->str_arg[0] = S0;                                                                         \
+		p->str_arg[1] = S1;                                                                         \
+		p->str_arg[2] = S2;                                                                         \
+		p->raw_len_arg = RAWLEN;                                                                    \
+		p->fd_arg = FD;                                                                             \
+		p->dfd_arg = DFD;                                                                           \
+	} while (0)
 
-/* mmap asking for write+exec at once. */
-SEC("tracepoint/syscalls/sys_enter_mmap")
-int ward_enter_mmap(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int describe_call(long nr, struct pending *p)
 {
-	if ((ctx->args[2] & (WARD_PROT_WRITE | WARD_PROT_EXEC)) != (WARD_PROT_WRITE | WARD_PROT_EXEC))
+	__u64 *a = p->args;
+	switch (nr) {
+	case 2: /* open(path, flags, mode) */
+		CALL(WARD_EVENT_OPEN, 1, 0, 0, 0, ARG_RET, ARG_CWD);
+		p->open_flags = a[1];
+		return 1;
+	case 257: /* openat(dfd, path, flags, mode) */
+		CALL(WARD_EVENT_OPEN, 2, 0, 0, 0, ARG_RET, 0);
+		p->open_flags = a[2];
+		return 1;
+	case 437: /* openat2(dfd, path, how, size) */
+		CALL(WARD_EVENT_OPEN, 2, 0, 0, 0, ARG_RET, 0);
+		bpf_probe_read_user(&p->open_flags, sizeof(p->open_flags), (const void *)a[2]);
+		return 1;
+	case 85: /* creat(path, mode) */
+		CALL(WARD_EVENT_OPEN, 1, 0, 0, 0, ARG_RET, ARG_CWD);
+		p->open_flags = WARD_O_CREAT | WARD_O_WRONLY | WARD_O_TRUNC;
+		return 1;
+	case 87: CALL(WARD_EVENT_UNLINK, 1, 0, 0, 0, ARG_NONE, ARG_CWD); return 1;
+	case 263: CALL(WARD_EVENT_UNLINK, 2, 0, 0, 0, ARG_NONE, 0); return 1;
+	case 82: CALL(WARD_EVENT_RENAME, 1, 2, 0, 0, ARG_NONE, ARG_CWD); return 1;
+	case 264: /* fallthrough: renameat and renameat2 share their first four arguments */
+	case 316: CALL(WARD_EVENT_RENAME, 2, 4, 0, 0, ARG_NONE, 0); return 1;
+	case 86: CALL(WARD_EVENT_LINK, 2, 1, 0, 0, ARG_NONE, ARG_CWD); return 1;
+	case 265: CALL(WARD_EVENT_LINK, 4, 2, 0, 0, ARG_NONE, 2); return 1;
+	case 88: CALL(WARD_EVENT_SYMLINK, 2, 1, 0, 0, ARG_NONE, ARG_CWD); return 1;
+	case 266: CALL(WARD_EVENT_SYMLINK, 3, 1, 0, 0, ARG_NONE, 1); return 1;
+	case 90: CALL(WARD_EVENT_CHMOD, 1, 0, 0, 0, ARG_NONE, ARG_CWD); return 1;
+	case 91: CALL(WARD_EVENT_CHMOD, 0, 0, 0, 0, 0, ARG_NONE); return 1;
+	case 268: /* fchmodat and fchmodat2 */
+	case 452: CALL(WARD_EVENT_CHMOD, 2, 0, 0, 0, ARG_NONE, 0); return 1;
+	case 92: /* chown and lchown */
+	case 94: CALL(WARD_EVENT_CHOWN, 1, 0, 0, 0, ARG_NONE, ARG_CWD); return 1;
+	case 93: CALL(WARD_EVENT_CHOWN, 0, 0, 0, 0, 0, ARG_NONE); return 1;
+	case 260: CALL(WARD_EVENT_CHOWN, 2, 0, 0, 0, ARG_NONE, 0); return 1;
+	case 76: CALL(WARD_EVENT_TRUNCATE, 1, 0, 0, 0, ARG_NONE, ARG_CWD); return 1;
+	case 77:
+		/* ftruncate is how databases and logs grow and shrink; only truncation to zero is reported. */
+		if (a[1] != 0)
+			return 0;
+		CALL(WARD_EVENT_TRUNCATE, 0, 0, 0, 0, 0, ARG_NONE);
+		return 1;
+	case 188: /* setxattr and lsetxattr */
+	case 189: CALL(WARD_EVENT_SETXATTR, 1, 2, 0, 0, ARG_NONE, ARG_CWD); return 1;
+	case 190: CALL(WARD_EVENT_SETXATTR, 0, 2, 0, 0, 0, ARG_NONE); return 1;
+	case 42: CALL(WARD_EVENT_CONNECT, 2, 0, 0, 3, 0, ARG_NONE); return 1;
+	case 43: /* accept and accept4 */
+	case 288: CALL(WARD_EVENT_ACCEPT, 0, 0, 0, 0, ARG_RET, ARG_NONE); return 1;
+	case 49: CALL(WARD_EVENT_BIND, 2, 0, 0, 3, 0, ARG_NONE); return 1;
+	case 50: CALL(WARD_EVENT_LISTEN, 0, 0, 0, 0, 0, ARG_NONE); return 1;
+	case 33: /* dup2 and dup3 onto stdin, stdout or stderr; exit keeps those that install a socket */
+	case 292:
+		if (a[1] > 2)
+			return 0;
+		CALL(WARD_EVENT_DUP, 0, 0, 0, 0, 1, ARG_NONE);
+		return 1;
+	case 105: case 106: case 113: case 114: case 117: case 119: case 122: case 123: {
+		/* set*id: the credentials before the call go in args 4 and 5 (uid<<32|euid, gid<<32|egid);
+		 * none of these calls has more than three arguments. */
+		CALL(WARD_EVENT_SETID, 0, 0, 0, 0, ARG_NONE, ARG_NONE);
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+		const struct cred *cred = BPF_CORE_READ(task, cred);
+		a[4] = (__u64)BPF_CORE_READ(cred, uid.val) << 32 | BPF_CORE_READ(cred, euid.val);
+		a[5] = (__u64)BPF_CORE_READ(cred, gid.val) << 32 | BPF_CORE_READ(cred, egid.val);
+		return 1;
+	}
+	case 126: {
+		/* capset: effective and permitted sets before (args 4, 5) and after (args 2, 3, at exit). */
+		CALL(WARD_EVENT_CAPSET, 0, 0, 0, 0, ARG_NONE, ARG_NONE);
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+		const struct cred *cred = BPF_CORE_READ(task, cred);
+		bpf_core_read(&a[4], sizeof(a[4]), &cred->cap_effective);
+		bpf_core_read(&a[5], sizeof(a[5]), &cred->cap_permitted);
+		return 1;
+	}
+	case 101: {
+		/* ptrace requests that attach to, or write into, another process (or ask to be traced), not
+		 * the reads a debugger or strace makes thousands of times a second. */
+		__u64 req = a[0];
+		if (!(req == 0 || (req >= 4 && req <= 6) || req == 13 || req == 16 || req == 0x4205 || req == 0x4206))
+			return 0;
+		CALL(WARD_EVENT_PTRACE, 0, 0, 0, 0, ARG_NONE, ARG_NONE);
+		return 1;
+	}
+	case 310: /* process_vm_readv and process_vm_writev */
+	case 311: CALL(WARD_EVENT_VM_ACCESS, 0, 0, 0, 0, ARG_NONE, ARG_NONE); return 1;
+	case 319: CALL(WARD_EVENT_MEMFD, 1, 0, 0, 0, ARG_NONE, ARG_NONE); return 1;
+	case 323: CALL(WARD_EVENT_USERFAULTFD, 0, 0, 0, 0, ARG_NONE, ARG_NONE); return 1;
+	case 175: CALL(WARD_EVENT_MODULE, 3, 0, 0, 0, ARG_NONE, ARG_NONE); return 1;
+	case 313: CALL(WARD_EVENT_MODULE, 2, 0, 0, 0, 0, ARG_NONE); return 1;
+	case 321:
+		/* bpf(): only program loads; string 0 holds the start of the attribute (type, name). */
+		if (a[0] != WARD_BPF_PROG_LOAD)
+			return 0;
+		CALL(WARD_EVENT_BPF, 2, 0, 0, 3, ARG_NONE, ARG_NONE);
+		return 1;
+	case 165: CALL(WARD_EVENT_MOUNT, 1, 2, 3, 0, ARG_NONE, ARG_NONE); return 1;
+	case 272: CALL(WARD_EVENT_NAMESPACE, 0, 0, 0, 0, ARG_NONE, ARG_NONE); return 1;
+	case 308: CALL(WARD_EVENT_NAMESPACE, 0, 0, 0, 0, 0, ARG_NONE); return 1;
+	case 10: {
+		/* mprotect making anonymous writable memory executable (or asking for write+exec at once). */
+		__u64 prot = a[2];
+		if (!(prot & WARD_PROT_EXEC))
+			return 0;
+		if (!(prot & WARD_PROT_WRITE)) {
+			__u64 flags = 0;
+			bpf_find_vma(bpf_get_current_task_btf(), a[0], vma_flags_cb, &flags, 0);
+			if (!(flags & WARD_VM_WRITE) || (flags >> 63))
+				return 0;
+		}
+		if (!memory_exec_budget())
+			return 0;
+		CALL(WARD_EVENT_MEMORY_EXEC, 0, 0, 0, 0, ARG_NONE, ARG_NONE);
+		return 1;
+	}
+	case 9:
+		/* mmap asking for write+exec at once. */
+		if ((a[2] & (WARD_PROT_WRITE | WARD_PROT_EXEC)) != (WARD_PROT_WRITE | WARD_PROT_EXEC))
+			return 0;
+		if (!memory_exec_budget())
+			return 0;
+		CALL(WARD_EVENT_MEMORY_EXEC, 0, 0, 0, 0, ARG_NONE, ARG_NONE);
+		return 1;
+	default:
 		return 0;
-	if (!memory_exec_budget())
-		return 0;
-	struct pending p = { .kind = WARD_EVENT_MEMORY_EXEC, .fd_arg = ARG_NONE, .dfd_arg = ARG_NONE };
-	return stash(ctx, &p);
+	}
 }
-EXIT(mmap)
+
+/* Whether the call that just returned could have been kept at enter (saves a map lookup on every exit). */
+static __always_inline int maybe_watched(long nr)
+{
+	switch (nr) {
+	case 2: case 9: case 10: case 33: case 42: case 43: case 49: case 50: case 76: case 77: case 82:
+	case 85: case 86: case 87: case 88: case 90: case 91: case 92: case 93: case 94: case 101: case 105:
+	case 106: case 113: case 114: case 117: case 119: case 122: case 123: case 126: case 165: case 175:
+	case 188: case 189: case 190: case 257: case 260: case 263: case 264: case 265: case 266: case 268:
+	case 272: case 288: case 292: case 308: case 310: case 311: case 313: case 316: case 319: case 321:
+	case 323: case 437: case 452:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(ward_sys_enter, struct pt_regs *regs, long nr)
+{
+	if (!maybe_watched(nr))
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	if (is_agent(id >> 32))
+		return 0;
+	/* x86_64 syscall argument registers. */
+	struct pending p = {
+		.syscall = nr,
+		.args = { BPF_CORE_READ(regs, di), BPF_CORE_READ(regs, si), BPF_CORE_READ(regs, dx),
+			  BPF_CORE_READ(regs, r10), BPF_CORE_READ(regs, r8), BPF_CORE_READ(regs, r9) },
+	};
+	if (!describe_call(nr, &p) || !kind_enabled(p.kind))
+		return 0;
+	bpf_map_update_elem(&PENDING, &id, &p, BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(ward_sys_exit, struct pt_regs *regs, long ret)
+{
+	if (!maybe_watched(BPF_CORE_READ(regs, orig_ax)))
+		return 0;
+	return finish(ret);
+}

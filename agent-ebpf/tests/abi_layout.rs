@@ -150,7 +150,9 @@ fn rust_mirrors_match_the_c_abi() {
         structs,
         "ward_socket",
         abi::Socket,
-        [family, sock_type, protocol, sport, dport, _pad, saddr, daddr]
+        [
+            family, sock_type, protocol, sport, dport, _pad, saddr, daddr
+        ]
     );
     assert_layout!(
         structs,
@@ -204,6 +206,24 @@ fn object_declares_every_program_the_agent_attaches() {
         assert!(
             elf.section_by_name(&section).is_some(),
             "{program}: no section {section}"
+        );
+    }
+}
+
+#[test]
+fn object_has_the_syscall_and_dns_programs() {
+    let elf = object::File::parse(OBJECT).unwrap();
+    for (program, hook) in ward_agent_ebpf::SYSCALL_PROGRAMS {
+        assert!(
+            elf.section_by_name(&format!("tp_btf/{hook}")).is_some(),
+            "{program}: no tp_btf/{hook}"
+        );
+    }
+    for direction in ["egress", "ingress"] {
+        assert!(
+            elf.section_by_name(&format!("cgroup_skb/{direction}"))
+                .is_some(),
+            "no cgroup_skb/{direction}"
         );
     }
 }

@@ -4,7 +4,8 @@
 use std::fmt;
 
 use ward_agent_ebpf::abi::{
-    self, ExecEvent, ExitEvent, FileId, ForkEvent, Header, Record, exec_flags, kind,
+    self, DnsEvent, ExecEvent, ExitEvent, FileId, ForkEvent, Header, Record, SyscallEvent,
+    exec_flags, kind, syscall_flags,
 };
 
 #[derive(Debug)]
@@ -12,6 +13,44 @@ pub enum KernelEvent {
     Exec(Box<Exec>),
     Fork(Fork),
     Exit(Exit),
+    Syscall(Box<Syscall>),
+    Dns(Box<Dns>),
+}
+
+/// A watched syscall with its result (see `ward_syscall_event`).
+#[derive(Debug)]
+pub struct Syscall {
+    pub hdr: Header,
+    pub ret: i64,
+    pub args: [u64; 6],
+    pub nr: u32,
+    /// uid, euid, gid, egid after the call.
+    pub creds: [u32; 4],
+    /// User strings; `raw` holds string 0 when it is a struct (a sockaddr, a bpf attribute).
+    pub strs: [Option<String>; 3],
+    pub raw: Option<Vec<u8>>,
+    pub resolved: Option<Resolved>,
+    pub socket: Option<abi::Socket>,
+}
+
+/// What the kernel resolved for a syscall: the file acted on, or the directory a relative path is under.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub path: String,
+    pub is_base: bool,
+    pub truncated: bool,
+    pub mode: u32,
+    pub ino: u64,
+    pub dev: u32,
+}
+
+#[derive(Debug)]
+pub struct Dns {
+    pub hdr: Header,
+    pub egress: bool,
+    pub len: u32,
+    pub socket: abi::Socket,
+    pub payload: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -27,6 +66,11 @@ pub struct Exec {
     pub cgroup: String,
     /// The memory controller's cgroup path (differs from `cgroup` on hybrid v1+v2 hosts).
     pub cgroup_v1: String,
+    pub exe_mode: u32,
+    pub exe_nlink: u32,
+    /// The socket on stdin, stdout or stderr (the first of them), and which of the three are sockets.
+    pub stdio_socket: Option<abi::Socket>,
+    pub stdio_sockets: u32,
     pub args_truncated: bool,
     pub filename_truncated: bool,
     pub cwd_truncated: bool,
@@ -56,6 +100,8 @@ impl KernelEvent {
             KernelEvent::Exec(e) => &e.hdr,
             KernelEvent::Fork(e) => &e.hdr,
             KernelEvent::Exit(e) => &e.hdr,
+            KernelEvent::Syscall(e) => &e.hdr,
+            KernelEvent::Dns(e) => &e.hdr,
         }
     }
 }
@@ -102,6 +148,10 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
                 cwd: leaf_first_path(bounded(&e.cwd, e.cwd_len)),
                 cgroup: leaf_first_path(bounded(&e.cgroup, e.cgroup_len)),
                 cgroup_v1: leaf_first_path(bounded(&e.cgroup_v1, e.cgroup_v1_len)),
+                exe_mode: e.exe_mode,
+                exe_nlink: e.exe_nlink,
+                stdio_socket: (hdr.flags & exec_flags::STDIO_SOCKET != 0).then_some(e.stdio_socket),
+                stdio_sockets: e.stdio_sockets,
                 args_truncated: hdr.flags & exec_flags::ARGS_TRUNCATED != 0,
                 filename_truncated: hdr.flags & exec_flags::FILENAME_TRUNCATED != 0,
                 cwd_truncated: hdr.flags & exec_flags::CWD_TRUNCATED != 0,
@@ -127,7 +177,46 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
                 comm: c_string(&e.comm),
             }))
         }
+        kind::DNS => {
+            let e: DnsEvent = read(bytes, hdr.kind)?;
+            let payload = bounded(&e.payload, e.captured).to_vec();
+            Ok(KernelEvent::Dns(Box::new(Dns {
+                hdr,
+                egress: e.egress != 0,
+                len: e.len,
+                socket: e.sock,
+                payload,
+            })))
+        }
+        k if kind::SYSCALLS.contains(&k) => Ok(KernelEvent::Syscall(Box::new(syscall(
+            hdr,
+            read(bytes, k)?,
+        )))),
         other => Err(DecodeError::UnknownKind(other)),
+    }
+}
+
+fn syscall(hdr: Header, e: SyscallEvent) -> Syscall {
+    let raw0 = hdr.flags & syscall_flags::STR0_RAW != 0;
+    let text = |i: usize| (e.str_len[i] > 0).then(|| lossy(bounded(&e.str[i], e.str_len[i])));
+    let resolved_flags = syscall_flags::RESOLVED_FILE | syscall_flags::RESOLVED_BASE;
+    Syscall {
+        hdr,
+        ret: e.ret,
+        args: e.args,
+        nr: e.syscall,
+        creds: [e.uid, e.euid, e.gid, e.egid],
+        strs: [if raw0 { None } else { text(0) }, text(1), text(2)],
+        raw: raw0.then(|| bounded(&e.str[0], e.str_len[0]).to_vec()),
+        resolved: (hdr.flags & resolved_flags != 0).then(|| Resolved {
+            path: leaf_first_path(bounded(&e.resolved, e.resolved_len)),
+            is_base: hdr.flags & syscall_flags::RESOLVED_BASE != 0,
+            truncated: hdr.flags & syscall_flags::RESOLVED_TRUNCATED != 0,
+            mode: e.file_mode,
+            ino: e.file_ino,
+            dev: e.file_dev,
+        }),
+        socket: (hdr.flags & syscall_flags::SOCKET != 0).then_some(e.sock),
     }
 }
 
@@ -201,8 +290,13 @@ mod tests {
                 ..
             })
         ));
-        hdr[0] = 31;
-        assert_eq!(decode(&hdr).unwrap_err(), DecodeError::UnknownKind(31));
+        for unknown in [5, 63] {
+            hdr[0] = unknown;
+            assert_eq!(
+                decode(&hdr).unwrap_err(),
+                DecodeError::UnknownKind(unknown as u16)
+            );
+        }
     }
 
     #[test]

@@ -5,9 +5,10 @@ use std::sync::{Arc, OnceLock};
 
 use crate::clock::{Clock, rfc3339};
 use crate::container;
-use crate::decode::{Exec, Exit, Fork, KernelEvent};
-use crate::event::{AgentEvent, EventType, ExitStatus};
+use crate::decode::{Dns, Exec, Exit, Fork, KernelEvent, Syscall};
+use crate::event::{AgentEvent, Details, EventType, ExecFacts, ExitStatus};
 use crate::hash::{ExeHasher, OpenExe};
+use crate::interpret::{self, socket_facts};
 use crate::proctable::{Namespaces, ProcKey, Process, ProcessTable};
 
 /// An executable still to be hashed; whoever runs it sets `cell`.
@@ -49,6 +50,67 @@ impl Enricher {
             KernelEvent::Exec(e) => self.exec(*e, time),
             KernelEvent::Fork(e) => self.fork(e, time),
             KernelEvent::Exit(e) => self.exit(e, time),
+            KernelEvent::Syscall(e) => self.syscall(*e, time),
+            KernelEvent::Dns(e) => self.dns(*e, time),
+        }
+    }
+
+    /// The process behind a record, known or (when the agent never saw it) built from the record itself.
+    fn process_of(&self, key: ProcKey, start_ns: u64, comm: &str) -> Arc<Process> {
+        self.table.get(key).cloned().unwrap_or_else(|| {
+            let start_time = rfc3339(self.clock.wall(start_ns)).into();
+            let unknown_parent = ProcKey {
+                pid: 0,
+                start_ticks: 0,
+            };
+            Arc::new(minimal(
+                key,
+                unknown_parent,
+                start_time,
+                comm.to_string(),
+                Vec::new(),
+            ))
+        })
+    }
+
+    fn syscall(&mut self, e: Syscall, time: String) -> Enriched {
+        let key = self.key(e.hdr.tgid, e.hdr.start_ns);
+        let process = self.process_of(key, e.hdr.start_ns, "");
+        let table = &self.table;
+        let details = interpret::details(&e, |pid| table.live(pid).map(|p| p.summary()));
+        let event = AgentEvent {
+            kind: interpret::event_type(&e),
+            time,
+            process: Some(process),
+            call: Some(interpret::call(&e)),
+            details,
+        };
+        Enriched {
+            event,
+            hash_job: None,
+        }
+    }
+
+    fn dns(&mut self, e: Dns, time: String) -> Enriched {
+        // The kernel could not read the owner's start time in socket context: the pid's live process is it
+        // (the packet was sent or received moments ago).
+        let process = self.table.live(e.hdr.tgid).cloned();
+        let facts = crate::dns::facts(&e);
+        let kind = if facts.response {
+            EventType::DnsResponse
+        } else {
+            EventType::DnsQuery
+        };
+        let event = AgentEvent {
+            kind,
+            time,
+            process,
+            call: None,
+            details: Some(Details::Dns(facts)),
+        };
+        Enriched {
+            event,
+            hash_job: None,
         }
     }
 
@@ -102,15 +164,24 @@ impl Enricher {
             ancestors: self.table.ancestry(parent),
         });
         self.table.insert(process.clone());
-        Enriched {
-            event: AgentEvent {
-                kind: EventType::ProcessExec,
-                time,
-                process,
-                exit: None,
-            },
-            hash_job,
-        }
+        let facts = ExecFacts {
+            fileless: e.exe_nlink == 0,
+            setuid: (e.exe_mode & 0o4000 != 0 && e.task.euid != e.task.uid)
+                || (e.exe_mode & 0o2000 != 0 && e.task.egid != e.task.gid),
+            stdio_sockets: (0..3)
+                .filter(|fd| e.stdio_sockets & (1 << fd) != 0)
+                .collect(),
+            stdio_socket: e.stdio_socket.as_ref().map(socket_facts),
+        };
+        let details = (!facts.is_empty()).then_some(Details::Exec(facts));
+        let event = AgentEvent {
+            kind: EventType::ProcessExec,
+            time,
+            process: Some(process),
+            call: None,
+            details,
+        };
+        Enriched { event, hash_job }
     }
 
     fn fork(&mut self, e: Fork, time: String) -> Enriched {
@@ -152,40 +223,35 @@ impl Enricher {
         };
         let process = Arc::new(process);
         self.table.insert(process.clone());
+        let event = AgentEvent {
+            kind: EventType::ProcessFork,
+            time,
+            process: Some(process),
+            call: None,
+            details: None,
+        };
         Enriched {
-            event: AgentEvent {
-                kind: EventType::ProcessFork,
-                time,
-                process,
-                exit: None,
-            },
+            event,
             hash_job: None,
         }
     }
 
     fn exit(&mut self, e: Exit, time: String) -> Enriched {
         let key = self.key(e.hdr.tgid, e.hdr.start_ns);
-        let process = self.table.exit(key).unwrap_or_else(|| {
-            let start_time = rfc3339(self.clock.wall(e.hdr.start_ns)).into();
-            Arc::new(minimal(
-                key,
-                ProcKey {
-                    pid: 0,
-                    start_ticks: 0,
-                },
-                start_time,
-                e.comm,
-                Vec::new(),
-            ))
-        });
-        let exit = Some(ExitStatus::from_wait_status(e.status));
+        let process = match self.table.exit(key) {
+            Some(p) => p,
+            None => self.process_of(key, e.hdr.start_ns, &e.comm),
+        };
+        let details = Some(Details::Exit(ExitStatus::from_wait_status(e.status)));
+        let event = AgentEvent {
+            kind: EventType::ProcessExit,
+            time,
+            process: Some(process),
+            call: None,
+            details,
+        };
         Enriched {
-            event: AgentEvent {
-                kind: EventType::ProcessExit,
-                time,
-                process,
-                exit,
-            },
+            event,
             hash_job: None,
         }
     }

@@ -7,9 +7,11 @@
 pub mod clock;
 pub mod container;
 pub mod decode;
+pub mod dns;
 pub mod enrich;
 pub mod event;
 pub mod hash;
+pub mod interpret;
 pub mod mounts;
 pub mod output;
 pub mod procscan;

@@ -115,7 +115,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             // on every write.
             let stdout = std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
             let sink = JsonSink::new(std::io::BufWriter::with_capacity(1 << 16, stdout), format);
-            runtime.block_on(watch::run(opts, sink))
+            let result = runtime.block_on(watch::run(opts, sink));
+            // A hash still running belongs to an event already written: do not wait for it.
+            runtime.shutdown_timeout(Duration::from_millis(100));
+            result
         }
     }
 }
@@ -206,11 +209,15 @@ fn run_transport(args: RunArgs) -> anyhow::Result<()> {
         bail!("--ring-mib must be a power of two (got {})", args.ring_mib)
     };
     let read = |p: &Option<std::path::PathBuf>, what: &str| -> anyhow::Result<Vec<u8>> {
-        let p = p.as_ref().with_context(|| format!("--{what} is required without --insecure"))?;
+        let p = p
+            .as_ref()
+            .with_context(|| format!("--{what} is required without --insecure"))?;
         std::fs::read(p).with_context(|| format!("--{what} {}", p.display()))
     };
     let tls = if args.insecure {
-        tracing::warn!("--insecure: events go to the collector in plain text, without authentication");
+        tracing::warn!(
+            "--insecure: events go to the collector in plain text, without authentication"
+        );
         eprintln!("ward-agent: warning: --insecure: plain text, no authentication");
         None
     } else {
@@ -259,6 +266,7 @@ fn run_transport(args: RunArgs) -> anyhow::Result<()> {
         duration: args.duration.map(Duration::from_secs_f64),
     };
     let piped = runtime.block_on(watch::run(opts, sink));
+    runtime.shutdown_timeout(Duration::from_millis(100));
     // The sink was dropped with the pipeline: the transport seals the last batch and drains.
     let sent = handle.join();
     piped?;

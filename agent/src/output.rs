@@ -13,8 +13,10 @@ pub const HASH_WAIT: Duration = Duration::from_millis(250);
 
 pub enum Pending {
     Ready(AgentEvent),
-    /// The sender fires (or is dropped) when the hash is in the process's cell.
-    Hashing(AgentEvent, oneshot::Receiver<()>),
+    /// The sender fires (or is dropped) when the hash is in the process's cell; the event waits for it
+    /// until the deadline at most, which is [`HASH_WAIT`] after the event was produced (not after the
+    /// writer reaches it, so a run of slow hashes never adds up).
+    Hashing(AgentEvent, oneshot::Receiver<()>, tokio::time::Instant),
 }
 
 /// Where enriched events go: stdout for `watch`, the collector transport for `run`.
@@ -70,8 +72,8 @@ pub async fn write_loop(
         for pending in batch {
             let event = match pending {
                 Pending::Ready(event) => event,
-                Pending::Hashing(event, done) => {
-                    let _ = tokio::time::timeout(HASH_WAIT, done).await;
+                Pending::Hashing(event, done, deadline) => {
+                    let _ = tokio::time::timeout_at(deadline, done).await;
                     event
                 }
             };

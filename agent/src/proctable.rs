@@ -151,6 +151,11 @@ impl ProcessTable {
         self.live.len()
     }
 
+    /// The live process with this pid, whatever its start time.
+    pub fn live(&self, pid: u32) -> Option<&Arc<Process>> {
+        self.live.get(&pid)
+    }
+
     pub fn get(&self, key: ProcKey) -> Option<&Arc<Process>> {
         match self.live.get(&key.pid) {
             Some(p) if p.key == key => Some(p),

@@ -127,7 +127,7 @@ fn fork_and_exit_with_code_and_signal() {
     if !can_load_ebpf("fork_and_exit_with_code_and_signal") {
         return;
     }
-    let agent = Agent::start(&[]);
+    let agent = Agent::start(&["--types", "process_fork,process_exit"]);
     let mark = marker("fork");
     // The shell forks a background child, waits for it, then exits with 7.
     let mut shell = Command::new("sh")
@@ -142,32 +142,30 @@ fn fork_and_exit_with_code_and_signal() {
     unsafe { libc::kill(sleeper_pid as i32, libc::SIGKILL) };
     sleeper.wait().unwrap();
 
-    let events = agent.collect(Duration::from_secs(2));
-    let of = |kind: &str, pred: &dyn Fn(&Value) -> bool| {
-        events
-            .iter()
-            .find(|e| e["type"] == kind && pred(e))
-            .cloned()
-    };
-    let fork = of("process_fork", &|e| e["process"]["ppid"] == shell_pid)
+    // Events arrive in kernel order: the shell's fork, its exit, then the sleeper's exit.
+    let fork = agent
+        .wait_for(WAIT, |e| {
+            e["type"] == "process_fork" && e["process"]["ppid"] == shell_pid
+        })
         .expect("fork of the shell's child");
     assert_eq!(fork["process"]["ancestors"][0]["pid"], shell_pid);
     assert_eq!(
         fork["process"]["name"], "sh",
         "a child runs its parent's image until it execs"
     );
-    let exit =
-        of("process_exit", &|e| e["process"]["pid"] == shell_pid).expect("exit of the shell");
+    let exit = agent
+        .wait_for(WAIT, |e| {
+            e["type"] == "process_exit" && e["process"]["pid"] == shell_pid
+        })
+        .expect("exit of the shell");
     assert_eq!(exit["exit"]["code"], 7);
     assert!(exit["exit"].get("signal").is_none());
-    assert!(
-        exit["process"]["args"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a.as_str().unwrap().contains(&mark))
-    );
-    let killed = of("process_exit", &|e| e["process"]["pid"] == sleeper_pid)
+    let args = exit["process"]["args"].as_array().unwrap();
+    assert!(args.iter().any(|a| a.as_str().unwrap().contains(&mark)));
+    let killed = agent
+        .wait_for(WAIT, |e| {
+            e["type"] == "process_exit" && e["process"]["pid"] == sleeper_pid
+        })
         .expect("exit of the killed sleeper");
     assert_eq!(killed["exit"]["signal"], 9);
 
@@ -177,10 +175,6 @@ fn fork_and_exit_with_code_and_signal() {
         stderr.contains("stopped after"),
         "shutdown summary missing: {stderr}"
     );
-    let agent_pid = events
-        .iter()
-        .find(|e| e["process"]["pid"] == serde_json::json!(0));
-    assert!(agent_pid.is_none());
 }
 
 #[test]

@@ -5,27 +5,209 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ward_proto::v1::{self as pb, event::Kind};
 
-use crate::event::{AgentEvent, EventType};
+use std::net::IpAddr;
+
+use crate::event::{AgentEvent, Details, Endpoint, EventType, Ids};
 use crate::proctable::{Ancestor, Process};
 
 pub fn event(e: &AgentEvent) -> pb::Event {
-    let kind = match e.kind {
-        EventType::ProcessExec => Kind::Exec(pb::ProcessExec {}),
-        EventType::ProcessFork => Kind::Fork(pb::ProcessFork {}),
-        EventType::ProcessExit => {
-            let status = e.exit.as_ref();
-            Kind::Exit(pb::ProcessExit {
-                code: status.map_or(0, |s| s.code),
-                signal: status.and_then(|s| s.signal).unwrap_or(0),
-                core_dumped: status.is_some_and(|s| s.core_dumped),
-            })
-        }
+    let call = e.call.as_ref();
+    let details_json = match &e.details {
+        Some(Details::Exit(_)) | None => String::new(),
+        Some(d) => serde_json::to_string(d).unwrap_or_default(),
     };
     pb::Event {
         time_unix_nano: rfc3339_nanos(&e.time),
-        process: Some(process(&e.process)),
-        kind: Some(kind),
+        process: e.process.as_deref().map(process),
+        syscall: call.map(|c| c.syscall.to_string()).unwrap_or_default(),
+        result: call.map_or(0, |c| c.result),
+        error: call.and_then(|c| c.error).unwrap_or_default().to_string(),
+        details_json,
+        kind: kind(e),
     }
+}
+
+fn kind(e: &AgentEvent) -> Option<Kind> {
+    use EventType as T;
+    let result = e.call.as_ref().map_or(0, |c| c.result) as i32;
+    Some(match (e.kind, e.details.as_ref()) {
+        (T::ProcessExec, _) => Kind::Exec(pb::ProcessExec {}),
+        (T::ProcessFork, _) => Kind::Fork(pb::ProcessFork {}),
+        (T::ProcessExit, Some(Details::Exit(s))) => Kind::Exit(pb::ProcessExit {
+            code: s.code,
+            signal: s.signal.unwrap_or(0),
+            core_dumped: s.core_dumped,
+        }),
+        (_, Some(Details::File(f))) => {
+            use pb::file_event::Op;
+            let op = match e.kind {
+                T::FileOpen => Op::Open,
+                T::FileUnlink => Op::Unlink,
+                T::FileRename => Op::Rename,
+                T::FileLink => Op::Link,
+                T::FileSymlink => Op::Symlink,
+                T::FileChmod => Op::Chmod,
+                T::FileChown => Op::Chown,
+                T::FileTruncate => Op::Truncate,
+                T::FileSetxattr => Op::Setxattr,
+                _ => Op::Unspecified,
+            };
+            Kind::File(pb::FileEvent {
+                op: op as i32,
+                path: f.path.clone(),
+                target_path: f.target.clone().unwrap_or_default(),
+                flags: f.flag_bits as u32,
+                mode: f.mode.unwrap_or(0),
+                inode: f.inode.unwrap_or(0),
+                ..Default::default()
+            })
+        }
+        (_, Some(Details::Mount(m))) => Kind::File(pb::FileEvent {
+            op: pb::file_event::Op::Mount as i32,
+            path: m.target.clone().unwrap_or_default(),
+            target_path: m.target.clone().unwrap_or_default(),
+            flags: m.flags as u32,
+            fs_type: m.fstype.clone().unwrap_or_default(),
+            source: m.source.clone().unwrap_or_default(),
+            ..Default::default()
+        }),
+        (_, Some(Details::Memfd(m))) => Kind::File(pb::FileEvent {
+            op: pb::file_event::Op::MemfdCreate as i32,
+            path: m.name.clone(),
+            flags: m.flags as u32,
+            ..Default::default()
+        }),
+        (_, Some(Details::Module(m))) => Kind::File(pb::FileEvent {
+            op: pb::file_event::Op::ModuleLoad as i32,
+            path: m.path.clone().unwrap_or_default(),
+            ..Default::default()
+        }),
+        (_, Some(Details::Socket(s))) => {
+            use pb::network_event::{Direction, Op};
+            let (op, direction) = match e.kind {
+                T::NetConnect => (Op::Connect, Direction::Outbound),
+                T::NetAccept => (Op::Accept, Direction::Inbound),
+                T::NetListen => (Op::Listen, Direction::Unspecified),
+                T::NetBind => (Op::Bind, Direction::Unspecified),
+                _ => (Op::Socket, Direction::Unspecified),
+            };
+            let (local_ip, local_port) = endpoint(s.local.as_ref());
+            let (remote_ip, remote_port) = endpoint(s.remote.as_ref());
+            Kind::Network(pb::NetworkEvent {
+                op: op as i32,
+                direction: direction as i32,
+                protocol: u32::from(s.protocol_code),
+                family: u32::from(s.family_code),
+                local_ip,
+                local_port,
+                remote_ip,
+                remote_port,
+                result,
+            })
+        }
+        (_, Some(Details::Dns(d))) => {
+            let question = d.questions.first();
+            Kind::Dns(pb::DnsEvent {
+                id: u32::from(d.id),
+                response: d.response,
+                query_name: question.map(|q| q.name.clone()).unwrap_or_default(),
+                query_type: question.map_or(0, |q| u32::from(q.qtype_code)),
+                rcode: u32::from(d.rcode_code),
+                answers: d
+                    .answers
+                    .iter()
+                    .map(|a| pb::DnsAnswer {
+                        name: a.name.clone(),
+                        r#type: u32::from(a.rtype_code),
+                        ttl: a.ttl,
+                        ip: a.data.parse::<IpAddr>().map(ip_bytes).unwrap_or_default(),
+                        data: a.data.clone(),
+                    })
+                    .collect(),
+                server_ip: ip_bytes(d.server.ip),
+                server_port: u32::from(d.server.port),
+                protocol: if d.transport == "tcp" { 6 } else { 17 },
+            })
+        }
+        (_, Some(Details::Privilege(p))) => {
+            use pb::privilege_event::Op;
+            let syscall = e.call.as_ref().map_or("", |c| c.syscall);
+            let op = match e.kind {
+                T::PrivCapset => Op::Capset,
+                _ if syscall.contains("gid") => Op::Setgid,
+                _ => Op::Setuid,
+            };
+            let (before, after) = (p.before.unwrap_or(ZERO_IDS), p.after.unwrap_or(ZERO_IDS));
+            let [old_caps, new_caps] = p.effective_caps.unwrap_or_default();
+            Kind::Privilege(pb::PrivilegeEvent {
+                op: op as i32,
+                old_uid: before.uid,
+                new_uid: after.uid,
+                old_euid: before.euid,
+                new_euid: after.euid,
+                old_gid: before.gid,
+                new_gid: after.gid,
+                old_caps,
+                new_caps,
+            })
+        }
+        (_, Some(Details::Target(t))) => {
+            use pb::injection_event::Op;
+            let op = if e.kind == T::Ptrace {
+                Op::Ptrace
+            } else {
+                Op::ProcessVmWritev
+            };
+            Kind::Injection(pb::InjectionEvent {
+                op: op as i32,
+                target_pid: t.pid as u32,
+                target_start_time_unix_nano: t
+                    .process
+                    .as_ref()
+                    .map_or(0, |p| rfc3339_nanos(&p.start_time)),
+                target_executable: t
+                    .process
+                    .as_ref()
+                    .map(|p| p.executable.to_string())
+                    .unwrap_or_default(),
+                request: if e.kind == T::Ptrace {
+                    t.request_code
+                } else {
+                    u64::from(t.write == Some(true))
+                },
+                address: 0,
+            })
+        }
+        (_, Some(Details::Memory(m))) => Kind::Injection(pb::InjectionEvent {
+            op: pb::injection_event::Op::MprotectExec as i32,
+            address: u64::from_str_radix(m.address.trim_start_matches("0x"), 16).unwrap_or(0),
+            ..Default::default()
+        }),
+        (T::Userfaultfd, _) => Kind::Injection(pb::InjectionEvent {
+            op: pb::injection_event::Op::Userfaultfd as i32,
+            ..Default::default()
+        }),
+        // The remaining families (bpf loads, namespaces, exec facts) travel in `details_json`.
+        _ => return None,
+    })
+}
+
+const ZERO_IDS: Ids = Ids {
+    uid: 0,
+    euid: 0,
+    gid: 0,
+    egid: 0,
+};
+
+fn ip_bytes(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
+}
+
+fn endpoint(e: Option<&Endpoint>) -> (Vec<u8>, u32) {
+    e.map_or((Vec::new(), 0), |e| (ip_bytes(e.ip), u32::from(e.port)))
 }
 
 pub fn process(p: &Process) -> pb::Process {
@@ -103,6 +285,7 @@ pub fn loss(
             last_sequence,
             event_type: String::new(),
         })),
+        ..Default::default()
     }
 }
 
