@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use ward_collector::event::flow::FlowFormat;
 use ward_collector::event::{Event, SourceKind};
+use ward_collector::logs::checkpoint::Checkpoint;
+use ward_collector::logs::s3::sqs::{SqsClient, SqsSource};
+use ward_collector::logs::s3::{AwsConfig, S3Location, S3Source};
 use ward_collector::logs::scan::{scan_path, summary_line};
 use ward_collector::logs::{Counts, Limits, Problem, ReadOptions, Sink};
 
@@ -18,20 +21,22 @@ enum Cli {
     Version,
     /// Read cloud-log files or directories once, print findings as JSON lines, then exit.
     /// A summary (records read, skipped, malformed per source) is printed on stderr.
-    Scan(ScanArgs),
+    Scan(Box<ScanArgs>),
 }
 
 #[derive(clap::Args)]
 struct ScanArgs {
-    /// CloudTrail log file or directory (repeatable).
+    /// CloudTrail log file or directory, or s3://bucket/prefix (repeatable).
     #[arg(long = "cloudtrail", value_name = "PATH")]
     cloudtrail: Vec<PathBuf>,
-    /// VPC Flow Logs file or directory (repeatable).
+    /// VPC Flow Logs file or directory, or s3://bucket/prefix (repeatable).
     #[arg(long = "vpc-flow", value_name = "PATH")]
     vpc_flow: Vec<PathBuf>,
-    /// Route 53 Resolver query-log file or directory (repeatable).
+    /// Route 53 Resolver query-log file or directory, or s3://bucket/prefix (repeatable).
     #[arg(long = "dns", value_name = "PATH")]
     dns: Vec<PathBuf>,
+    #[command(flatten)]
+    s3: S3Args,
     /// Flow-log format for files without a header line, e.g.
     /// '${version} ${vpc-id} ${srcaddr} ...' or 'version vpc-id srcaddr ...' (default: v2).
     #[arg(long = "vpc-flow-format", value_name = "FORMAT")]
@@ -45,6 +50,30 @@ struct ScanArgs {
     /// How many individual problems (malformed / skipped) to print on stderr before only counting.
     #[arg(long, default_value_t = 100)]
     max_problems: u64,
+}
+
+/// Where s3:// sources are read from. Credentials and region come from the usual AWS_* variables.
+#[derive(clap::Args)]
+struct S3Args {
+    /// S3-compatible endpoint, e.g. http://127.0.0.1:9000 (default: AWS S3 in the region).
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// Bucket in the path instead of the host name (implied for IP-address/localhost endpoints).
+    #[arg(long)]
+    s3_path_style: bool,
+    /// Region for signing and the default endpoint (default: AWS_REGION, AWS_DEFAULT_REGION, us-east-1).
+    #[arg(long)]
+    region: Option<String>,
+    /// Read the s3:// objects announced by S3 event notifications on this SQS queue (directly or
+    /// through SNS) instead of listing the prefixes; drains the queue, then exits.
+    #[arg(long, value_name = "QUEUE_URL")]
+    sqs_queue: Option<String>,
+    /// SQS endpoint (default: the queue URL's host).
+    #[arg(long, value_name = "URL")]
+    sqs_endpoint: Option<String>,
+    /// Checkpoint journal for s3:// sources: objects recorded there are not read again.
+    #[arg(long, value_name = "PATH")]
+    checkpoint: Option<PathBuf>,
 }
 
 /// Counts events and prints problems. Detections plug in here later; until then no findings.
@@ -102,6 +131,7 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     };
     let mut totals = Vec::new();
     let mut failed = false;
+    let mut s3_locations = Vec::new();
     for (source, paths) in [
         (SourceKind::CloudTrail, &args.cloudtrail),
         (SourceKind::VpcFlow, &args.vpc_flow),
@@ -112,6 +142,11 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         }
         let mut total = Counts::default();
         for p in paths {
+            if let Some(url) = p.to_str().filter(|s| s.starts_with("s3://")) {
+                let loc = S3Location::parse(url).map_err(|e| anyhow::anyhow!("--{source}: {e}"))?;
+                s3_locations.push((source, loc));
+                continue;
+            }
             match scan_path(source, p, &opts, &mut sink) {
                 Ok(c) => total += c,
                 Err(e) => {
@@ -121,6 +156,11 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
             }
         }
         totals.push((source, total));
+    }
+    if !s3_locations.is_empty() {
+        failed |= scan_s3(&args.s3, s3_locations, &opts, &mut sink, &mut totals)?;
+    } else if args.s3.sqs_queue.is_some() {
+        anyhow::bail!("--sqs-queue needs at least one s3:// location to route objects to");
     }
     // Findings go to stdout as JSON lines; detections are not wired yet, so there are none.
     std::io::stdout().flush()?;
@@ -132,6 +172,77 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Reads the s3:// locations (listing them, or as announced on --sqs-queue) and adds their
+/// counts to `totals`. Returns true if a location could not be read completely.
+fn scan_s3(
+    args: &S3Args,
+    locations: Vec<(SourceKind, S3Location)>,
+    opts: &ReadOptions,
+    sink: &mut ScanSink,
+    totals: &mut Vec<(SourceKind, Counts)>,
+) -> anyhow::Result<bool> {
+    let mut cfg = AwsConfig::from_env().map_err(|e| anyhow::anyhow!(e))?;
+    if let Some(r) = &args.region {
+        cfg.region.clone_from(r);
+    }
+    if let Some(e) = &args.s3_endpoint {
+        cfg = cfg
+            .with_s3_endpoint(e)
+            .map_err(|e| anyhow::anyhow!("--s3-endpoint: {e}"))?;
+    }
+    cfg.path_style |= args.s3_path_style;
+    if let Some(e) = &args.sqs_endpoint {
+        cfg.sqs_endpoint = Some(
+            ward_collector::logs::s3::Endpoint::parse(e)
+                .map_err(|e| anyhow::anyhow!("--sqs-endpoint: {e}"))?,
+        );
+    }
+    let mut checkpoint = match &args.checkpoint {
+        Some(p) => Some(
+            Checkpoint::open(p)
+                .map_err(|e| anyhow::anyhow!("--checkpoint {}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+    let client = cfg.s3_client();
+    let mut add =
+        |source: SourceKind, c: Counts| match totals.iter_mut().find(|(s, _)| *s == source) {
+            Some((_, t)) => *t += c,
+            None => totals.push((source, c)),
+        };
+    let mut failed = false;
+    if let Some(queue) = &args.sqs_queue {
+        let sqs = SqsClient::new(&cfg, queue).map_err(|e| anyhow::anyhow!("--sqs-queue: {e}"))?;
+        let mut src = SqsSource::new(sqs, client, locations, opts.clone());
+        // A one-off scan drains what is queued now rather than waiting for more.
+        src.wait_secs = 1;
+        loop {
+            match src.poll(checkpoint.as_mut(), sink) {
+                Ok(p) if p.messages == 0 => break,
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("error: sqs {queue}: {e}");
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        for (s, c) in src.totals() {
+            add(*s, *c);
+        }
+    } else {
+        for (source, loc) in locations {
+            let mut src = S3Source::new(source, loc, opts.clone(), client.clone());
+            if let Err(e) = src.poll(checkpoint.as_mut(), sink) {
+                eprintln!("error: {source}: {}: {e}", src.location);
+                failed = true;
+            }
+            add(source, src.totals());
+        }
+    }
+    Ok(failed)
+}
+
 fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse() {
         Cli::Serve(args) => serve(*args),
@@ -139,7 +250,7 @@ fn main() -> anyhow::Result<ExitCode> {
             println!("{}", ward_proto::PROTOCOL_VERSION);
             Ok(ExitCode::SUCCESS)
         }
-        Cli::Scan(args) => scan(args),
+        Cli::Scan(args) => scan(*args),
     }
 }
 
@@ -192,7 +303,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         )
         .init();
     let read = |p: &Option<PathBuf>, what: &str| -> anyhow::Result<Vec<u8>> {
-        let p = p.as_ref().with_context(|| format!("--{what} is required without --insecure"))?;
+        let p = p
+            .as_ref()
+            .with_context(|| format!("--{what} is required without --insecure"))?;
         std::fs::read(p).with_context(|| format!("--{what} {}", p.display()))
     };
     let tls = if args.insecure {

@@ -74,6 +74,40 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01 (inverse of
+/// [`days_from_civil`], same era arithmetic).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
+}
+
+/// `YYYYMMDDTHHMMSSZ` (the SigV4 `x-amz-date` form) of a Unix time in seconds.
+pub fn format_amz_date(unix_secs: i64) -> String {
+    let (y, m, d) = civil_from_days(unix_secs.div_euclid(86_400));
+    let s = unix_secs.rem_euclid(86_400);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +135,18 @@ mod tests {
             parse_iso8601_ms("2024-07-01T10:00:00.5Z"),
             Some(1_719_828_000_500)
         );
+    }
+
+    #[test]
+    fn amz_date_round_trips() {
+        assert_eq!(format_amz_date(0), "19700101T000000Z");
+        assert_eq!(format_amz_date(1_440_938_160), "20150830T123600Z");
+        for days in [-800_000i64, -1, 0, 59, 11_016, 19_723, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+        }
+        let t = parse_iso8601_ms("2000-02-29T23:59:59Z").unwrap() / 1000;
+        assert_eq!(format_amz_date(t), "20000229T235959Z");
     }
 
     #[test]

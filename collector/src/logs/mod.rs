@@ -13,7 +13,9 @@ pub mod dirsource;
 pub mod dns;
 pub mod input;
 mod jsonstream;
+pub mod s3;
 pub mod scan;
+pub mod source;
 pub mod vpcflow;
 
 use crate::event::flow::FlowFormat;
