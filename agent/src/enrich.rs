@@ -94,7 +94,7 @@ impl Enricher {
     fn dns(&mut self, e: Dns, time: String) -> Enriched {
         // The kernel could not read the owner's start time in socket context: the pid's live process is it
         // (the packet was sent or received moments ago).
-        let process = self.table.live(e.hdr.tgid).cloned();
+        let process = self.table.by_pid(e.hdr.tgid).cloned();
         let facts = crate::dns::facts(&e);
         let kind = if facts.response {
             EventType::DnsResponse

