@@ -2,7 +2,9 @@
 
 mod bench_agent;
 mod bench_logs;
+mod bench_transport;
 mod build_ebpf;
+mod certs;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -19,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Create a development CA, a collector certificate and agent certificates (for mTLS).
+    Certs(certs::Args),
     /// Compile the eBPF C programs into the committed object (needs clang-19, llvm-19, libbpf-dev).
     BuildEbpf(build_ebpf::Args),
     /// Run every test of the workspace (eBPF tests need root; under CI=true they fail rather than skip).
@@ -36,6 +40,8 @@ enum Task {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// Agent -> collector transport: events/s over loopback mTLS with acks, collector CPU per 100k events.
+    Transport(bench_transport::Args),
     /// Agent overhead and delivery: exec, fork and open storms with and without the agent.
     Agent(bench_agent::Args),
     /// Cloud-log parsing throughput against a Python baseline.
@@ -44,6 +50,7 @@ enum Bench {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
+        Task::Certs(args) => certs::run(args),
         Task::BuildEbpf(args) => build_ebpf::run(args),
         Task::Test { args } => {
             // Integration tests run the real binaries, so build them first.
@@ -51,6 +58,7 @@ fn main() -> anyhow::Result<()> {
             cargo(&["test", "--workspace"], &args)
         }
         Task::Bench { which } => match which {
+            Bench::Transport(args) => bench_transport::run(args),
             Bench::Agent(args) => bench_agent::run(args),
             Bench::Logs(args) => bench_logs::run(args),
         },
