@@ -3,14 +3,15 @@
  * File, network, privilege and injection sensors on the raw syscall tracepoints (no kprobes, fentry or LSM
  * here).
  *
- * One program on sys_enter and one on sys_exit serve every watched syscall: at enter, a switch on the
- * syscall number describes the call (which arguments are paths, fds, sockaddrs) and keeps its arguments in
- * PENDING, keyed by thread; at exit, the arguments and the result become one struct ward_syscall_event.
- * Enter is cheap (a map update, no string reads); everything costly happens at exit, and only for calls
- * that will be reported, so failed attempts are visible with their error and noisy calls are dropped
- * before they cost a record. Two programs instead of one pair per syscall: every attached tracepoint costs
- * tens of milliseconds to attach and to detach on this kind of kernel, so 100 of them made start-up and
- * shutdown take seconds. x86_64 syscall numbers and argument registers.
+ * One program on sys_exit serves every watched syscall: pt_regs still holds the call's arguments there, so
+ * a switch on the syscall number describes the call (which arguments are paths, fds, sockaddrs), filters
+ * it, and turns it and its result into one struct ward_syscall_event. Only the few calls whose record
+ * needs the state from before the call (old credentials, a mapping's old flags) are also seen at sys_enter,
+ * which keeps them in PENDING, keyed by thread. Everything costly happens at exit and only for calls that
+ * will be reported, so failed attempts are visible with their error and noisy calls are dropped before
+ * they cost a record. Two programs instead of one pair per syscall: every attached tracepoint costs tens of
+ * milliseconds to attach and to detach on this kind of kernel, so 100 of them made start-up and shutdown
+ * take seconds. x86_64 syscall numbers and argument registers.
  */
 #include "common.h"
 #include "paths.h"
@@ -159,20 +160,20 @@ static __always_inline int open_wanted(struct task_struct *task, struct pending 
 	/* Terminals, /dev/null, pipes and sockets are not files anyone tampers with through open. */
 	if (type == WARD_S_IFCHR || type == WARD_S_IFIFO || type == WARD_S_IFSOCK)
 		return 0;
-	__u8 rule = path_rule(user_path);
-	if (rule == PATH_IGNORE)
-		return 0;
-	if (write || rule == PATH_SENSITIVE)
-		return 1;
-	if (is_sensitive_inode(inode) || is_sensitive_inode(BPF_CORE_READ(file, f_path.dentry, d_parent, d_inode)))
-		return 1;
-	/* /proc/<pid>/mem: reading another process's memory. */
-	if (BPF_CORE_READ(inode, i_sb, s_magic) == WARD_PROC_SUPER_MAGIC) {
+	if (write)
+		return path_rule(user_path) != PATH_IGNORE;
+	/* The common case, a plain read, is settled by identity lookups without reading the path. */
+	int sensitive = is_sensitive_inode(inode) ||
+			is_sensitive_inode(BPF_CORE_READ(file, f_path.dentry, d_parent, d_inode));
+	if (!sensitive && BPF_CORE_READ(inode, i_sb, s_magic) == WARD_PROC_SUPER_MAGIC) {
+		/* /proc/<pid>/mem: reading another process's memory. */
 		char name[4] = {};
 		bpf_probe_read_kernel(name, sizeof(name), BPF_CORE_READ(file, f_path.dentry, d_name.name));
-		return name[0] == 'm' && name[1] == 'e' && name[2] == 'm' && name[3] == 0;
+		sensitive = name[0] == 'm' && name[1] == 'e' && name[2] == 'm' && name[3] == 0;
 	}
-	return 0;
+	if (!sensitive)
+		return 0;
+	return path_rule(user_path) != PATH_IGNORE;
 }
 
 static __always_inline int is_capability_xattr(const char *user_name)
@@ -187,14 +188,8 @@ static __always_inline int is_capability_xattr(const char *user_name)
 	return 1;
 }
 
-static __always_inline int finish(long ret)
+static __always_inline int finish(struct pending p, long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct pending *stored = bpf_map_lookup_elem(&PENDING, &id);
-	if (!stored)
-		return 0;
-	struct pending p = *stored;
-	bpf_map_delete_elem(&PENDING, &id);
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 
 	/* Filters that need the outcome, decided before a record is reserved. */
@@ -485,20 +480,33 @@ static __always_inline int maybe_watched(long nr)
 	}
 }
 
+/* Calls whose record needs the state before the call (credentials, the mapping's old flags): only these
+ * are seen at enter. Every other call is described at exit, where pt_regs still holds its arguments, so
+ * the common case costs no map update and no lookup. */
+static __always_inline int needs_enter(long nr)
+{
+	switch (nr) {
+	case 10: case 105: case 106: case 113: case 114: case 117: case 119: case 122: case 123: case 126:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* x86_64 syscall argument registers, as saved at entry (unchanged at exit). */
+#define SYSCALL_ARGS(regs)                                                                                \
+	{ BPF_CORE_READ(regs, di), BPF_CORE_READ(regs, si), BPF_CORE_READ(regs, dx),                       \
+	  BPF_CORE_READ(regs, r10), BPF_CORE_READ(regs, r8), BPF_CORE_READ(regs, r9) }
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(ward_sys_enter, struct pt_regs *regs, long nr)
 {
-	if (!maybe_watched(nr))
+	if (!needs_enter(nr))
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	if (is_agent(id >> 32))
 		return 0;
-	/* x86_64 syscall argument registers. */
-	struct pending p = {
-		.syscall = nr,
-		.args = { BPF_CORE_READ(regs, di), BPF_CORE_READ(regs, si), BPF_CORE_READ(regs, dx),
-			  BPF_CORE_READ(regs, r10), BPF_CORE_READ(regs, r8), BPF_CORE_READ(regs, r9) },
-	};
+	struct pending p = { .syscall = nr, .args = SYSCALL_ARGS(regs) };
 	if (!describe_call(nr, &p) || !kind_enabled(p.kind))
 		return 0;
 	bpf_map_update_elem(&PENDING, &id, &p, BPF_ANY);
@@ -508,7 +516,22 @@ int BPF_PROG(ward_sys_enter, struct pt_regs *regs, long nr)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(ward_sys_exit, struct pt_regs *regs, long ret)
 {
-	if (!maybe_watched(BPF_CORE_READ(regs, orig_ax)))
+	long nr = BPF_CORE_READ(regs, orig_ax);
+	if (!maybe_watched(nr))
 		return 0;
-	return finish(ret);
+	__u64 id = bpf_get_current_pid_tgid();
+	if (is_agent(id >> 32))
+		return 0;
+	if (needs_enter(nr)) {
+		struct pending *stored = bpf_map_lookup_elem(&PENDING, &id);
+		if (!stored)
+			return 0;
+		struct pending p = *stored;
+		bpf_map_delete_elem(&PENDING, &id);
+		return finish(p, ret);
+	}
+	struct pending p = { .syscall = nr, .args = SYSCALL_ARGS(regs) };
+	if (!describe_call(nr, &p) || !kind_enabled(p.kind))
+		return 0;
+	return finish(p, ret);
 }

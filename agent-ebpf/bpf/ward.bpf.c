@@ -6,6 +6,7 @@
 #include "process.bpf.c"
 #include "syscalls.bpf.c"
 #include "dns.bpf.c"
+#include "floor.bpf.c"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

@@ -24,6 +24,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Benchmark floor: attach the syscall hooks with programs that only count, until SIGINT/SIGTERM or
+    /// --duration, then print the counts.
+    #[command(hide = true)]
+    CountOnly {
+        #[arg(long)]
+        duration: Option<f64>,
+    },
     /// Stream every event on this host to a Ward collector over mTLS gRPC, through a disk spool (needs root).
     Run(Box<RunArgs>),
     /// Print every process event on this host as JSON, one object per line (needs root).
@@ -79,6 +86,7 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::CountOnly { duration } => count_only(duration),
         Command::Run(args) => run_transport(*args),
         Command::Watch {
             json: _,
@@ -271,4 +279,27 @@ fn run_transport(args: RunArgs) -> anyhow::Result<()> {
     let sent = handle.join();
     piped?;
     sent
+}
+
+fn count_only(duration: Option<f64>) -> anyhow::Result<()> {
+    let floor = ward_agent::sensor::CountOnly::load()?;
+    eprintln!("ward-agent: ready: count-only floor attached");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let wait = tokio::time::sleep(duration.map_or(Duration::MAX / 4, Duration::from_secs_f64));
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+            _ = wait => {}
+        }
+        anyhow::Ok(())
+    })?;
+    let [enter, exit] = floor.counts()?;
+    eprintln!(
+        "ward-agent: stopped: count-only floor counted {enter} syscall entries, {exit} exits"
+    );
+    Ok(())
 }

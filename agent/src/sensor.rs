@@ -364,3 +364,40 @@ impl Sensor {
             .collect()
     }
 }
+
+/// The benchmark floor: the syscall sensor's hooks doing nothing but counting (`ward-agent count-only`).
+pub struct CountOnly {
+    ebpf: Ebpf,
+}
+
+impl CountOnly {
+    pub fn load() -> anyhow::Result<CountOnly> {
+        preflight(&SensorConfig::default())?;
+        let btf = Btf::from_sys_fs().context("reading the kernel's BTF")?;
+        let mut ebpf = EbpfLoader::new()
+            .btf(Some(&btf))
+            .verifier_log_level(VerifierLogLevel::STATS)
+            .load(OBJECT)?;
+        for (name, hook) in [
+            ("ward_floor_exit", "sys_exit"),
+            ("ward_floor_enter", "sys_enter"),
+        ] {
+            let program: &mut BtfTracePoint = ebpf.program_mut(name).context(name)?.try_into()?;
+            program
+                .load(hook, &btf)
+                .map_err(|e| anyhow::anyhow!("{name}: {}", describe(&e)))?;
+            program.attach()?;
+        }
+        Ok(CountOnly { ebpf })
+    }
+
+    /// Syscall entries and exits counted so far.
+    pub fn counts(&self) -> anyhow::Result<[u64; 2]> {
+        let map = self.ebpf.map("FLOOR_COUNTS").context("FLOOR_COUNTS map")?;
+        let counts: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map)?;
+        Ok([
+            counts.get(&0, 0)?.iter().sum(),
+            counts.get(&1, 0)?.iter().sum(),
+        ])
+    }
+}

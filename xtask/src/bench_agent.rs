@@ -1,46 +1,78 @@
-//! `cargo xtask bench agent`: what the agent costs the host and what it delivers.
+//! `cargo xtask bench agent`: what the agent costs the host and what it delivers, next to the tools a user
+//! would otherwise pick.
 //!
-//! Each workload runs alternately without and with `ward-agent watch` (output to /dev/null), several rounds
-//! in the same run, so the slowdown is a ratio of medians measured under the same machine noise. The agent's
-//! CPU comes from its own /proc stat ticks between "ready" and the end of the workload; events and drops
-//! from its shutdown summary.
+//! Each workload runs once per configuration in every round: no observer (the baseline), `ward-agent
+//! watch` (JSON to /dev/null), the count-only floor (Ward's syscall hooks doing nothing but counting: what
+//! any syscall-tracepoint sensor pays), and, when installed, bpftrace printing one line per event and auditd
+//! with execve/openat/connect rules. Slowdowns are ratios to the baseline of the same round, and the
+//! reported figure is the median over rounds, so machine noise hits both sides alike. The agent's CPU comes
+//! from its /proc stat ticks during the workload; events and drops from its shutdown summary.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader, Read};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Rounds of (baseline, agent) per workload; medians are reported.
-    #[arg(long, default_value_t = 5)]
+    /// Rounds per workload; medians are reported.
+    #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Execs per exec-storm round.
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, default_value_t = 500)]
     execs: usize,
     /// Processes per fork-storm round (fork + immediate exit, two forking threads).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 5_000)]
     forks: usize,
-    /// open+close pairs per open-storm round.
+    /// open+close pairs per open-storm and write-open-storm round.
     #[arg(long, default_value_t = 200_000)]
     opens: usize,
+    /// TCP connections per connect-storm round (to a loopback listener).
+    #[arg(long, default_value_t = 5_000)]
+    connects: usize,
+    /// Only these workloads (exec, fork, open, write, connect).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Workload {
     Exec,
     Fork,
     Open,
+    WriteOpen,
+    Connect,
 }
 
 impl Workload {
+    const ALL: [Workload; 5] = [
+        Workload::Exec,
+        Workload::Fork,
+        Workload::Open,
+        Workload::WriteOpen,
+        Workload::Connect,
+    ];
+
+    fn key(self) -> &'static str {
+        match self {
+            Workload::Exec => "exec",
+            Workload::Fork => "fork",
+            Workload::Open => "open",
+            Workload::WriteOpen => "write",
+            Workload::Connect => "connect",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
-            Workload::Exec => "exec storm",
-            Workload::Fork => "fork storm",
-            Workload::Open => "open storm",
+            Workload::Exec => "exec storm (fork+exec /bin/true)",
+            Workload::Fork => "fork storm (fork+exit, 2 threads)",
+            Workload::Open => "open storm (read-only open+close)",
+            Workload::WriteOpen => "write-open storm (O_CREAT|O_TRUNC open+close)",
+            Workload::Connect => "connect storm (TCP connect+close, loopback)",
         }
     }
 
@@ -64,22 +96,51 @@ impl Workload {
                 }
                 per_thread * 2
             }
-            Workload::Open => {
-                let path = std::ffi::CString::new("/etc/hostname")?;
-                for _ in 0..args.opens {
-                    // SAFETY: valid path; the fd is closed right away.
-                    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY) };
-                    if fd < 0 {
-                        bail!("open /etc/hostname: {}", std::io::Error::last_os_error());
+            Workload::Open => open_close(Path::new("/etc/hostname"), libc::O_RDONLY, args.opens)?,
+            Workload::WriteOpen => {
+                let path = std::env::temp_dir().join(format!("ward-bench-{}", std::process::id()));
+                let ops = open_close(
+                    &path,
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+                    args.opens,
+                )?;
+                std::fs::remove_file(&path).ok();
+                ops
+            }
+            Workload::Connect => {
+                let listener = TcpListener::bind("127.0.0.1:0")?;
+                let addr = listener.local_addr()?;
+                let n = args.connects;
+                let server = std::thread::spawn(move || {
+                    for _ in 0..n {
+                        if listener.accept().is_err() {
+                            break;
+                        }
                     }
-                    // SAFETY: fd was just opened by us.
-                    unsafe { libc::close(fd) };
+                });
+                for _ in 0..n {
+                    drop(TcpStream::connect(addr)?);
                 }
-                args.opens
+                server.join().expect("accept thread");
+                n
             }
         };
         Ok((start.elapsed(), ops))
     }
+}
+
+fn open_close(path: &Path, flags: i32, n: usize) -> anyhow::Result<usize> {
+    let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
+    for _ in 0..n {
+        // SAFETY: a valid path; the fd is closed right away.
+        let fd = unsafe { libc::open(path.as_ptr(), flags, 0o600) };
+        if fd < 0 {
+            bail!("open: {}", std::io::Error::last_os_error());
+        }
+        // SAFETY: fd was just opened by us.
+        unsafe { libc::close(fd) };
+    }
+    Ok(n)
 }
 
 /// fork() children that exit at once: the cheapest way to make process events.
@@ -99,68 +160,178 @@ fn fork_exit(n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct AgentRun {
-    child: Child,
-    stderr: BufReader<std::process::ChildStderr>,
+#[derive(Clone, Copy, PartialEq)]
+enum Config {
+    Baseline,
+    Ward,
+    CountOnly,
+    Bpftrace,
+    Auditd,
 }
 
-impl AgentRun {
-    fn start(bin: &PathBuf) -> anyhow::Result<AgentRun> {
-        let mut child = Command::new(bin)
-            .arg("watch")
-            .stdout(Stdio::from(std::fs::File::create("/dev/null")?))
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
-        let mut line = String::new();
-        while !line.contains("ward-agent: ready") {
-            line.clear();
-            if stderr.read_line(&mut line)? == 0 {
-                bail!("ward-agent exited before it was ready (run as root)");
+impl Config {
+    fn name(self) -> &'static str {
+        match self {
+            Config::Baseline => "no observer",
+            Config::Ward => "Ward",
+            Config::CountOnly => "count-only floor",
+            Config::Bpftrace => "bpftrace (line per event)",
+            Config::Auditd => "auditd (execve/openat/connect rules)",
+        }
+    }
+}
+
+const BPFTRACE_SCRIPT: &str = r#"
+tracepoint:syscalls:sys_enter_execve { printf("exec %d %s %s\n", pid, comm, str(args->filename)); }
+tracepoint:sched:sched_process_fork { printf("fork %d %d\n", args->parent_pid, args->child_pid); }
+tracepoint:syscalls:sys_enter_openat { printf("open %d %s %s\n", pid, comm, str(args->filename)); }
+tracepoint:syscalls:sys_enter_connect { printf("connect %d %s\n", pid, comm); }
+"#;
+
+/// A running observer (nothing for the baseline).
+struct Observer {
+    config: Config,
+    child: Option<Child>,
+    stderr: Option<BufReader<ChildStderr>>,
+}
+
+/// What the agent reported when it stopped.
+#[derive(Default)]
+struct AgentReport {
+    events: u64,
+    drops: u64,
+    cpu_secs: f64,
+}
+
+fn wait_for_line(reader: &mut impl BufRead, needle: &str, what: &str) -> anyhow::Result<()> {
+    let mut line = String::new();
+    while !line.contains(needle) {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            bail!("{what} exited before it was ready");
+        }
+    }
+    Ok(())
+}
+
+fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after_comm = &stat[stat.rfind(')').context("malformed stat")? + 2..];
+    let fields: Vec<&str> = after_comm.split(' ').collect();
+    Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
+}
+
+fn auditctl(args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new("auditctl")
+        .args(args)
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("auditctl {} failed", args.join(" "));
+    }
+    Ok(())
+}
+
+impl Observer {
+    fn start(config: Config, agent: &Path) -> anyhow::Result<Observer> {
+        let mut observer = Observer {
+            config,
+            child: None,
+            stderr: None,
+        };
+        match config {
+            Config::Baseline => {}
+            Config::Ward | Config::CountOnly => {
+                let sub = if config == Config::Ward {
+                    "watch"
+                } else {
+                    "count-only"
+                };
+                let mut child = Command::new(agent)
+                    .arg(sub)
+                    .stdout(Stdio::from(std::fs::File::create("/dev/null")?))
+                    .stderr(Stdio::piped())
+                    .spawn()?;
+                let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
+                wait_for_line(&mut stderr, "ward-agent: ready", "ward-agent")?;
+                observer.child = Some(child);
+                observer.stderr = Some(stderr);
+            }
+            Config::Bpftrace => {
+                let mut child = Command::new("bpftrace")
+                    .args(["-e", BPFTRACE_SCRIPT])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()?;
+                let mut out = BufReader::new(child.stdout.take().expect("piped"));
+                wait_for_line(&mut out, "Attaching", "bpftrace")?;
+                // Someone has to read what it prints, as a user piping it somewhere would.
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut out, &mut std::io::sink());
+                });
+                observer.child = Some(child);
+            }
+            Config::Auditd => {
+                auditctl(&["-D"])?;
+                auditctl(&[
+                    "-a",
+                    "always,exit",
+                    "-F",
+                    "arch=b64",
+                    "-S",
+                    "execve,openat,connect",
+                    "-k",
+                    "ward-bench",
+                ])?;
             }
         }
-        Ok(AgentRun { child, stderr })
+        Ok(observer)
     }
 
-    /// User+system CPU ticks the agent has used so far.
-    fn cpu_ticks(&self) -> anyhow::Result<u64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        let after_comm = &stat[stat.rfind(')').context("malformed stat")? + 2..];
-        let fields: Vec<&str> = after_comm.split(' ').collect();
-        Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
+    fn cpu_ticks(&self) -> u64 {
+        self.child
+            .as_ref()
+            .and_then(|c| cpu_ticks(c.id()).ok())
+            .unwrap_or(0)
     }
 
-    /// Stops the agent and returns (events, drops) from its summary line.
-    fn stop(mut self) -> anyhow::Result<(u64, u64)> {
+    fn stop(mut self) -> anyhow::Result<AgentReport> {
+        if self.config == Config::Auditd {
+            auditctl(&["-D"])?;
+        }
+        let Some(mut child) = self.child.take() else {
+            return Ok(AgentReport::default());
+        };
         // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
         let mut rest = String::new();
-        std::io::Read::read_to_string(&mut self.stderr, &mut rest)?;
-        self.child.wait()?;
+        if let Some(mut stderr) = self.stderr.take() {
+            stderr.read_to_string(&mut rest)?;
+        }
+        child.wait()?;
+        if self.config != Config::Ward {
+            return Ok(AgentReport::default());
+        }
         let summary = rest
             .lines()
             .find(|l| l.contains("stopped after"))
             .context("no summary from ward-agent")?;
-        let number_before = |tag: &str| -> anyhow::Result<u64> {
+        let number_after = |tag: &str| -> anyhow::Result<u64> {
             let at = summary
                 .find(tag)
-                .with_context(|| format!("{tag:?} missing in {summary:?}"))?;
-            let digits: String = summary[..at]
-                .trim_end()
+                .with_context(|| format!("{tag:?} missing in {summary:?}"))?
+                + tag.len();
+            Ok(summary[at..]
                 .chars()
-                .rev()
                 .take_while(char::is_ascii_digit)
-                .collect();
-            Ok(digits.chars().rev().collect::<String>().parse()?)
+                .collect::<String>()
+                .parse()?)
         };
-        let drops_at =
-            summary.find("kernel drops ").context("drops missing")? + "kernel drops ".len();
-        let drops: String = summary[drops_at..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        Ok((number_before(" events (")?, drops.parse()?))
+        Ok(AgentReport {
+            events: number_after("s: ")?,
+            drops: number_after("kernel drops ")?,
+            cpu_secs: 0.0,
+        })
     }
 }
 
@@ -169,57 +340,126 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+fn available(tool: &str, probe: &[&str]) -> bool {
+    Command::new(tool)
+        .args(probe)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Starts auditd when its tools are installed and it is not running; true when rules can be loaded.
+fn auditd_ready() -> bool {
+    if !available("auditctl", &["-s"]) {
+        return false;
+    }
+    let running = Command::new("pidof")
+        .arg("auditd")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !running {
+        let _ = Command::new("auditd").status();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Command::new("pidof")
+        .arg("auditd")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("bench agent loads eBPF: run it as root");
     }
-    let root = crate::workspace_root();
     crate::cargo(&["build", "--release", "-p", "ward-agent"], &[])?;
-    let bin = root.join("target/release/ward-agent");
+    let agent: PathBuf = crate::workspace_root().join("target/release/ward-agent");
     // SAFETY: sysconf has no preconditions.
     let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
 
-    println!(
-        "| workload | ops/s without agent | ops/s with agent | slowdown (median ratio) | events delivered/s | drops | agent CPU ms per 1k events | agent CPU at 10k events/s |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for workload in [Workload::Exec, Workload::Fork, Workload::Open] {
-        let (mut base, mut with, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut events, mut drops, mut cpu_s, mut agent_secs) = (0u64, 0u64, 0f64, 0f64);
-        for _ in 0..args.rounds {
-            let (t0, ops) = workload.run(&args)?;
-            let agent = AgentRun::start(&bin)?;
-            let cpu_before = agent.cpu_ticks()?;
-            let (t1, _) = workload.run(&args)?;
-            let cpu_after = agent.cpu_ticks()?;
-            let (n, d) = agent.stop()?;
-            base.push(ops as f64 / t0.as_secs_f64());
-            with.push(ops as f64 / t1.as_secs_f64());
-            ratios.push(t1.as_secs_f64() / t0.as_secs_f64());
-            events += n;
-            drops += d;
-            cpu_s += (cpu_after - cpu_before) as f64 / ticks_per_sec;
-            agent_secs += t1.as_secs_f64();
-        }
-        let cpu_ms_per_1k = cpu_s * 1000.0 / (events.max(1) as f64 / 1000.0);
+    let mut configs = vec![Config::Baseline, Config::Ward, Config::CountOnly];
+    let mut skipped = Vec::new();
+    if available("bpftrace", &["--version"]) {
+        configs.push(Config::Bpftrace);
+    } else {
+        skipped.push("bpftrace (not installed: apt install bpftrace)");
+    }
+    if auditd_ready() {
+        configs.push(Config::Auditd);
+    } else {
+        skipped.push("auditd (not installed or not running: apt install auditd)");
+    }
+    let workloads: Vec<Workload> = Workload::ALL
+        .into_iter()
+        .filter(|w| args.only.is_empty() || args.only.iter().any(|o| o == w.key()))
+        .collect();
+
+    for workload in workloads {
+        println!("\n### {}\n", workload.name());
         println!(
-            "| {} | {:.0} | {:.0} | {:.3}x | {:.0} | {} | {:.1}% | {:.2} ms | {:.1}% of a core |",
-            workload.name(),
-            median(base),
-            median(with),
-            median(ratios),
-            events as f64 / agent_secs,
-            drops,
-            cpu_s / agent_secs * 100.0,
-            cpu_ms_per_1k,
-            // 10k events/s cost 10 x (ms per 1k) ms of CPU each second.
-            cpu_ms_per_1k * 10.0 / 1000.0 * 100.0,
+            "| observer | ops/s (median) | slowdown vs no observer (median of per-round ratios) |"
+        );
+        println!("|---|---|---|");
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+        let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+        let mut ward = AgentReport::default();
+        let mut ward_secs = 0.0;
+        for _ in 0..args.rounds {
+            let mut base_time = 0.0;
+            for (i, config) in configs.iter().enumerate() {
+                let observer = Observer::start(*config, &agent)?;
+                let cpu_before = observer.cpu_ticks();
+                let (elapsed, ops) = workload.run(&args)?;
+                let cpu_after = observer.cpu_ticks();
+                let report = observer.stop()?;
+                let secs = elapsed.as_secs_f64();
+                if *config == Config::Baseline {
+                    base_time = secs;
+                }
+                rates[i].push(ops as f64 / secs);
+                ratios[i].push(secs / base_time);
+                if *config == Config::Ward {
+                    ward.events += report.events;
+                    ward.drops += report.drops;
+                    ward.cpu_secs += (cpu_after - cpu_before) as f64 / ticks_per_sec;
+                    ward_secs += secs;
+                }
+            }
+        }
+        let floor = median(ratios[2].clone());
+        for (i, config) in configs.iter().enumerate() {
+            let ratio = median(ratios[i].clone());
+            let vs_floor = if *config == Config::Ward {
+                format!(" ({:.2}x the floor's)", ratio / floor)
+            } else {
+                String::new()
+            };
+            println!(
+                "| {} | {:.0} | {:.3}x{vs_floor} |",
+                config.name(),
+                median(rates[i].clone()),
+                ratio
+            );
+        }
+        let per_1k = ward.cpu_secs * 1000.0 / (ward.events.max(1) as f64 / 1000.0);
+        println!(
+            "\nWard delivered {:.0} events/s with {} drops; agent CPU {:.1}% of a core during the run, {:.2} ms per 1k events ({:.1}% of a core at 10k events/s).",
+            ward.events as f64 / ward_secs,
+            ward.drops,
+            ward.cpu_secs / ward_secs * 100.0,
+            per_1k,
+            per_1k,
         );
     }
     println!(
-        "\nrounds: {}; events include everything else the host did meanwhile; CPU from /proc ticks ({}/s)",
-        args.rounds, ticks_per_sec
+        "\nrounds: {}; events include everything else the host did meanwhile; CPU from /proc ticks ({ticks_per_sec}/s)",
+        args.rounds
     );
+    for s in skipped {
+        println!("skipped: {s}");
+    }
     Ok(())
 }
