@@ -48,9 +48,7 @@ fn moto_available(test: &str) -> bool {
                 "{test}: moto[server] is not installed (CI=true): run .ci/deps.d/collector-logs.sh"
             );
         }
-        eprintln!(
-            "SKIPPED {test}: moto[server] not installed (pip install -r .ci/deps.d/collector-logs.sh's pins)"
-        );
+        eprintln!("SKIPPED {test}: moto[server] not installed (run .ci/deps.d/collector-logs.sh)");
     }
     ok
 }
