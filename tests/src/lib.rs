@@ -111,19 +111,6 @@ impl Agent {
         }
     }
 
-    /// Every event received within `window`.
-    pub fn collect(&self, window: Duration) -> Vec<Value> {
-        let deadline = Instant::now() + window;
-        let mut all = Vec::new();
-        while let Ok(event) = self
-            .events
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            all.push(event);
-        }
-        all
-    }
-
     /// SIGINT, then the exit status and everything the agent wrote to stderr.
     pub fn stop(mut self) -> (std::process::ExitStatus, String) {
         // SAFETY: signalling our own child by pid.
