@@ -5,7 +5,6 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use ward_tests::{Agent, can_load_ebpf, cgroup2_mount, is_exec_with_arg, marker};
 
