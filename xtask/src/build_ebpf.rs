@@ -2,8 +2,12 @@
 //!
 //! The object is committed so that building the agent needs no clang. `--check` rebuilds into a temporary
 //! file and fails when the committed bytes differ, which CI uses to catch a C change without a rebuild.
-//! Paths are given relative to `agent-ebpf/` and `-ffile-prefix-map` rewrites the rest, so the bytes do not
-//! depend on where the checkout lives. DWARF is stripped (BTF and BTF.ext, which CO-RE needs, stay).
+//! DWARF is stripped (BTF and BTF.ext, which CO-RE needs, stay).
+//!
+//! Reproducible bytes: clang-19 orders some BTF types by how its allocations happened to fall, and those
+//! shift with the length of the working directory and of the command line. So the sources are copied to a
+//! fixed directory and compiled there with a fixed command line and a clean environment; the same checkout
+//! built from any path then gives the same object.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,6 +27,8 @@ pub struct Args {
 const CLANG: &str = "clang-19";
 const STRIP: &str = "llvm-strip-19";
 const OBJECT: &str = "ward.bpf.o";
+/// Fixed on purpose: the build directory's path influences clang's output (see the module comment).
+const BUILD_DIR: &str = "/tmp/ward-ebpf-build";
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let dir = crate::workspace_root().join("agent-ebpf");
@@ -40,26 +46,39 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )?;
         std::fs::write(dir.join("bpf/vmlinux.h"), out)?;
     }
-    let tmp = std::env::temp_dir().join(format!("ward-ebpf-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp)?;
+    let tmp = Path::new(BUILD_DIR);
+    let _ = std::fs::remove_dir_all(tmp);
+    let src = tmp.join("src");
+    std::fs::create_dir_all(src.join("bpf"))?;
+    for entry in std::fs::read_dir(dir.join("bpf"))? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), src.join("bpf").join(entry.file_name()))?;
+    }
     let unstripped = tmp.join("ward.unstripped.o");
     let built = tmp.join(OBJECT);
-    let prefix_map = format!("-ffile-prefix-map={}=.", dir.display());
+    let flags = [
+        "-target",
+        "bpf",
+        "-g",
+        "-O2",
+        "-D__TARGET_ARCH_x86",
+        "-Wall",
+        "-Werror",
+    ];
     run_tool(
         Command::new(CLANG)
-            .current_dir(&dir)
+            .current_dir(&src)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .args(flags)
             .args([
-                "-target",
+                "-I",
                 "bpf",
-                "-g",
-                "-O2",
-                "-D__TARGET_ARCH_x86",
-                "-Wall",
-                "-Werror",
-            ])
-            .arg(&prefix_map)
-            .args(["-I", "bpf", "-c", "bpf/ward.bpf.c", "-o"])
-            .arg(&unstripped),
+                "-c",
+                "bpf/ward.bpf.c",
+                "-o",
+                "../ward.unstripped.o",
+            ]),
         "clang-19 (apt install clang-19 libbpf-dev)",
     )?;
     run_tool(
@@ -78,7 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map(|_| ())
             .context("replacing the committed object")
     };
-    std::fs::remove_dir_all(&tmp).ok();
+    std::fs::remove_dir_all(tmp).ok();
     result?;
     println!(
         "agent-ebpf/{OBJECT}: {}",
