@@ -2,6 +2,7 @@
 //!
 //! Data flows one way: sources (agent streams, cloud logs) → normalise → detect → findings → store/outputs.
 
+pub mod detect;
 pub mod event;
 pub mod findings;
 pub mod ingest;

@@ -36,6 +36,11 @@ pub struct WardDetails {
     pub ancestry: Vec<WardProcess>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<WardContainer>,
+    /// The detection that raised the latest occurrence: a rule id from a rule file
+    /// (`ward.miner.known-names`) or a built-in detector's name (`detector.reverse-shell`), so
+    /// suppression rules can target one detection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

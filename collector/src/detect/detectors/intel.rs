@@ -1,0 +1,408 @@
+//! Threat intelligence on DNS names and connection addresses, attributed to the process:
+//! * `dns_query` names: GuardDuty's test domains (spec §5.5) raise their Runtime types; Ward's
+//!   mining-pool list raises CryptoCurrency:Runtime/BitcoinTool.B!DNS; operator threat lists raise
+//!   the type of their category ([`ThreatCategory`]), `.Custom` by default.
+//! * `dns_response` answers: a name resolving to the instance metadata address raises
+//!   UnauthorizedAccess:Runtime/MetadataDNSRebind.
+//! * `net_connect` remote IPv4 addresses: operator threat lists, by category.
+//!
+//! Trusted lists win over everything (GuardDuty's rule), test domains included.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::{DetectContext, Detector};
+use crate::detect::config::ThreatCategory;
+use crate::detect::event::{EventType, RuntimeEvent};
+use crate::detect::signal::Signal;
+use crate::findings::{
+    Action, AffectedResource, DnsRequestAction, FindingType, LocalIpDetails,
+    NetworkConnectionAction, PortDetails, RemoteIpDetails,
+};
+use crate::intel::builtin::{MINING_POOL_LIST_NAME, mining_pool_finding, test_domain_finding};
+use crate::intel::{Verdict, indicator::normalise_domain};
+
+/// The metadata service addresses a rebinding attack aims at.
+const METADATA_ADDRESSES: &[&str] = &["169.254.169.254", "fd00:ec2::254"];
+/// Names that legitimately resolve to it.
+const METADATA_NAMES: &[&str] = &[
+    "instance-data",
+    "instance-data.ec2.internal",
+    "metadata.google.internal",
+    "metadata",
+];
+
+pub struct Intel;
+
+fn dns_signal(t: FindingType, domain: &str, ev: &RuntimeEvent, rule: &str) -> Signal {
+    let mut signal = Signal::new(t, rule)
+        .fact("domain", domain)
+        .description(format!("A process queried {domain}."));
+    let protocol = ev
+        .dns
+        .as_ref()
+        .map(|d| d.transport.to_ascii_uppercase())
+        .filter(|p| !p.is_empty());
+    signal.action = Some(Action::dns_request(DnsRequestAction {
+        domain: Some(domain.to_owned()),
+        protocol,
+        blocked: Some(false),
+        ..DnsRequestAction::default()
+    }));
+    signal
+}
+
+fn lists_signal(
+    lists: &[&str],
+    ctx: &DetectContext<'_>,
+    dns: bool,
+    make: impl Fn(FindingType) -> Signal,
+    out: &mut Vec<Signal>,
+) {
+    // One finding per type: several lists of one category fold into one.
+    let mut by_type: Vec<(FindingType, Vec<&str>)> = Vec::new();
+    for list in lists {
+        let category = ctx
+            .config
+            .threat_categories
+            .get(*list)
+            .copied()
+            .unwrap_or(ThreatCategory::Custom);
+        let t = category.finding_type(dns);
+        match by_type.iter_mut().find(|(x, _)| *x == t) {
+            Some((_, names)) => names.push(list),
+            None => by_type.push((t, vec![list])),
+        }
+    }
+    for (t, names) in by_type {
+        let mut signal = make(t);
+        signal.threat = Some((names.join(","), Vec::new()));
+        out.push(signal);
+    }
+}
+
+impl Intel {
+    fn query(&self, ev: &RuntimeEvent, ctx: &DetectContext<'_>, out: &mut Vec<Signal>) {
+        let Some(dns) = &ev.dns else { return };
+        for q in &dns.questions {
+            let Ok(name) = normalise_domain(&q.name) else {
+                continue;
+            };
+            let verdict = ctx.intel.check_domain(&name);
+            if matches!(verdict, Verdict::Trusted { .. }) {
+                continue;
+            }
+            if let Some(t) = test_domain_finding(&name, AffectedResource::Runtime) {
+                out.push(dns_signal(t, &name, ev, "detector.intel.test-domain"));
+                continue;
+            }
+            if let Some(t) = mining_pool_finding(&name, AffectedResource::Runtime) {
+                let mut signal = dns_signal(t, &name, ev, "detector.intel.mining-pool");
+                signal.threat = Some((MINING_POOL_LIST_NAME.to_owned(), Vec::new()));
+                out.push(signal);
+                continue;
+            }
+            if let Verdict::Threat { lists } = verdict {
+                lists_signal(
+                    &lists,
+                    ctx,
+                    true,
+                    |t| dns_signal(t, &name, ev, "detector.intel.threat-list"),
+                    out,
+                );
+            }
+        }
+    }
+
+    fn response(&self, ev: &RuntimeEvent, ctx: &DetectContext<'_>, out: &mut Vec<Signal>) {
+        let Some(dns) = &ev.dns else { return };
+        let Some(answer) = dns
+            .answers
+            .iter()
+            .find(|a| METADATA_ADDRESSES.contains(&a.data.as_str()))
+        else {
+            return;
+        };
+        let Some(q) = dns.questions.first() else {
+            return;
+        };
+        let Ok(name) = normalise_domain(&q.name) else {
+            return;
+        };
+        if METADATA_NAMES.contains(&name.as_str())
+            || matches!(ctx.intel.check_domain(&name), Verdict::Trusted { .. })
+        {
+            return;
+        }
+        let mut signal = dns_signal(
+            FindingType::UnauthorizedAccessRuntimeMetadataDnsRebind,
+            &name,
+            ev,
+            "detector.intel.metadata-rebind",
+        );
+        signal.description = Some(format!(
+            "{name} resolved to the instance metadata address {}.",
+            answer.data
+        ));
+        out.push(signal);
+    }
+
+    fn connect(&self, ev: &RuntimeEvent, ctx: &DetectContext<'_>, out: &mut Vec<Signal>) {
+        let Some(sock) = &ev.socket else { return };
+        let Some(remote) = &sock.remote else { return };
+        let ip = match remote.ip.parse::<IpAddr>() {
+            Ok(IpAddr::V4(v4)) => v4,
+            Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4,
+                None => return, // GuardDuty lists hold IPv4 only
+            },
+            Err(_) => return,
+        };
+        let Verdict::Threat { lists } = ctx.intel.check_ip(ip) else {
+            return;
+        };
+        let make = |t: FindingType| connect_signal(t, ip, ev);
+        lists_signal(&lists, ctx, false, make, out);
+    }
+}
+
+fn connect_signal(t: FindingType, ip: Ipv4Addr, ev: &RuntimeEvent) -> Signal {
+    let sock = ev.socket.as_ref().expect("checked by the caller");
+    let mut signal = Signal::new(t, "detector.intel.threat-list")
+        .fact("remoteIp", ip.to_string())
+        .description(format!(
+            "A process connected to {ip}, which is on a threat list."
+        ));
+    signal.action = Some(Action::network_connection(NetworkConnectionAction {
+        blocked: Some(false),
+        connection_direction: Some("OUTBOUND".into()),
+        protocol: Some(sock.protocol.to_ascii_uppercase()),
+        local_ip_details: sock.local.as_ref().map(|l| LocalIpDetails {
+            ip_address_v4: Some(l.ip.clone()),
+            ip_address_v6: None,
+        }),
+        local_port_details: sock.local.as_ref().map(|l| PortDetails {
+            port: Some(l.port.into()),
+            port_name: None,
+        }),
+        remote_ip_details: Some(RemoteIpDetails {
+            ip_address_v4: Some(ip.to_string()),
+            ..RemoteIpDetails::default()
+        }),
+        remote_port_details: sock.remote.as_ref().map(|r| PortDetails {
+            port: Some(r.port.into()),
+            port_name: None,
+        }),
+        ..NetworkConnectionAction::default()
+    }));
+    signal
+}
+
+impl Detector for Intel {
+    fn name(&self) -> &'static str {
+        "intel"
+    }
+
+    fn event_types(&self) -> &'static [EventType] {
+        &[
+            EventType::DnsQuery,
+            EventType::DnsResponse,
+            EventType::NetConnect,
+        ]
+    }
+
+    fn on_event(&mut self, ev: &RuntimeEvent, ctx: &DetectContext<'_>, out: &mut Vec<Signal>) {
+        match ev.kind {
+            EventType::DnsQuery => self.query(ev, ctx, out),
+            EventType::DnsResponse => self.response(ev, ctx, out),
+            EventType::NetConnect => self.connect(ev, ctx, out),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::test_support::*;
+    use super::*;
+    use crate::detect::config::EngineConfig;
+    use crate::intel::{IntelIndex, IntelList, ListFormat, ListKind, ListRole};
+
+    fn query(name: &str) -> RuntimeEvent {
+        event(&format!(
+            r#"{{"type":"dns_query","time":"2026-01-01T00:00:01Z","process":{},"dns":{{"id":1,"questions":[{{"name":"{name}","type":"A","class":"IN"}}],"transport":"udp"}}}}"#,
+            process(80, "curl", "/usr/bin/curl", "")
+        ))
+    }
+
+    fn connect(ip: &str) -> RuntimeEvent {
+        event(&format!(
+            r#"{{"type":"net_connect","time":"2026-01-01T00:00:01Z","result":-115,"process":{},"socket":{{"family":"inet","protocol":"tcp","remote":{{"ip":"{ip}","port":8009}}}}}}"#,
+            process(81, "curl", "/usr/bin/curl", "")
+        ))
+    }
+
+    fn list(name: &str, role: ListRole, text: &str) -> Arc<IntelList> {
+        Arc::new(IntelList::parse(
+            name,
+            role,
+            ListKind::EntityList,
+            ListFormat::Txt,
+            text,
+        ))
+    }
+
+    fn detect(
+        config: &EngineConfig,
+        intel: &IntelIndex,
+        events: &[RuntimeEvent],
+    ) -> Vec<FindingType> {
+        run(&mut Intel, config, intel, events)
+    }
+
+    #[test]
+    fn every_test_domain_raises_its_runtime_type() {
+        use FindingType as T;
+        let cases = [
+            (
+                "guarddutyc2activityb.com",
+                T::BackdoorRuntimeCncActivityBDns,
+            ),
+            (
+                "c2.guarddutyc2activityb.com.",
+                T::BackdoorRuntimeCncActivityBDns,
+            ),
+            (
+                "crypto.guarddutyc2activityb.com",
+                T::CryptoCurrencyRuntimeBitcoinToolBDns,
+            ),
+            (
+                "abused-rep.guarddutyc2activityb.com",
+                T::ImpactRuntimeAbusedDomainRequestReputation,
+            ),
+            (
+                "crypto-rep.guarddutyc2activityb.com",
+                T::ImpactRuntimeBitcoinDomainRequestReputation,
+            ),
+            (
+                "malicious-rep.guarddutyc2activityb.com",
+                T::ImpactRuntimeMaliciousDomainRequestReputation,
+            ),
+            (
+                "suspicious-rep.guarddutyc2activityb.com",
+                T::ImpactRuntimeSuspiciousDomainRequestReputation,
+            ),
+            (
+                "guarddutydroppointactivity.com",
+                T::TrojanRuntimeDropPointDns,
+            ),
+            (
+                "guarddutyblackholeactivity.com",
+                T::TrojanRuntimeBlackholeTrafficDns,
+            ),
+            (
+                "GuardDutyPhishingActivity.com",
+                T::TrojanRuntimePhishingDomainRequestDns,
+            ),
+            (
+                "guarddutydrivebyactivity.com",
+                T::TrojanRuntimeDriveBySourceTrafficDns,
+            ),
+            (
+                "guarddutydgaactivity.com",
+                T::TrojanRuntimeDgaDomainRequestCDns,
+            ),
+            (
+                "pool.supportxmr.com",
+                T::CryptoCurrencyRuntimeBitcoinToolBDns,
+            ),
+        ];
+        let (config, intel) = (EngineConfig::default(), IntelIndex::default());
+        for (name, t) in cases {
+            assert_eq!(detect(&config, &intel, &[query(name)]), [t], "{name}");
+        }
+        assert!(
+            detect(
+                &config,
+                &intel,
+                &[
+                    query("other.guarddutyc2activityb.com"),
+                    query("example.com")
+                ]
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn operator_lists_by_category_and_trusted_lists_win() {
+        let mut config = EngineConfig::default();
+        config
+            .threat_categories
+            .insert("c2".into(), ThreatCategory::CommandAndControl);
+        let intel = IntelIndex::new([
+            list("c2", ListRole::Threat, "evil.example.org\n198.51.100.7\n"),
+            list("mine", ListRole::Threat, "bad.example.net\n203.0.113.9\n"),
+            list("ok", ListRole::Trusted, "pool.supportxmr.com\n"),
+        ]);
+        assert_eq!(
+            detect(&config, &intel, &[query("evil.example.org")]),
+            [FindingType::BackdoorRuntimeCncActivityBDns]
+        );
+        assert_eq!(
+            detect(&config, &intel, &[query("bad.example.net")]),
+            [FindingType::ImpactEc2MaliciousDomainRequestCustom]
+        );
+        assert_eq!(
+            detect(&config, &intel, &[connect("198.51.100.7")]),
+            [FindingType::BackdoorRuntimeCncActivityB]
+        );
+        assert_eq!(
+            detect(&config, &intel, &[connect("::ffff:203.0.113.9")]),
+            [FindingType::UnauthorizedAccessEc2MaliciousIpCallerCustom]
+        );
+        assert!(
+            detect(&config, &intel, &[query("pool.supportxmr.com")]).is_empty(),
+            "trusted"
+        );
+        assert!(
+            detect(
+                &config,
+                &intel,
+                &[connect("198.51.100.8"), connect("10.0.0.1")]
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn metadata_rebinding() {
+        let response = |name: &str, data: &str| {
+            event(&format!(
+                r#"{{"type":"dns_response","time":"2026-01-01T00:00:01Z","process":{},"dns":{{"id":1,"response":true,"questions":[{{"name":"{name}","type":"A","class":"IN"}}],"answers":[{{"name":"{name}","type":"A","ttl":1,"data":"{data}"}}],"transport":"udp"}}}}"#,
+                process(82, "curl", "/usr/bin/curl", "")
+            ))
+        };
+        let (config, intel) = (EngineConfig::default(), IntelIndex::default());
+        assert_eq!(
+            detect(
+                &config,
+                &intel,
+                &[response("rebind.example.com", "169.254.169.254")]
+            ),
+            [FindingType::UnauthorizedAccessRuntimeMetadataDnsRebind]
+        );
+        assert!(
+            detect(
+                &config,
+                &intel,
+                &[
+                    response("rebind.example.com", "93.184.216.34"),
+                    response("instance-data.ec2.internal", "169.254.169.254")
+                ]
+            )
+            .is_empty()
+        );
+    }
+}

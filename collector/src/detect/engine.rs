@@ -1,0 +1,251 @@
+//! The detection engine: one event in, findings out.
+//!
+//! Per event: the rules indexed under its type, then the detectors registered for its type, each
+//! produce [`Signal`]s; a signal becomes an occurrence (see [`super::signal`]), the aggregator
+//! folds it into its finding (same issue, same id, `count` up), and suppression rules archive what
+//! they match. Time is the event's, never the clock, so replaying a file gives the same findings.
+//!
+//! The engine is synchronous and single-threaded; a service runs one per agent stream (state such
+//! as the reverse-shell stdio table is per host anyway) and merges their findings downstream.
+
+use super::config::EngineConfig;
+use super::detectors::{self, DetectContext, Detector};
+use super::event::{EVENT_TYPE_SLOTS, EventType, RuntimeEvent, basename};
+use super::fields::Field;
+use super::rules::{Rule, RuleSet};
+use super::signal::{Signal, occurrence};
+use crate::findings::{
+    AggregationFamily, Aggregator, Finding, FindingType, Outcome, RuntimeContext,
+};
+use crate::intel::IntelIndex;
+use crate::suppression::RuleSet as SuppressionRules;
+
+/// One finding created or updated by an event.
+#[derive(Debug, Clone)]
+pub struct Emitted {
+    pub outcome: Outcome,
+    /// The finding after this occurrence (archived when a suppression rule matched).
+    pub finding: Finding,
+    /// The suppression rule that archived it.
+    pub suppressed_by: Option<String>,
+}
+
+/// Counters for operators and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub events: u64,
+    pub signals: u64,
+    pub suppressed: u64,
+    /// Occurrences the aggregator refused (a detection without the facts its type needs).
+    pub dropped: u64,
+}
+
+pub struct Engine {
+    config: EngineConfig,
+    rules: RuleSet,
+    detectors: Vec<Box<dyn Detector>>,
+    detectors_by_type: Vec<Vec<usize>>,
+    intel: IntelIndex,
+    suppression: SuppressionRules,
+    aggregator: Aggregator,
+    signals: Vec<Signal>,
+    stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(
+        config: EngineConfig,
+        rules: RuleSet,
+        intel: IntelIndex,
+        suppression: SuppressionRules,
+    ) -> Self {
+        Self::with_detectors(config, rules, intel, suppression, detectors::builtin())
+    }
+
+    pub fn with_detectors(
+        config: EngineConfig,
+        rules: RuleSet,
+        intel: IntelIndex,
+        suppression: SuppressionRules,
+        detectors: Vec<Box<dyn Detector>>,
+    ) -> Self {
+        let mut detectors_by_type = vec![Vec::new(); EVENT_TYPE_SLOTS];
+        for (i, d) in detectors.iter().enumerate() {
+            for t in d.event_types() {
+                detectors_by_type[t.index()].push(i);
+            }
+        }
+        Self {
+            aggregator: Aggregator::new(config.scope.clone()),
+            config,
+            rules,
+            detectors,
+            detectors_by_type,
+            intel,
+            suppression,
+            signals: Vec::new(),
+            stats: EngineStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// Every finding in its current state.
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
+        self.aggregator.findings()
+    }
+
+    /// Runs every detection on one event and returns the findings it created or updated.
+    pub fn process(&mut self, ev: &RuntimeEvent) -> Vec<Emitted> {
+        self.stats.events += 1;
+        let mut signals = std::mem::take(&mut self.signals);
+        for rule in self.rules.candidates(ev.kind) {
+            if rule.containers_only
+                && !self.config.container_rules_on_hosts
+                && ev.process.as_ref().and_then(|p| p.container_id()).is_none()
+            {
+                continue;
+            }
+            if rule.fires(ev) {
+                signals.push(rule_signal(rule, ev));
+            }
+        }
+        let ctx = DetectContext {
+            config: &self.config,
+            intel: &self.intel,
+        };
+        for &i in &self.detectors_by_type[ev.kind.index()] {
+            self.detectors[i].on_event(ev, &ctx, &mut signals);
+        }
+        let mut emitted = Vec::new();
+        for signal in signals.drain(..) {
+            self.stats.signals += 1;
+            let Ok(occ) = occurrence(signal, ev, &self.config.host) else {
+                self.stats.dropped += 1;
+                continue;
+            };
+            let Ok((outcome, finding)) = self.aggregator.record(occ) else {
+                self.stats.dropped += 1;
+                continue;
+            };
+            let mut finding = finding.clone();
+            let suppressed_by = self.suppression.apply(&mut finding).map(|r| r.name.clone());
+            if suppressed_by.is_some() {
+                self.stats.suppressed += 1;
+                self.aggregator.restore([finding.clone()]);
+            }
+            emitted.push(Emitted {
+                outcome,
+                finding,
+                suppressed_by,
+            });
+        }
+        self.signals = signals;
+        emitted
+    }
+}
+
+/// File operation names GuardDuty uses in `context.fileOperation`.
+fn file_operation(kind: EventType) -> Option<&'static str> {
+    Some(match kind {
+        EventType::FileOpen
+        | EventType::FileTruncate
+        | EventType::FileChmod
+        | EventType::FileChown
+        | EventType::FileSetxattr => "Write",
+        EventType::FileUnlink => "Delete",
+        EventType::FileRename => "Rename",
+        EventType::FileLink => "Link",
+        EventType::FileSymlink => "Symlink",
+        _ => return None,
+    })
+}
+
+/// A rule's signal, with the runtime context GuardDuty gives findings of its type filled from the
+/// event's family.
+fn rule_signal(rule: &Rule, ev: &RuntimeEvent) -> Signal {
+    use FindingType as T;
+    let t = rule.finding_type;
+    let mut c = RuntimeContext::default();
+    let process = ev.process.as_ref();
+    if let Some(p) = process
+        && ev.kind == EventType::ProcessExec
+    {
+        match t {
+            T::ExecutionRuntimeSuspiciousTool => {
+                c.tool_name = Some(
+                    rule.tool_name
+                        .clone()
+                        .unwrap_or_else(|| p.exe_basename().to_owned()),
+                );
+                c.tool_category = rule.tool_category.clone();
+            }
+            _ if t.threat_family().starts_with("SuspiciousCommand") => {
+                c.command_line_example = Some(p.cmdline().to_owned());
+            }
+            _ => {}
+        }
+    }
+    if let Some(file) = &ev.file {
+        c.file_operation = file_operation(ev.kind).map(str::to_owned);
+        c.file_path = Some(file.path.clone());
+        c.related_file_paths = file.target.iter().cloned().collect();
+        match t {
+            T::PrivilegeEscalationRuntimeCGroupsReleaseAgentModified => {
+                c.release_agent_path = Some(file.path.clone())
+            }
+            T::PrivilegeEscalationRuntimeRuncContainerEscape => {
+                c.runc_binary_path = Some(file.path.clone())
+            }
+            _ if basename(&file.path).is_some_and(|b| b.ends_with("_history")) => {
+                c.shell_history_file_path = Some(file.path.clone());
+            }
+            _ => {}
+        }
+    }
+    if let Some(m) = &ev.mount {
+        c.mount_source = m.source.clone();
+        c.mount_target = m.target.clone();
+        c.file_system_type = m.fstype.clone();
+        c.flags = vec![format!("{:#x}", m.flags)];
+    }
+    if let Some(m) = &ev.module {
+        c.module_file_path = m.path.clone();
+        c.module_name = m
+            .path
+            .as_deref()
+            .and_then(basename)
+            .map(|b| b.split('.').next().unwrap_or(b).to_owned());
+    }
+    if let Some(s) = &ev.socket {
+        c.socket_path = s.path.clone();
+    }
+    let mut signal = Signal::new(t, rule.id.clone()).context(c);
+    signal.severity = rule.severity;
+    signal.title = rule.title.clone();
+    signal.description = rule.description.clone();
+    for field in &rule.group_by {
+        if let Some(value) = field.first_text(ev) {
+            signal.facts.push((field.path(), value));
+        }
+    }
+    // Indicator-keyed types (checked at rule load to name DNS or socket events) key on it.
+    match AggregationFamily::of(t) {
+        AggregationFamily::DomainIndicator => {
+            if let Some(domain) = Field::DnsQuestionName.first_text(ev) {
+                signal
+                    .facts
+                    .push(("domain", domain.trim_end_matches('.').to_ascii_lowercase()));
+            }
+        }
+        AggregationFamily::IpIndicator => {
+            if let Some(ip) = Field::SocketRemoteIp.first_text(ev) {
+                signal.facts.push(("remoteIp", ip));
+            }
+        }
+        _ => {}
+    }
+    signal
+}
