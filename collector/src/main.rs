@@ -22,6 +22,9 @@ enum Cli {
     /// Read cloud-log files or directories once, print findings as JSON lines, then exit.
     /// A summary (records read, skipped, malformed per source) is printed on stderr.
     Scan(Box<ScanArgs>),
+    /// Run runtime detections over agent events (`ward-agent watch` JSON lines from a file or -)
+    /// and print findings as JSON lines. A summary is printed on stderr.
+    Detect(Box<ward_collector::detect::cli::DetectArgs>),
 }
 
 #[derive(clap::Args)]
@@ -251,6 +254,7 @@ fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cli::Scan(args) => scan(*args),
+        Cli::Detect(args) => ward_collector::detect::cli::run(*args),
     }
 }
 

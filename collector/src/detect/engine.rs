@@ -249,3 +249,165 @@ fn rule_signal(rule: &Rule, ev: &RuntimeEvent) -> Signal {
     }
     signal
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::rules::RuleSet;
+
+    fn engine(config: EngineConfig, suppression: &str) -> Engine {
+        let suppression = if suppression.is_empty() {
+            SuppressionRules::default()
+        } else {
+            SuppressionRules::from_json_str(suppression).unwrap()
+        };
+        Engine::new(
+            config,
+            RuleSet::builtin().unwrap(),
+            IntelIndex::default(),
+            suppression,
+        )
+    }
+
+    fn event(kind: &str, time: &str, exe: &str, container: bool, facts: &str) -> RuntimeEvent {
+        let container = if container {
+            r#","container":{"id":"c1","runtime":"docker"}"#
+        } else {
+            ""
+        };
+        RuntimeEvent::from_json(&format!(
+            r#"{{"type":"{kind}","time":"{time}","result":0,"process":{{"pid":5,"start_time":"2026-01-01T00:00:00Z","name":"x","executable":"{exe}","args":["x"],"uid":0,"euid":0{container}}}{facts}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn repeats_aggregate_by_event_time_and_types_come_from_the_catalogue() {
+        let mut e = engine(EngineConfig::default(), "");
+        let first = e.process(&event(
+            "process_exec",
+            "2026-01-01T00:00:10Z",
+            "/tmp/xmrig",
+            false,
+            r#","exec":{}"#,
+        ));
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].outcome, Outcome::Created);
+        let f = &first[0].finding;
+        assert_eq!(f.finding_type_name, "Impact:Runtime/CryptoMinerExecuted");
+        assert_eq!(f.severity.label(), "High");
+        assert_eq!(f.created_at, "2026-01-01T00:00:10.000Z");
+        let second = e.process(&event(
+            "process_exec",
+            "2026-01-01T00:05:00Z",
+            "/tmp/xmrig",
+            false,
+            r#","exec":{}"#,
+        ));
+        assert_eq!(second[0].finding.id, f.id);
+        assert_eq!(second[0].finding.service.count, 2);
+        assert_eq!(
+            second[0].finding.service.event_last_seen,
+            "2026-01-01T00:05:00.000Z"
+        );
+        assert!(
+            e.process(&event(
+                "process_exec",
+                "2026-01-01T00:06:00Z",
+                "/usr/bin/ls",
+                false,
+                r#","exec":{}"#
+            ))
+            .is_empty()
+        );
+        assert_eq!(e.stats().events, 3);
+        assert_eq!(e.findings().count(), 1);
+    }
+
+    #[test]
+    fn container_only_rules_skip_hosts_unless_switched_on() {
+        let mount = |container| {
+            event(
+                "mount",
+                "2026-01-01T00:00:10Z",
+                "/tmp/m",
+                container,
+                r#","mount":{"source":"/etc","target":"/mnt","flags":0}"#,
+            )
+        };
+        // The built-in rule also requires a container; an operator rule shows the switch itself.
+        let mut e = engine(EngineConfig::default(), "");
+        assert_eq!(e.process(&mount(true)).len(), 1);
+        assert!(e.process(&mount(false)).is_empty());
+        let rules = RuleSet::load(&[(
+            "ops.toml",
+            "[[rule]]\nid = \"m\"\nfinding = \"PrivilegeEscalation:Runtime/ContainerMountsHostDirectory\"\nevents = [\"mount\"]\ncontainers_only = true\nwhen = { field = \"mount.target\", equals = \"/mnt\" }\n",
+        )])
+        .unwrap();
+        let mut off = Engine::new(
+            EngineConfig::default(),
+            rules,
+            IntelIndex::default(),
+            SuppressionRules::default(),
+        );
+        assert!(off.process(&mount(false)).is_empty());
+        let rules = RuleSet::load(&[(
+            "ops.toml",
+            "[[rule]]\nid = \"m\"\nfinding = \"PrivilegeEscalation:Runtime/ContainerMountsHostDirectory\"\nevents = [\"mount\"]\ncontainers_only = true\nwhen = { field = \"mount.target\", equals = \"/mnt\" }\n",
+        )])
+        .unwrap();
+        let config = EngineConfig {
+            container_rules_on_hosts: true,
+            ..EngineConfig::default()
+        };
+        let mut on = Engine::new(
+            config,
+            rules,
+            IntelIndex::default(),
+            SuppressionRules::default(),
+        );
+        let found = on.process(&mount(false));
+        assert_eq!(found.len(), 1);
+        let context = found[0]
+            .finding
+            .service
+            .runtime_details
+            .as_ref()
+            .unwrap()
+            .context
+            .as_ref()
+            .unwrap();
+        assert_eq!(context.mount_target.as_deref(), Some("/mnt"));
+    }
+
+    #[test]
+    fn suppression_rules_archive_matching_findings() {
+        let rules = r#"[{"Name": "lab-miners", "Action": "ARCHIVE", "FindingCriteria": {"Criterion": {
+            "type": {"Eq": ["Impact:Runtime/CryptoMinerExecuted"]},
+            "service.runtimeDetails.process.executablePath": {"Eq": ["/opt/lab/xmrig"]}}}}]"#;
+        let mut e = engine(EngineConfig::default(), rules);
+        let lab = e.process(&event(
+            "process_exec",
+            "2026-01-01T00:00:10Z",
+            "/opt/lab/xmrig",
+            false,
+            r#","exec":{}"#,
+        ));
+        assert_eq!(lab[0].suppressed_by.as_deref(), Some("lab-miners"));
+        assert!(lab[0].finding.service.archived);
+        assert!(
+            e.findings().all(|f| f.service.archived),
+            "archived state is kept"
+        );
+        let real = e.process(&event(
+            "process_exec",
+            "2026-01-01T00:00:11Z",
+            "/tmp/xmrig",
+            false,
+            r#","exec":{}"#,
+        ));
+        assert_eq!(real[0].suppressed_by, None);
+        assert!(!real[0].finding.service.archived);
+        assert_eq!(e.stats().suppressed, 1);
+    }
+}

@@ -9,6 +9,9 @@
 //! * [`offline`]: loading rule/intel/suppression files and streaming JSON lines through an engine
 //!   (`ward-collector detect`, tests, benchmarks).
 
+#[cfg(test)]
+mod catalogue_tests;
+pub mod cli;
 pub mod condition;
 pub mod config;
 pub mod detectors;

@@ -1,0 +1,150 @@
+//! `ward-collector detect`: agent events (JSON lines, as `ward-agent watch` prints them) in,
+//! findings (GuardDuty JSON, one per line) out. For tests, replays and operators trying rules.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::config::EngineConfig;
+use super::offline::{ListSpec, Setup, run_lines};
+use super::signal::HostIdentity;
+use crate::findings::{Finding, Scope};
+
+#[derive(clap::Args, Debug)]
+pub struct DetectArgs {
+    /// File of agent events, one JSON object per line, or - for standard input.
+    #[arg(long, value_name = "FILE|-", required_unless_present = "check")]
+    pub events: Option<PathBuf>,
+    /// Extra rule file (TOML; repeatable), loaded after the built-in catalogue.
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
+    /// Threat list, `[CATEGORY=]PATH[@FORMAT]` (repeatable). CATEGORY: custom (default), cnc,
+    /// bitcoin, blackhole, droppoint, tor, dga, driveby, phishing; FORMAT: TXT (default), STIX,
+    /// OTX_CSV, ALIEN_VAULT, PROOF_POINT, FIRE_EYE.
+    #[arg(long = "threat-list", value_name = "SPEC")]
+    pub threat_lists: Vec<ListSpec>,
+    /// Trusted list, `PATH[@FORMAT]` (repeatable): its addresses and domains raise nothing.
+    #[arg(long = "trusted-list", value_name = "SPEC")]
+    pub trusted_lists: Vec<ListSpec>,
+    /// Suppression rules: a JSON array of GuardDuty filters (repeatable); ARCHIVE ones archive.
+    #[arg(long = "suppression", value_name = "FILE")]
+    pub suppression: Vec<PathBuf>,
+    /// Apply lists to private and loopback addresses too (GuardDuty applies them to public ones).
+    #[arg(long)]
+    pub intel_private_addresses: bool,
+    /// Raise container-only types (NewBinaryExecuted, ContainerMountsHostDirectory,
+    /// DockerSocketAccessed, RuncContainerEscape) for host processes as well.
+    #[arg(long)]
+    pub container_rules_on_hosts: bool,
+    /// NewBinaryExecuted learning period per container / host, in seconds of event time.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub learning_period: u64,
+    /// The instance the events come from (the agent's watch output does not name it).
+    #[arg(long, default_value = "i-unknown")]
+    pub instance_id: String,
+    #[arg(long)]
+    pub agent_id: Option<String>,
+    #[arg(long, default_value = "000000000000")]
+    pub account_id: String,
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    #[arg(long, default_value = "ward")]
+    pub detector_id: String,
+    /// Print every creation and update as it happens (for a live `ward-agent watch | …`);
+    /// by default each finding is printed once, in its final state, at the end of the input.
+    #[arg(long)]
+    pub stream: bool,
+    /// Also print findings a suppression rule archived.
+    #[arg(long)]
+    pub include_archived: bool,
+    /// Only load and check the rule, list and suppression files, then exit.
+    #[arg(long)]
+    pub check: bool,
+}
+
+impl DetectArgs {
+    pub fn setup(&self) -> Setup {
+        Setup {
+            config: EngineConfig {
+                scope: Scope::new(&self.account_id, &self.region, &self.detector_id),
+                host: HostIdentity {
+                    instance_id: self.instance_id.clone(),
+                    agent_id: self.agent_id.clone(),
+                    hostname: None,
+                },
+                container_rules_on_hosts: self.container_rules_on_hosts,
+                learning_period_ms: (self.learning_period as i64).saturating_mul(1000),
+                ..EngineConfig::default()
+            },
+            rule_files: self.rules.clone(),
+            threat_lists: self.threat_lists.clone(),
+            trusted_lists: self.trusted_lists.clone(),
+            suppression_files: self.suppression.clone(),
+            intel_private_addresses: self.intel_private_addresses,
+        }
+    }
+}
+
+fn print(out: &mut impl Write, finding: &Finding) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, finding)?;
+    out.write_all(b"\n")
+}
+
+pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
+    let mut engine = args.setup().build().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if args.check {
+        eprintln!("rule, list and suppression files are valid");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let path = args
+        .events
+        .as_ref()
+        .expect("clap requires --events without --check");
+    let input: Box<dyn BufRead> = if path.as_os_str() == "-" {
+        Box::new(BufReader::new(std::io::stdin()))
+    } else {
+        let file =
+            std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Box::new(BufReader::with_capacity(1 << 16, file))
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut problems = 0u64;
+    let counts = run_lines(
+        input,
+        &mut engine,
+        |emitted| {
+            if args.stream && (args.include_archived || emitted.suppressed_by.is_none()) {
+                print(&mut out, &emitted.finding)?;
+                out.flush()?;
+            }
+            Ok(())
+        },
+        |line, reason| {
+            problems += 1;
+            if problems <= 20 {
+                eprintln!("{}:{line}: {reason}", path.display());
+            }
+        },
+    )?;
+    let mut findings: Vec<&Finding> = engine.findings().collect();
+    findings.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
+    if !args.stream {
+        for f in findings
+            .iter()
+            .filter(|f| args.include_archived || !f.service.archived)
+        {
+            print(&mut out, f)?;
+        }
+    }
+    out.flush()?;
+    let archived = findings.iter().filter(|f| f.service.archived).count();
+    eprintln!(
+        "detect: {} lines, {} events, {} malformed; {} findings ({archived} archived)",
+        counts.lines,
+        counts.events,
+        counts.malformed,
+        findings.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
