@@ -57,15 +57,16 @@ static __always_inline __u32 walk_path(struct task_struct *task, struct vfsmount
 	return off;
 }
 
-/* The file behind a descriptor of the current task, or NULL. */
+/* The file behind a descriptor of `task` (a typed pointer: from tp_btf or bpf_get_current_task_btf, so the
+ * table is reached with plain loads), or NULL. */
 static __always_inline struct file *fd_file(struct task_struct *task, __s64 fd)
 {
 	if (fd < 0)
 		return 0;
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (fd >= BPF_CORE_READ(fdt, max_fds))
+	struct fdtable *fdt = task->files->fdt;
+	if (fd >= fdt->max_fds)
 		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file **fds = fdt->fd;
 	struct file *file = 0;
 	bpf_core_read(&file, sizeof(file), &fds[fd]);
 	return file;

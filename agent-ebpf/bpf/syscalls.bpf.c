@@ -136,15 +136,6 @@ static __always_inline __u8 path_rule(const char *user_path)
 	return rule ? *rule : 0;
 }
 
-static __always_inline int is_sensitive_inode(struct inode *inode)
-{
-	struct file_key key = {
-		.dev = BPF_CORE_READ(inode, i_sb, s_dev),
-		.ino = BPF_CORE_READ(inode, i_ino),
-	};
-	return bpf_map_lookup_elem(&SENSITIVE_FILES, &key) != 0;
-}
-
 /* Whether an open is worth a record: writes, creates and truncates of real files, reads of sensitive ones. */
 static __always_inline int open_wanted(struct task_struct *task, struct pending *p, long ret)
 {
@@ -157,15 +148,21 @@ static __always_inline int open_wanted(struct task_struct *task, struct pending 
 	struct file *file = fd_file(task, ret);
 	struct inode *inode = BPF_CORE_READ(file, f_inode);
 	__u32 type = BPF_CORE_READ(inode, i_mode) & WARD_S_IFMT;
+	struct super_block *sb = BPF_CORE_READ(inode, i_sb);
 	/* Terminals, /dev/null, pipes and sockets are not files anyone tampers with through open. */
 	if (type == WARD_S_IFCHR || type == WARD_S_IFIFO || type == WARD_S_IFSOCK)
 		return 0;
 	if (write)
 		return path_rule(user_path) != PATH_IGNORE;
-	/* The common case, a plain read, is settled by identity lookups without reading the path. */
-	int sensitive = is_sensitive_inode(inode) ||
-			is_sensitive_inode(BPF_CORE_READ(file, f_path.dentry, d_parent, d_inode));
-	if (!sensitive && BPF_CORE_READ(inode, i_sb, s_magic) == WARD_PROC_SUPER_MAGIC) {
+	/* The common case, a plain read, is settled by identity lookups without reading the path. A file and
+	 * the directory holding it are on the same file system, so they share the device. */
+	struct file_key key = { .dev = BPF_CORE_READ(sb, s_dev), .ino = BPF_CORE_READ(inode, i_ino) };
+	int sensitive = bpf_map_lookup_elem(&SENSITIVE_FILES, &key) != 0;
+	if (!sensitive) {
+		key.ino = BPF_CORE_READ(file, f_path.dentry, d_parent, d_inode, i_ino);
+		sensitive = bpf_map_lookup_elem(&SENSITIVE_FILES, &key) != 0;
+	}
+	if (!sensitive && BPF_CORE_READ(sb, s_magic) == WARD_PROC_SUPER_MAGIC) {
 		/* /proc/<pid>/mem: reading another process's memory. */
 		char name[4] = {};
 		bpf_probe_read_kernel(name, sizeof(name), BPF_CORE_READ(file, f_path.dentry, d_name.name));
@@ -190,7 +187,7 @@ static __always_inline int is_capability_xattr(const char *user_name)
 
 static __always_inline int finish(struct pending p, long ret)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *task = bpf_get_current_task_btf();
 
 	/* Filters that need the outcome, decided before a record is reserved. */
 	if (p.kind == WARD_EVENT_OPEN && !open_wanted(task, &p, ret))
@@ -493,10 +490,10 @@ static __always_inline int needs_enter(long nr)
 	}
 }
 
-/* x86_64 syscall argument registers, as saved at entry (unchanged at exit). */
+/* x86_64 syscall argument registers, as saved at entry (unchanged at exit). tp_btf hands us a typed
+ * pointer, so these are plain loads rather than probe-read helper calls: this runs for every watched call. */
 #define SYSCALL_ARGS(regs)                                                                                \
-	{ BPF_CORE_READ(regs, di), BPF_CORE_READ(regs, si), BPF_CORE_READ(regs, dx),                       \
-	  BPF_CORE_READ(regs, r10), BPF_CORE_READ(regs, r8), BPF_CORE_READ(regs, r9) }
+	{ regs->di, regs->si, regs->dx, regs->r10, regs->r8, regs->r9 }
 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(ward_sys_enter, struct pt_regs *regs, long nr)
@@ -516,7 +513,7 @@ int BPF_PROG(ward_sys_enter, struct pt_regs *regs, long nr)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(ward_sys_exit, struct pt_regs *regs, long ret)
 {
-	long nr = BPF_CORE_READ(regs, orig_ax);
+	long nr = regs->orig_ax;
 	if (!maybe_watched(nr))
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();

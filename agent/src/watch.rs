@@ -208,6 +208,10 @@ pub async fn run(mut opts: WatchOptions, sink: impl Sink + Send + 'static) -> an
             break;
         }
     }
+    // The loop also ends when the output goes away (a closed pipe): the reader must then be told to stop
+    // and its channel closed, or it would wait for a signal nobody is listening for any more.
+    let _ = stop_tx.send(true);
+    drop(kernel_rx);
     reader.await.context("ring reader task")??;
     drop(out_tx);
     writer.await.context("output task")??;

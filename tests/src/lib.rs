@@ -44,7 +44,7 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 pub struct Agent {
     child: Child,
     events: Receiver<Value>,
-    stderr: JoinHandle<String>,
+    stderr: Option<JoinHandle<String>>,
     pub pid: u32,
 }
 
@@ -88,7 +88,7 @@ impl Agent {
         let agent = Agent {
             child,
             events,
-            stderr,
+            stderr: Some(stderr),
             pid,
         };
         if ready_rx.recv_timeout(Duration::from_secs(20)).is_err() {
@@ -116,7 +116,21 @@ impl Agent {
         // SAFETY: signalling our own child by pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         let status = self.child.wait().expect("wait ward-agent");
-        (status, self.stderr.join().unwrap_or_default())
+        let stderr = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        (status, stderr)
+    }
+}
+
+impl Drop for Agent {
+    /// A test that fails before `stop` must not leave an agent running (it would keep its eBPF programs
+    /// attached and its output pipe would have no reader).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

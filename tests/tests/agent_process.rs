@@ -292,3 +292,37 @@ fn container_named_only_in_the_v1_memory_hierarchy() {
     std::fs::remove_dir(&scope).unwrap();
     std::fs::remove_dir(&outer).unwrap();
 }
+
+#[test]
+fn a_closed_output_pipe_stops_the_agent() {
+    if !can_load_ebpf("a_closed_output_pipe_stops_the_agent") {
+        return;
+    }
+    let mut agent = Command::new(ward_tests::workspace_bin("ward-agent"))
+        .args(["watch", "--types", "process_exec"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Like `ward-agent watch | head -1`: the reader goes away after the first line.
+    let mut stdout = std::io::BufReader::new(agent.stdout.take().unwrap());
+    let mut first = String::new();
+    while first.is_empty() {
+        Command::new("/bin/true").status().unwrap();
+        std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    }
+    drop(stdout);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        Command::new("/bin/true").status().unwrap();
+        if let Some(status) = agent.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            agent.kill().unwrap();
+            panic!("the agent kept running after its output closed");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
