@@ -8,7 +8,7 @@ use anyhow::bail;
 use clap::{Parser, Subcommand};
 use ward_agent::event::EventType;
 use ward_agent::output::{Format, JsonSink};
-use ward_agent::sensor::SensorConfig;
+use ward_agent::sensor::{FileWatch, SensorConfig};
 use ward_agent::watch::{self, WatchOptions};
 
 #[derive(Parser)]
@@ -33,7 +33,7 @@ enum Command {
     },
     /// Stream every event on this host to a Ward collector over mTLS gRPC, through a disk spool (needs root).
     Run(Box<RunArgs>),
-    /// Print every process event on this host as JSON, one object per line (needs root).
+    /// Print every event on this host as JSON, one object per line (needs root).
     Watch {
         /// One compact JSON object per line (the default).
         #[arg(long, conflicts_with = "pretty")]
@@ -41,7 +41,8 @@ enum Command {
         /// Indented JSON, for people.
         #[arg(long)]
         pretty: bool,
-        /// Comma-separated event types to print: process_exec, process_fork, process_exit.
+        /// Comma-separated event types to produce (see README); sensors feeding none of them are not
+        /// loaded.
         #[arg(long, value_delimiter = ',')]
         types: Vec<String>,
         /// Kernel ring buffer size in MiB (a power of two).
@@ -50,7 +51,29 @@ enum Command {
         /// Stop after this many seconds instead of waiting for SIGINT/SIGTERM.
         #[arg(long)]
         duration: Option<f64>,
+        #[command(flatten)]
+        files: FileArgs,
     },
+}
+
+/// The file sensor's in-kernel filters.
+#[derive(clap::Args)]
+struct FileArgs {
+    /// More files or directories (shell globs) whose reads are reported, beside the built-in set.
+    #[arg(long = "sensitive", value_name = "GLOB")]
+    sensitive: Vec<String>,
+    /// Absolute path prefixes whose opens are never reported (dropped in the kernel).
+    #[arg(long = "ignore-prefix", value_name = "PREFIX")]
+    ignore_prefixes: Vec<String>,
+}
+
+impl FileArgs {
+    fn watch(self) -> FileWatch {
+        let mut watch = FileWatch::default();
+        watch.sensitive.extend(self.sensitive);
+        watch.ignore_prefixes.extend(self.ignore_prefixes);
+        watch
+    }
 }
 
 fn parse_types(names: &[String]) -> anyhow::Result<Option<HashSet<EventType>>> {
@@ -94,6 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             types,
             ring_mib,
             duration,
+            files,
         } => {
             let ring_bytes = ring_mib
                 .checked_mul(1 << 20)
@@ -105,6 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 types: parse_types(&types)?,
                 sensor: SensorConfig {
                     ring_bytes,
+                    files: files.watch(),
                     ..SensorConfig::default()
                 },
                 duration: duration.map(Duration::from_secs_f64),

@@ -419,3 +419,61 @@ fn userfaultfd_mount_and_setuid() {
     assert_eq!(e["privilege"]["requested"], serde_json::json!([65534]));
     agent.stop();
 }
+
+#[test]
+fn file_filters_are_configurable() {
+    if !can_load_ebpf("file_filters_are_configurable") {
+        return;
+    }
+    let mark = marker("filters");
+    let dir = std::env::temp_dir().join(&mark);
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("secret.key");
+    std::fs::write(&secret, b"k").unwrap();
+    let ignored = dir.join("ignored");
+    std::fs::create_dir_all(&ignored).unwrap();
+    let agent = Agent::start(&[
+        "--types",
+        "file_open",
+        "--sensitive",
+        &format!("{}/*.key", dir.display()),
+        "--ignore-prefix",
+        &format!("{}/", ignored.display()),
+    ]);
+    let script = format!(
+        "cat {secret} >/dev/null; echo x > {ignored}/skip; echo y > {dir}/kept",
+        secret = secret.display(),
+        ignored = ignored.display(),
+        dir = dir.display()
+    );
+    assert!(
+        Command::new("sh")
+            .args(["-c", &script])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let read = agent
+        .wait_for(WAIT, |e| {
+            e["type"] == "file_open" && e["file"]["path"] == secret.to_str().unwrap()
+        })
+        .expect("read of a file made sensitive by --sensitive");
+    assert!(read["file"].get("flags").is_none());
+    // Events arrive in order: the ignored write would come before the kept one.
+    let next = agent
+        .wait_for(WAIT, |e| {
+            e["type"] == "file_open"
+                && e["file"]["path"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(dir.to_str().unwrap())
+        })
+        .expect("the write outside the ignored prefix");
+    assert_eq!(
+        next["file"]["path"],
+        dir.join("kept").to_str().unwrap(),
+        "ignored prefix leaked: {next}"
+    );
+    agent.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
