@@ -187,8 +187,13 @@ struct RunArgs {
     /// Size limit of the spool in MiB; past it the oldest batches are evicted and reported as event_loss.
     #[arg(long, default_value_t = 512)]
     spool_max_mib: u64,
-    /// Events per batch, at most.
-    #[arg(long, default_value_t = 1000)]
+    /// fsync every spooled batch before counting it as spooled, so the spool also survives a power loss
+    /// (two fsyncs per batch). Without it the spool survives collector outages and agent restarts, and
+    /// batches a power loss leaves unreadable are reported as event_loss.
+    #[arg(long)]
+    spool_fsync: bool,
+    /// Events per batch, at most (the collector refuses batches over its own limit, 10000 by default).
+    #[arg(long, default_value_t = 4096)]
     batch_events: usize,
     /// Longest time an event waits for its batch to fill, in milliseconds.
     #[arg(long, default_value_t = 200)]
@@ -283,6 +288,9 @@ fn run_transport(args: RunArgs) -> anyhow::Result<()> {
     cfg.spool.max_bytes = args.spool_max_mib << 20;
     cfg.spool.max_memory = cfg.spool.max_memory.min(cfg.spool.max_bytes);
     cfg.max_batch_events = args.batch_events.max(1);
+    if args.spool_fsync {
+        cfg.spool_sync = transport::SpoolSync::Always;
+    }
     cfg.max_batch_delay = Duration::from_millis(args.batch_delay_ms);
     cfg.metrics_addr = args.metrics_listen;
     cfg.drain_timeout = Duration::from_secs_f64(args.drain_secs);

@@ -1,6 +1,10 @@
 //! Hostile input to the ingest service over loopback: garbage bytes instead of TLS, a truncated gRPC
-//! frame, an undecodable message, a corrupt batch and a 100 MB batch. Each is refused with a clear
-//! status (or a closed connection) and counted, and the server keeps serving well-behaved agents.
+//! frame, an undecodable message, a corrupt batch, a payload that is not an event list, and a 100 MB
+//! batch. Each is refused with a clear status (or a closed connection) and counted, and the server keeps
+//! serving well-behaved agents.
+//!
+//! What ingest calls malformed is the batch and its framing (see `limits::check_batch`): events whose
+//! own fields do not decode are stored as received, for the detection stage to count one by one.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -291,6 +295,70 @@ async fn corrupt_and_lying_batches_are_refused_with_a_reason() {
     assert_eq!(s.server.metrics.batches_accepted.get(), 1);
     still_serves(&s, "agent-ok").await;
     s.server.shutdown().await.unwrap();
+}
+
+fn raw_batch(seq: u64, count: u32, payload: &'static [u8]) -> pb::AgentMessage {
+    pb::AgentMessage {
+        msg: Some(agent_message::Msg::Batch(pb::Batch {
+            sequence: seq,
+            event_count: count,
+            compression: pb::Compression::Lz4 as i32,
+            payload: Bytes::from(lz4_flex::block::compress_prepend_size(payload)),
+            sealed_unix_nano: 0,
+        })),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payload_that_is_not_an_event_list_is_refused() {
+    let s = setup("framing").await;
+    // A valid LZ4 block whose content is not a run of EventList entries (field 2 instead of 1).
+    let err = exchange(
+        channel(&s, "agent-f").await,
+        vec![
+            hello("agent-f"),
+            batch(1, 5),
+            raw_batch(2, 1, b"\x12\x03abc"),
+        ],
+    )
+    .await
+    .expect_err("not an event list, accepted");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("not an event list"),
+        "{}",
+        err.message()
+    );
+    // An entry claiming more bytes than the payload holds.
+    let err = exchange(
+        channel(&s, "agent-f").await,
+        vec![hello("agent-f"), raw_batch(2, 1, b"\x0a\x40abc")],
+    )
+    .await
+    .expect_err("cut entry accepted");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(s.server.metrics.refused(Refusal::Malformed), 2);
+    // Well framed, but the events themselves do not decode: stored as received (ingest does not decode
+    // events), and the stored batch still tells its reader it is undecodable.
+    let acks = exchange(
+        channel(&s, "agent-f").await,
+        vec![
+            hello("agent-f"),
+            raw_batch(2, 2, b"\x0a\x01\x0f\x0a\x01\x0f"),
+        ],
+    )
+    .await
+    .expect("well-framed batch accepted");
+    assert_eq!(acks, vec![2]);
+    assert_eq!(s.server.metrics.batches_accepted.get(), 2);
+    still_serves(&s, "agent-ok").await;
+    s.server.shutdown().await.unwrap();
+    let stored = ward_collector::ingest::store::read_log(&s._dir.0.join("ingest.log")).unwrap();
+    let f: Vec<_> = stored.iter().filter(|b| b.agent_id == "agent-f").collect();
+    assert_eq!(f.iter().map(|b| b.sequence).collect::<Vec<_>>(), [1, 2]);
+    ward_collector::ingest::store::decode_stored(f[0]).expect("batch 1 decodes");
+    let e = ward_collector::ingest::store::decode_stored(f[1]).unwrap_err();
+    assert!(e.contains("undecodable event"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

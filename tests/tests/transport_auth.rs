@@ -107,7 +107,7 @@ async fn an_agent_claiming_another_agents_id_is_not_believed() {
     );
     let (mut sink, handle) = start_agent(cfg);
     for i in 0..500 {
-        sink.push(event(1, i)).unwrap();
+        sink.push(&event(1, i)).unwrap();
     }
     drop(sink);
     tokio::task::spawn_blocking(move || handle.join().unwrap())
@@ -141,7 +141,7 @@ async fn an_agent_claiming_another_agents_id_is_not_believed() {
     cfg.drain_timeout = Duration::from_secs(1);
     let (mut sink, handle) = start_agent(cfg);
     for i in 0..100 {
-        sink.push(event(666, i)).unwrap();
+        sink.push(&event(666, i)).unwrap();
     }
     drop(sink);
     tokio::task::spawn_blocking(move || handle.join().unwrap())

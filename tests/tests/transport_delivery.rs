@@ -44,7 +44,7 @@ async fn two_agents_every_event_once_in_order() {
         agents.push(std::thread::spawn(move || {
             let (mut sink, handle) = start_agent(cfg);
             for i in 0..N {
-                sink.push(event(n, i)).unwrap();
+                sink.push(&event(n, i)).unwrap();
                 if i % 5000 == 0 {
                     // Let some batches go out by time, not only by size.
                     std::thread::sleep(Duration::from_millis(250));
@@ -114,7 +114,7 @@ async fn collector_killed_and_restarted_loses_and_duplicates_nothing() {
     // Events flow steadily (≈ 6 k/s) for ~10 s, across the kill and the restart.
     let producer = std::thread::spawn(move || {
         for i in 0..N {
-            sink.push(event(7, i)).unwrap();
+            sink.push(&event(7, i)).unwrap();
             if i % 600 == 599 {
                 sink_flush(&mut sink);
                 std::thread::sleep(Duration::from_millis(100));

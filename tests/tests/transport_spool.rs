@@ -31,7 +31,7 @@ async fn full_spool_evicts_oldest_and_reports_the_loss() {
     let metrics = handle.metrics.clone();
     const N: u64 = 20_000;
     for i in 0..N {
-        sink.push(event(3, i)).unwrap();
+        sink.push(&event(3, i)).unwrap();
     }
     {
         use ward_agent::output::Sink;
@@ -104,7 +104,7 @@ async fn spool_survives_agent_restart() {
     cfg.drain_timeout = Duration::from_millis(300);
     let (mut sink, handle) = start_agent(cfg.clone());
     for i in 0..3_000 {
-        sink.push(event(4, i)).unwrap();
+        sink.push(&event(4, i)).unwrap();
     }
     drop(sink);
     tokio::task::spawn_blocking(move || handle.join().unwrap())
@@ -114,7 +114,7 @@ async fn spool_survives_agent_restart() {
     cfg.drain_timeout = Duration::from_secs(30);
     let (mut sink, handle) = start_agent(cfg);
     for i in 3_000..4_000 {
-        sink.push(event(4, i)).unwrap();
+        sink.push(&event(4, i)).unwrap();
     }
     drop(sink);
     tokio::task::spawn_blocking(move || handle.join().unwrap())

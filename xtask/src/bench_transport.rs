@@ -4,7 +4,10 @@
 //!
 //! The agent side is this program rebuilt in release mode (`bench transport --agent-side`): it pushes
 //! synthetic exec events through the real `TransportSink` → batcher → disk spool → gRPC client, and
-//! stops when the collector has acknowledged every event. The collector is the release
+//! stops when the collector has acknowledged every event. Events are pre-built and pushed by reference,
+//! so the headline measures the transport; the `mTLS+clone` line adds one clone per event on the
+//! pipeline thread, a stand-in for the agent's conversion to the wire model (what the pipeline really
+//! pays before the transport). The collector is the release
 //! `ward-collector serve` binary, storing into its fsync'd log in a temporary directory.
 
 use std::io::{BufRead, BufReader};
@@ -34,6 +37,12 @@ pub struct Args {
     /// Internal: measure encode + compress only.
     #[arg(long, hide = true)]
     serialize_only: bool,
+    /// Internal: clone each event before pushing it (stand-in for conversion).
+    #[arg(long, hide = true)]
+    clone_events: bool,
+    /// Internal: fsync every spooled batch (`ward-agent run --spool-fsync`).
+    #[arg(long, hide = true)]
+    spool_fsync: bool,
 }
 
 fn target_dir() -> PathBuf {
@@ -84,11 +93,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
 
     let mut results = Vec::new();
-    for (name, tls) in [("mTLS", true), ("plain TCP", false)] {
+    for (name, tls, extra) in [
+        ("mTLS", true, None),
+        ("plain TCP", false, None),
+        ("mTLS+clone", true, Some("--clone-events")),
+        ("mTLS+fsync", true, Some("--spool-fsync")),
+    ] {
         let mut runs = Vec::new();
         for r in 0..args.runs {
-            let dir = tmp.join(format!("{}-{r}", if tls { "tls" } else { "plain" }));
-            runs.push(one_run(&release, &certs, &dir, tls, args.events)?);
+            let dir = tmp.join(format!("{}-{r}", name.replace([' ', '+'], "-")));
+            runs.push(one_run(&release, &certs, &dir, tls, extra, args.events)?);
             let _ = std::fs::remove_dir_all(&dir);
         }
         let best = runs
@@ -97,7 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .cloned()
             .expect("at least one run");
         println!(
-            "  {name:<9}: {:>9.0} events/s with acks (runs: {}), collector CPU {:.3} s per 100k events, agent CPU {:.3} s per 100k events, {:.1} MB on the wire",
+            "  {name:<10}: {:>9.0} events/s with acks (runs: {}), collector CPU {:.3} s per 100k events, agent CPU {:.3} s per 100k events, {:.1} MB on the wire",
             best.rate,
             runs.iter()
                 .map(|r| format!("{:.0}", r.rate))
@@ -109,11 +123,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
         results.push((name, best));
     }
-    let (tls, plain) = (&results[0].1, &results[1].1);
+    let [tls, plain, cloned, synced] = [0, 1, 2, 3].map(|i| &results[i].1);
     println!(
-        "  mTLS / plain TCP: {:.2}x the rate; mTLS / serialise-only: {:.2}x; target 500000 events/s: {}",
+        "  mTLS / plain TCP: {:.2}x the rate; mTLS / serialise-only: {:.2}x; mTLS+clone / mTLS: {:.2}x; mTLS+fsync / mTLS: {:.2}x; target 500000 events/s: {}",
         tls.rate / plain.rate,
         tls.rate / ser.rate,
+        cloned.rate / tls.rate,
+        synced.rate / tls.rate,
         if tls.rate >= 500_000.0 {
             "met"
         } else {
@@ -138,6 +154,7 @@ fn one_run(
     certs: &Path,
     dir: &Path,
     tls: bool,
+    extra_flag: Option<&str>,
     events: u64,
 ) -> anyhow::Result<RunResult> {
     std::fs::create_dir_all(dir)?;
@@ -185,6 +202,7 @@ fn one_run(
         extra.push("--certs".into());
         extra.push(certs.display().to_string());
     }
+    extra.extend(extra_flag.map(String::from));
     let result = child_rate(release, &extra, events);
     let cpu_after = proc_cpu_secs(collector.id())?;
     let _ = collector.kill();
@@ -296,28 +314,26 @@ fn event(i: u64) -> ward_proto::v1::Event {
     }
 }
 
-/// Pre-built events, cloned per push (the pipeline hands the sink owned events too).
+/// Pre-built events, pushed by reference (or cloned first with `--clone-events`).
 fn corpus() -> Vec<ward_proto::v1::Event> {
     (0..4096).map(event).collect()
 }
 
+/// The agent's per-event and per-batch CPU work without I/O: encode each event as a list entry
+/// (what the sink does) and LZ4 each batch of 4096 (what the batcher does).
 fn serialize_only(n: u64) -> anyhow::Result<()> {
-    use ward_proto::prost::Message;
     let corpus = corpus();
     let cpu0 = self_cpu_secs();
     let start = Instant::now();
-    let mut list = ward_proto::v1::EventList {
-        events: Vec::with_capacity(1000),
-    };
-    let mut buf = Vec::with_capacity(1 << 20);
-    let mut bytes = 0usize;
+    let mut buf = Vec::with_capacity(4 << 20);
+    let (mut bytes, mut in_batch) = (0usize, 0);
     for i in 0..n {
-        list.events.push(corpus[(i % 4096) as usize].clone());
-        if list.events.len() == 1000 || i + 1 == n {
-            buf.clear();
-            list.encode(&mut buf)?;
+        ward_proto::framing::append(&mut buf, &corpus[(i % 4096) as usize]);
+        in_batch += 1;
+        if in_batch == 4096 || i + 1 == n {
             bytes += lz4_flex::block::compress_prepend_size(&buf).len();
-            list.events.clear();
+            buf.clear();
+            in_batch = 0;
         }
     }
     let secs = start.elapsed().as_secs_f64();
@@ -347,6 +363,9 @@ fn agent_side(url: &str, args: &Args) -> anyhow::Result<()> {
     };
     let spool = args.spool.clone().context("--spool")?;
     let mut cfg = TransportConfig::new(url.to_string(), tls, host, spool);
+    if args.spool_fsync {
+        cfg.spool_sync = transport::SpoolSync::Always;
+    }
     cfg.drain_timeout = Duration::from_secs(600);
     let corpus = corpus();
     let cpu0 = self_cpu_secs();
@@ -354,7 +373,12 @@ fn agent_side(url: &str, args: &Args) -> anyhow::Result<()> {
     let (mut sink, handle) = transport::start(cfg)?;
     let metrics = handle.metrics.clone();
     for i in 0..args.events {
-        sink.push(corpus[(i % 4096) as usize].clone())?;
+        let event = &corpus[(i % 4096) as usize];
+        if args.clone_events {
+            sink.push(&event.clone())?;
+        } else {
+            sink.push(event)?;
+        }
     }
     drop(sink);
     handle.join()?;

@@ -1,18 +1,20 @@
 //! Seals events into batches — at most `max_events` events or `max_bytes` encoded bytes, and never
-//! older than `max_delay` — then encodes, compresses (LZ4) and spools them. It also turns spool loss
-//! (eviction, unreadable batches) into `event_loss` events, so loss reaches the collector like any event.
+//! older than `max_delay` — then compresses (LZ4) and spools them. Events arrive already encoded (the
+//! sink encodes them as `EventList` entries), so a batch is built by appending bytes, its size is known
+//! exactly, and no event is decoded or re-encoded here. It also turns spool loss (eviction, unreadable
+//! batches) into `event_loss` events, so loss reaches the collector like any event.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use prost::Message;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use ward_proto::bytes::Bytes;
-use ward_proto::prost;
-use ward_proto::v1::{self as pb, event_loss::Reason};
+use ward_proto::framing;
+use ward_proto::v1::event_loss::Reason;
 
+use super::Chunk;
 use super::convert;
 use super::metrics::Metrics;
 use super::spool::{Lost, Spool};
@@ -28,32 +30,33 @@ pub struct Bounds {
 const LOSS_CHECK: Duration = Duration::from_secs(1);
 
 struct Pending {
-    events: Vec<pb::Event>,
-    /// Loss reported by `event_loss` events among `events` (the spool carries it forward if the batch
-    /// is evicted in turn), and how many such events there are.
+    /// The encoded `EventList` being filled.
+    buf: Vec<u8>,
+    events: usize,
+    /// Loss reported by `event_loss` events in `buf` (the spool carries it forward if the batch is
+    /// evicted in turn), and how many such events there are.
     reporting: Lost,
     loss_events: u32,
-    bytes: usize,
     /// When the oldest pending event must be sealed.
     deadline: Option<Instant>,
-    /// Reused encode buffer.
-    buf: Vec<u8>,
+    /// Reused compression buffer.
+    compressed: Vec<u8>,
 }
 
 pub async fn run(
-    rx: flume::Receiver<Vec<pb::Event>>,
+    rx: flume::Receiver<Chunk>,
     spool: Arc<Mutex<Spool>>,
     sealed: Arc<Notify>,
     metrics: Arc<Metrics>,
     bounds: Bounds,
 ) -> anyhow::Result<()> {
     let mut p = Pending {
-        events: Vec::with_capacity(bounds.max_events),
+        buf: Vec::with_capacity(bounds.max_bytes.min(8 << 20)),
+        events: 0,
         reporting: Lost::default(),
         loss_events: 0,
-        bytes: 0,
         deadline: None,
-        buf: Vec::with_capacity(bounds.max_bytes),
+        compressed: Vec::new(),
     };
     let mut loss_check = tokio::time::interval(LOSS_CHECK);
     loop {
@@ -61,12 +64,7 @@ pub async fn run(
         tokio::select! {
             chunk = rx.recv_async() => {
                 let Ok(chunk) = chunk else { break };
-                for event in chunk {
-                    add(&mut p, event, bounds);
-                    if p.events.len() >= bounds.max_events || p.bytes >= bounds.max_bytes {
-                        seal(&mut p, &spool, &sealed, &metrics, bounds)?;
-                    }
-                }
+                add_chunk(&mut p, &chunk, &spool, &sealed, &metrics, bounds)?;
             }
             _ = tokio::time::sleep_until(p.deadline.unwrap_or(far)), if p.deadline.is_some() => {
                 seal(&mut p, &spool, &sealed, &metrics, bounds)?;
@@ -76,19 +74,66 @@ pub async fn run(
     }
     // The pipeline stopped: seal what is left, including loss found while sealing it.
     seal(&mut p, &spool, &sealed, &metrics, bounds)?;
-    if !p.events.is_empty() {
+    if p.events > 0 {
         seal(&mut p, &spool, &sealed, &metrics, bounds)?;
     }
     Ok(())
 }
 
-fn add(p: &mut Pending, event: pb::Event, bounds: Bounds) {
-    // Length-delimited field overhead (tag + varint length) is at most 6 bytes here.
-    p.bytes += event.encoded_len() + 6;
-    p.events.push(event);
-    if p.deadline.is_none() {
+/// Appends a chunk's events, sealing whenever a bound is reached. The chunk is copied whole when it
+/// fits; otherwise it is split between entries.
+fn add_chunk(
+    p: &mut Pending,
+    chunk: &Chunk,
+    spool: &Mutex<Spool>,
+    sealed: &Notify,
+    metrics: &Metrics,
+    bounds: Bounds,
+) -> anyhow::Result<()> {
+    let mut rest: &[u8] = &chunk.bytes;
+    let mut left = chunk.events as usize;
+    let mut at = 0;
+    while left > 0 {
+        if p.events >= bounds.max_events {
+            // Full with loss reports added since the last chunk.
+            seal(p, spool, sealed, metrics, bounds)?;
+        }
+        let fits =
+            p.events + left <= bounds.max_events && p.buf.len() + rest.len() <= bounds.max_bytes;
+        let (take_bytes, take_events) = if fits {
+            (rest.len(), left)
+        } else {
+            // One entry at a time; an event alone larger than `max_bytes` still makes a batch.
+            let len = framing::entry_len(rest, at)
+                .map_err(|e| anyhow::anyhow!("sink handed over a malformed chunk: {e}"))?;
+            if p.events > 0 && p.buf.len() + len > bounds.max_bytes {
+                seal(p, spool, sealed, metrics, bounds)?;
+                continue;
+            }
+            (len, 1)
+        };
+        if p.events == 0 {
+            p.deadline = Some(Instant::now() + bounds.max_delay);
+        }
+        p.buf.extend_from_slice(&rest[..take_bytes]);
+        p.events += take_events;
+        rest = &rest[take_bytes..];
+        at += take_bytes;
+        left -= take_events;
+        if p.events >= bounds.max_events || p.buf.len() >= bounds.max_bytes {
+            seal(p, spool, sealed, metrics, bounds)?;
+        }
+    }
+    Ok(())
+}
+
+/// Appends one event the batcher makes itself (loss reports).
+fn add_event(p: &mut Pending, event: &ward_proto::v1::Event, bounds: Bounds) {
+    if p.events == 0 {
         p.deadline = Some(Instant::now() + bounds.max_delay);
     }
+    framing::append(&mut p.buf, event);
+    p.events += 1;
 }
 
 fn seal(
@@ -99,20 +144,23 @@ fn seal(
     bounds: Bounds,
 ) -> anyhow::Result<()> {
     p.deadline = None;
-    if p.events.is_empty() {
+    if p.events == 0 {
         return Ok(());
     }
-    let list = pb::EventList {
-        events: std::mem::take(&mut p.events),
-    };
+    let count = p.events as u32;
+    // LZ4 block with the decompressed size in front (what `Compression::Lz4` means on the wire),
+    // compressed into a reused buffer and copied out once at its final size.
+    let room = 4 + lz4_flex::block::get_maximum_output_size(p.buf.len());
+    if p.compressed.len() < room {
+        p.compressed.resize(room, 0);
+    }
+    p.compressed[..4].copy_from_slice(&(p.buf.len() as u32).to_le_bytes());
+    let n = lz4_flex::block::compress_into(&p.buf, &mut p.compressed[4..])
+        .map_err(|e| anyhow::anyhow!("LZ4 compression failed: {e}"))?;
+    let payload = Bytes::copy_from_slice(&p.compressed[..4 + n]);
+    let raw = p.buf.len();
     p.buf.clear();
-    list.encode(&mut p.buf).expect("Vec grows as needed");
-    let count = list.events.len() as u32;
-    // Hand the vector back (emptied) so its capacity is reused.
-    p.events = list.events;
-    p.events.clear();
-    p.bytes = 0;
-    let payload = Bytes::from(lz4_flex::block::compress_prepend_size(&p.buf));
+    p.events = 0;
     {
         let mut spool = spool.lock().expect("spool lock");
         let seq = spool
@@ -124,7 +172,7 @@ fn seal(
                 std::mem::take(&mut p.loss_events),
             )
             .map_err(|e| anyhow::anyhow!("spool write failed: {e}"))?;
-        tracing::trace!("sealed batch {seq}: {count} events, {} bytes", p.buf.len());
+        tracing::trace!("sealed batch {seq}: {count} events, {raw} bytes");
         metrics.spool_bytes.store(spool.bytes(), Relaxed);
         metrics.spool_batches.store(spool.len() as u64, Relaxed);
         metrics
@@ -160,8 +208,93 @@ fn report_loss(p: &mut Pending, spool: &Mutex<Spool>, bounds: Bounds) {
             lost.batches,
             Some((lost.first_seq, lost.last_seq)),
         );
-        add(p, event, bounds);
+        add_event(p, &event, bounds);
         p.reporting.merge(&lost);
         p.loss_events += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::spool::SpoolLimits;
+    use super::*;
+    use ward_proto::prost::Message;
+    use ward_proto::v1 as pb;
+
+    fn ev(i: u64) -> pb::Event {
+        pb::Event {
+            time_unix_nano: i,
+            // Sizes vary from a few bytes to a few hundred.
+            syscall: "x".repeat((i % 7 * 40) as usize),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn chunks_split_at_the_bounds_in_order() {
+        let dir = std::env::temp_dir().join(format!("ward-batcher-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let spool = Mutex::new(
+            Spool::open(
+                &dir,
+                SpoolLimits {
+                    max_bytes: 1 << 30,
+                    max_memory: 1 << 30,
+                },
+            )
+            .unwrap(),
+        );
+        let (sealed, metrics) = (Notify::new(), Metrics::default());
+        let bounds = Bounds {
+            max_events: 300,
+            max_bytes: 20_000,
+            max_delay: Duration::from_secs(60),
+        };
+        let mut p = Pending {
+            buf: Vec::new(),
+            events: 0,
+            reporting: Lost::default(),
+            loss_events: 0,
+            deadline: None,
+            compressed: Vec::new(),
+        };
+        let mut next = 0u64;
+        // Chunks of several sizes, one holding an event larger than max_bytes on its own.
+        for size in [256u64, 1, 700, 50, 256] {
+            let mut chunk = Chunk {
+                bytes: Vec::new(),
+                events: 0,
+            };
+            for _ in 0..size {
+                let mut e = ev(next);
+                if next == 600 {
+                    e.details_json = "y".repeat(30_000);
+                }
+                framing::append(&mut chunk.bytes, &e);
+                chunk.events += 1;
+                next += 1;
+            }
+            add_chunk(&mut p, &chunk, &spool, &sealed, &metrics, bounds).unwrap();
+        }
+        seal(&mut p, &spool, &sealed, &metrics, bounds).unwrap();
+        let mut spool = spool.into_inner().unwrap();
+        let (mut got, mut cursor) = (Vec::new(), 0);
+        while let Some((entry, payload)) = spool.next_from(cursor) {
+            cursor = entry.seq + 1;
+            let raw = lz4_flex::block::decompress_size_prepended(&payload).unwrap();
+            let list = pb::EventList::decode(&raw[..]).unwrap();
+            assert_eq!(list.events.len(), entry.events as usize);
+            assert!(list.events.len() <= bounds.max_events);
+            let huge = list.events.iter().any(|e| e.time_unix_nano == 600);
+            assert!(
+                raw.len() <= bounds.max_bytes || (huge && list.events.len() == 1),
+                "batch {} of {} bytes",
+                entry.seq,
+                raw.len()
+            );
+            got.extend(list.events.iter().map(|e| e.time_unix_nano));
+        }
+        assert_eq!(got, (0..next).collect::<Vec<_>>());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -34,7 +34,7 @@ use ward_proto::v1::{self as pb, HostIdentity};
 use crate::event::AgentEvent;
 use crate::output::Sink;
 pub use metrics::Metrics;
-pub use spool::SpoolLimits;
+pub use spool::{SpoolLimits, SpoolSync};
 
 /// Client side of mutual TLS: the CA that signed the collector's certificate, and the agent's own
 /// certificate and key (its common name is the agent id the collector records).
@@ -56,6 +56,8 @@ pub struct TransportConfig {
     pub host: HostIdentity,
     pub spool_dir: PathBuf,
     pub spool: SpoolLimits,
+    /// Whether spooled batches are fsync'd (power-loss safe) or left to the page cache (crash safe).
+    pub spool_sync: SpoolSync,
     pub max_batch_events: usize,
     pub max_batch_bytes: usize,
     pub max_batch_delay: Duration,
@@ -86,8 +88,12 @@ impl TransportConfig {
                 max_bytes: 512 << 20,
                 max_memory: 64 << 20,
             },
-            max_batch_events: 1000,
-            max_batch_bytes: 1 << 20,
+            spool_sync: SpoolSync::Never,
+            // Large batches: the per-batch costs (a spool file, a gRPC message, an acknowledgement, a
+            // log record) are paid once per 4096 events at full rate; at low rates `max_batch_delay`
+            // seals them long before they fill.
+            max_batch_events: 4096,
+            max_batch_bytes: 4 << 20,
             max_batch_delay: Duration::from_millis(200),
             window: 64,
             backoff_min: Duration::from_millis(100),
@@ -99,46 +105,68 @@ impl TransportConfig {
     }
 }
 
-/// Events per hand-off from the pipeline to the transport thread (also handed off at every flush).
-const CHUNK: usize = 256;
+/// Events per hand-off from the pipeline to the transport thread, at most (also handed off at every
+/// flush, and when [`CHUNK_BYTES`] is reached first).
+const CHUNK: u32 = 256;
+const CHUNK_BYTES: usize = 256 << 10;
 /// Chunks queued between the sink and the batcher before the sink waits (only when disk stalls).
 const QUEUE: usize = 256;
 
-/// The pipeline's end: converts events to the wire model and hands them to the transport thread.
+/// Events already encoded as entries of an `EventList` ([`ward_proto::framing`]), on their way from
+/// the sink to the batcher.
+pub struct Chunk {
+    pub bytes: Vec<u8>,
+    pub events: u32,
+}
+
+/// The pipeline's end: converts events to the wire model, encodes them, and hands them to the
+/// transport thread. Encoding here, on the pipeline's thread, splits the work between the two threads
+/// and keeps every event's allocations on the thread that made them; the transport thread only
+/// compresses, spools and sends.
 pub struct TransportSink {
-    chunk: Vec<pb::Event>,
-    tx: flume::Sender<Vec<pb::Event>>,
+    chunk: Chunk,
+    tx: flume::Sender<Chunk>,
     metrics: Arc<Metrics>,
 }
 
 impl TransportSink {
     /// Queues an event already in the wire model (synthetic events in tests and benchmarks, or event
     /// families converted elsewhere).
-    pub fn push(&mut self, event: pb::Event) -> io::Result<()> {
-        self.chunk.push(event);
-        if self.chunk.len() >= CHUNK {
+    pub fn push(&mut self, event: &pb::Event) -> io::Result<()> {
+        ward_proto::framing::append(&mut self.chunk.bytes, event);
+        self.chunk.events += 1;
+        if self.chunk.events >= CHUNK || self.chunk.bytes.len() >= CHUNK_BYTES {
             self.hand_off()?;
         }
         Ok(())
     }
 
     fn hand_off(&mut self) -> io::Result<()> {
-        if self.chunk.is_empty() {
+        if self.chunk.events == 0 {
             return Ok(());
         }
-        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
-        self.metrics
-            .events_received
-            .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let chunk = std::mem::replace(&mut self.chunk, new_chunk());
+        self.metrics.events_received.fetch_add(
+            u64::from(chunk.events),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.tx
             .send(chunk)
             .map_err(|_| io::Error::other("the transport has stopped (see its error above)"))
     }
 }
 
+fn new_chunk() -> Chunk {
+    Chunk {
+        // Room for a chunk of typical events (a few hundred bytes each) without regrowing.
+        bytes: Vec::with_capacity(128 << 10),
+        events: 0,
+    }
+}
+
 impl Sink for TransportSink {
     fn write(&mut self, event: &AgentEvent) -> io::Result<()> {
-        self.push(convert::event(event))
+        self.push(&convert::event(event))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -173,7 +201,7 @@ impl TransportHandle {
 /// certificates, collector URL, metrics address) are returned now.
 pub fn start(config: TransportConfig) -> anyhow::Result<(TransportSink, TransportHandle)> {
     use anyhow::Context;
-    let spool = spool::Spool::open(&config.spool_dir, config.spool)
+    let spool = spool::Spool::open_with(&config.spool_dir, config.spool, config.spool_sync)
         .with_context(|| format!("spool {}", config.spool_dir.display()))?;
     if !spool.is_empty() {
         tracing::info!(
@@ -234,7 +262,7 @@ pub fn start(config: TransportConfig) -> anyhow::Result<(TransportSink, Transpor
         })?;
     Ok((
         TransportSink {
-            chunk: Vec::with_capacity(CHUNK),
+            chunk: new_chunk(),
             tx,
             metrics: metrics.clone(),
         },

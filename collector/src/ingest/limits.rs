@@ -41,8 +41,53 @@ impl Default for Limits {
 #[derive(Debug)]
 pub struct Refused(pub Refusal, pub String);
 
-/// Decompresses and decodes a batch's payload, checking it against the limits and its declared count.
+/// Checks a batch on the ingest path, before it is stored: what ingest calls malformed.
+///
+/// A batch is accepted when its sequence is set, it declares at most `max_batch_events` events, its
+/// compression is known, its payload decompresses completely to exactly the size its LZ4 prefix declares
+/// (at most `max_decompressed_bytes`), and the result is an `EventList` framed as exactly
+/// `event_count` entries ([`ward_proto::framing`]) with no bytes left over. Each event's own fields are
+/// not decoded here: that is the detection stage's work, which decodes each event on its own and counts
+/// one that does not decode, without losing the rest of its batch. `scratch` is reused across calls.
+pub fn check_batch(b: &pb::Batch, limits: &Limits, scratch: &mut Vec<u8>) -> Result<(), Refused> {
+    let list = payload(b, limits, scratch)?;
+    let n = ward_proto::framing::count(list).map_err(|e| {
+        Refused(
+            Refusal::Malformed,
+            format!("batch {}: not an event list: {e}", b.sequence),
+        )
+    })?;
+    if n != b.event_count as usize {
+        return Err(Refused(
+            Refusal::CountMismatch,
+            format!(
+                "batch {} declares {} events but holds {n}",
+                b.sequence, b.event_count
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// [`check_batch`], then every event decoded: for readers of stored batches, tests and tools.
 pub fn open_batch(b: &pb::Batch, limits: &Limits) -> Result<pb::EventList, Refused> {
+    let mut scratch = Vec::new();
+    check_batch(b, limits, &mut scratch)?;
+    let list = payload(b, limits, &mut scratch)?;
+    pb::EventList::decode(list).map_err(|e| {
+        Refused(
+            Refusal::Malformed,
+            format!("batch {}: undecodable event: {e}", b.sequence),
+        )
+    })
+}
+
+/// The batch's encoded `EventList`: its payload, decompressed into `scratch` when compressed.
+fn payload<'a>(
+    b: &'a pb::Batch,
+    limits: &Limits,
+    scratch: &'a mut Vec<u8>,
+) -> Result<&'a [u8], Refused> {
     if b.sequence == 0 {
         return Err(Refused(
             Refusal::BadSequence,
@@ -58,9 +103,8 @@ pub fn open_batch(b: &pb::Batch, limits: &Limits) -> Result<pb::EventList, Refus
             ),
         ));
     }
-    let raw;
-    let bytes: &[u8] = match Compression::try_from(b.compression) {
-        Ok(Compression::None) => &b.payload,
+    match Compression::try_from(b.compression) {
+        Ok(Compression::None) => Ok(&b.payload),
         Ok(Compression::Lz4) => {
             let Some(prefix) = b.payload.get(..4) else {
                 return Err(Refused(
@@ -82,42 +126,36 @@ pub fn open_batch(b: &pb::Batch, limits: &Limits) -> Result<pb::EventList, Refus
                     ),
                 ));
             }
-            raw = lz4_flex::block::decompress(&b.payload[4..], len).map_err(|e| {
+            // Grown only: the buffer is reused across batches and fully overwritten up to `len`.
+            if scratch.len() < len {
+                scratch.resize(len, 0);
+            }
+            let out = &mut scratch[..len];
+            let got = lz4_flex::block::decompress_into(&b.payload[4..], out).map_err(|e| {
                 Refused(
                     Refusal::Malformed,
                     format!("batch {}: corrupt LZ4 payload: {e}", b.sequence),
                 )
             })?;
-            &raw
+            if got != len {
+                return Err(Refused(
+                    Refusal::Malformed,
+                    format!(
+                        "batch {}: corrupt LZ4 payload: {got} bytes where its prefix declares {len}",
+                        b.sequence
+                    ),
+                ));
+            }
+            Ok(&scratch[..len])
         }
-        Err(_) => {
-            return Err(Refused(
-                Refusal::Malformed,
-                format!(
-                    "batch {}: unknown compression {}",
-                    b.sequence, b.compression
-                ),
-            ));
-        }
-    };
-    let list = pb::EventList::decode(bytes).map_err(|e| {
-        Refused(
+        Err(_) => Err(Refused(
             Refusal::Malformed,
-            format!("batch {}: undecodable event list: {e}", b.sequence),
-        )
-    })?;
-    if list.events.len() != b.event_count as usize {
-        return Err(Refused(
-            Refusal::CountMismatch,
             format!(
-                "batch {} declares {} events but holds {}",
-                b.sequence,
-                b.event_count,
-                list.events.len()
+                "batch {}: unknown compression {}",
+                b.sequence, b.compression
             ),
-        ));
+        )),
     }
-    Ok(list)
 }
 
 /// Token bucket over events and bytes. Callers wait [`RateLimiter::take`]'s answer before going on.
@@ -218,6 +256,47 @@ mod tests {
         assert_eq!(
             open_batch(&lz4_batch(3, 3), &l2).unwrap_err().0,
             Refusal::Oversized
+        );
+    }
+
+    #[test]
+    fn ingest_checks_framing_and_count_not_event_fields() {
+        let l = Limits::default();
+        let mut scratch = Vec::new();
+        let raw = |payload: &'static [u8], count| pb::Batch {
+            sequence: 1,
+            event_count: count,
+            compression: Compression::None as i32,
+            payload: Bytes::from_static(payload),
+            sealed_unix_nano: 0,
+        };
+        // Two well-framed entries whose bodies are not Events (field 1 with an impossible wire type):
+        // stored as received, refused only by a full decode.
+        let b = raw(b"\x0a\x01\x0f\x0a\x01\x0f", 2);
+        check_batch(&b, &l, &mut scratch).unwrap();
+        assert_eq!(open_batch(&b, &l).unwrap_err().0, Refusal::Malformed);
+        // Framing errors are malformed at ingest: another field, a cut entry.
+        let r = check_batch(&raw(b"\x0a\x00\x12\x00", 2), &l, &mut scratch).unwrap_err();
+        assert_eq!(r.0, Refusal::Malformed, "{}", r.1);
+        assert!(r.1.contains("0x12"), "{}", r.1);
+        let r = check_batch(&raw(b"\x0a\x05\x08\x01", 1), &l, &mut scratch).unwrap_err();
+        assert_eq!(r.0, Refusal::Malformed, "{}", r.1);
+        // An LZ4 prefix that overstates the decompressed size.
+        let mut b = lz4_batch(3, 3);
+        let mut p = b.payload.to_vec();
+        let len = u32::from_le_bytes(p[..4].try_into().unwrap()) + 1;
+        p[..4].copy_from_slice(&len.to_le_bytes());
+        b.payload = Bytes::from(p);
+        let r = check_batch(&b, &l, &mut scratch).unwrap_err();
+        assert_eq!(r.0, Refusal::Malformed, "{}", r.1);
+        // The scratch buffer is reused after a larger batch.
+        check_batch(&lz4_batch(500, 500), &l, &mut scratch).unwrap();
+        check_batch(&lz4_batch(2, 2), &l, &mut scratch).unwrap();
+        assert_eq!(
+            check_batch(&lz4_batch(2, 3), &l, &mut scratch)
+                .unwrap_err()
+                .0,
+            Refusal::CountMismatch
         );
     }
 

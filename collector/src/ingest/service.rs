@@ -14,7 +14,7 @@ use ward_proto::tonic::{self, Request, Response, Status, Streaming};
 use ward_proto::v1::{self as pb, agent_message, collector_message, ingest_server::Ingest};
 
 use super::identity;
-use super::limits::{Limits, RateLimiter, Refused, open_batch};
+use super::limits::{Limits, RateLimiter, Refused, check_batch};
 use super::metrics::{Metrics, Refusal};
 use super::store::{Committer, StoredBatch};
 
@@ -256,6 +256,25 @@ struct Receiver {
     metrics: Arc<Metrics>,
 }
 
+thread_local! {
+    /// Decompression buffer for validating batches, one per worker thread rather than per stream, so
+    /// thousands of idle agent streams hold no batch-sized buffers.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A scratch buffer kept past this size is released after use (one odd huge batch does not pin it).
+const SCRATCH_KEEP: usize = 8 << 20;
+
+fn check(batch: &pb::Batch, limits: &Limits) -> Result<(), Refused> {
+    SCRATCH.with_borrow_mut(|scratch| {
+        let r = check_batch(batch, limits, scratch);
+        if scratch.capacity() > SCRATCH_KEEP {
+            *scratch = Vec::new();
+        }
+        r
+    })
+}
+
 /// Reads batches until the stream ends, fails, or is replaced; feeds the acknowledging task in order.
 async fn receive(
     mut inbound: Streaming<pb::AgentMessage>,
@@ -322,7 +341,7 @@ async fn receive(
             continue;
         }
         let received = Instant::now();
-        if let Err(Refused(reason, msg)) = open_batch(&batch, &r.limits) {
+        if let Err(Refused(reason, msg)) = check(&batch, &r.limits) {
             tracing::warn!("agent {:?}: refused batch: {msg}", r.agent_id);
             r.metrics.refuse(reason);
             let _ = steps.send(fail(Status::invalid_argument(msg))).await;
