@@ -135,7 +135,7 @@ fn fork_and_exit_with_code_and_signal() {
         .unwrap();
     let shell_pid = shell.id();
     assert_eq!(shell.wait().unwrap().code(), Some(7));
-    let mut sleeper = Command::new("sleep").arg("30").arg(&mark).spawn().unwrap();
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
     let sleeper_pid = sleeper.id();
     // SAFETY: signalling our own child.
     unsafe { libc::kill(sleeper_pid as i32, libc::SIGKILL) };
