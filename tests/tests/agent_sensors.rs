@@ -477,3 +477,53 @@ fn file_filters_are_configurable() {
     agent.stop();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn ipv6_bind_listen_connect() {
+    if !can_load_ebpf("ipv6_bind_listen_connect") {
+        return;
+    }
+    let agent = Agent::start(&["--types", "net_bind,net_listen,net_connect"]);
+    let pid = run_python(
+        "import socket\nl=socket.socket(socket.AF_INET6); l.bind(('::1',0)); l.listen(7)\n\
+         c=socket.socket(socket.AF_INET6); c.connect(l.getsockname()[:2]); print(l.getsockname()[1])",
+    );
+    let bind = agent.wait_for(WAIT, by(pid, "net_bind")).expect("bind");
+    assert_eq!(bind["socket"]["family"], "inet6");
+    assert_eq!(bind["socket"]["local"]["ip"], "::1");
+    let listen = agent.wait_for(WAIT, by(pid, "net_listen")).expect("listen");
+    assert_eq!(listen["socket"]["backlog"], 7);
+    let port = listen["socket"]["local"]["port"].as_u64().unwrap();
+    assert_ne!(port, 0, "the kernel's port, not the 0 asked for");
+    let connect = agent
+        .wait_for(WAIT, by(pid, "net_connect"))
+        .expect("connect");
+    assert_eq!(connect["socket"]["remote"]["ip"], "::1");
+    assert_eq!(connect["socket"]["remote"]["port"], port);
+    assert_eq!(connect["result"], 0);
+    agent.stop();
+}
+
+#[test]
+fn writable_memory_made_executable() {
+    if !can_load_ebpf("writable_memory_made_executable") {
+        return;
+    }
+    let agent = Agent::start(&["--types", "memory_exec"]);
+    // Anonymous read-write memory, then read+exec: what a loader of injected code does.
+    let pid = run_python(
+        "import ctypes,mmap\nlibc=ctypes.CDLL(None,use_errno=True)\nlibc.mmap.restype=ctypes.c_void_p\n\
+         libc.mmap.argtypes=[ctypes.c_void_p,ctypes.c_size_t,ctypes.c_int,ctypes.c_int,ctypes.c_int,ctypes.c_long]\n\
+         p=libc.mmap(None,4096,3,0x22,-1,0)\nassert libc.mprotect(ctypes.c_void_p(p),4096,5)==0",
+    );
+    let e = agent
+        .wait_for(WAIT, by(pid, "memory_exec"))
+        .expect("mprotect of RW memory to RX");
+    assert_eq!(e["syscall"], "mprotect");
+    assert_eq!(
+        e["memory"]["protection"],
+        serde_json::json!(["PROT_READ", "PROT_EXEC"])
+    );
+    assert_eq!(e["memory"]["length"], 4096);
+    agent.stop();
+}
