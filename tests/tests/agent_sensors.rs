@@ -125,19 +125,24 @@ fn create_then_setuid_bit_rename_and_unlink() {
             .contains(&"O_CREAT".into()),
         "{created}"
     );
+    // Other processes on the host rename and unlink files too: match on this test's paths.
+    let at = |kind: &'static str, name: &'static str| {
+        let path = path(name);
+        move |e: &Value| e["type"] == kind && e["file"]["path"] == path.as_str()
+    };
     let chmod = agent
-        .wait_for(WAIT, |e| e["type"] == "file_chmod")
+        .wait_for(WAIT, at("file_chmod", "tool"))
         .expect("chmod u+s");
     assert_eq!(chmod["file"]["path"], path("tool"));
     let mode = u32::from_str_radix(chmod["file"]["mode"].as_str().unwrap(), 8).unwrap();
     assert_eq!(mode & 0o4000, 0o4000, "setuid bit visible: {chmod}");
     let rename = agent
-        .wait_for(WAIT, |e| e["type"] == "file_rename")
+        .wait_for(WAIT, at("file_rename", "tool"))
         .expect("rename");
     assert_eq!(rename["file"]["path"], path("tool"));
     assert_eq!(rename["file"]["target"], path("tool2"));
     let unlink = agent
-        .wait_for(WAIT, |e| e["type"] == "file_unlink")
+        .wait_for(WAIT, at("file_unlink", "tool2"))
         .expect("unlink");
     assert_eq!(unlink["file"]["path"], path("tool2"));
     assert_eq!(unlink["process"]["name"], "rm");
@@ -293,13 +298,14 @@ fn shell_with_socket_stdio_is_visible() {
     let _ = conn.read_to_end(&mut sink);
     shell.wait().unwrap();
     let dup = agent
-        .wait_for(WAIT, |e| e["type"] == "net_stdio_socket")
+        .wait_for(WAIT, |e| {
+            e["type"] == "net_stdio_socket" && e["socket"]["remote"]["port"] == port
+        })
         .expect("dup2 of a socket onto stdio");
-    assert_eq!(dup["socket"]["remote"]["port"], port);
     assert!(dup["socket"]["stdio_fd"].as_u64().unwrap() <= 2);
     let exec = agent
         .wait_for(WAIT, |e| {
-            e["type"] == "process_exec" && e["exec"]["stdio_sockets"].is_array()
+            e["type"] == "process_exec" && e["exec"]["stdio_socket"]["remote"]["port"] == port
         })
         .expect("exec of a shell whose stdio is a socket");
     assert_eq!(exec["exec"]["stdio_sockets"], serde_json::json!([0, 1, 2]));
