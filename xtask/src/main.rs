@@ -1,6 +1,7 @@
 //! Ward developer tasks. Run as `cargo xtask <task>`.
 
 mod bench_agent;
+mod bench_detect;
 mod bench_logs;
 mod bench_transport;
 mod build_ebpf;
@@ -46,6 +47,8 @@ enum Bench {
     Agent(bench_agent::Args),
     /// Cloud-log parsing throughput against a Python baseline.
     Logs(bench_logs::Args),
+    /// Runtime detection engine: events/s with the full rule catalogue and 100k-entry lists, latency to finding.
+    Detect(bench_detect::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -61,6 +64,7 @@ fn main() -> anyhow::Result<()> {
             Bench::Transport(args) => bench_transport::run(args),
             Bench::Agent(args) => bench_agent::run(args),
             Bench::Logs(args) => bench_logs::run(args),
+            Bench::Detect(args) => bench_detect::run(args),
         },
     }
 }

@@ -198,6 +198,9 @@ pub struct LeafSpec {
     pub nocase: bool,
 }
 
+/// An operator's compilation, run once the operator is known to be the only one.
+type DeferredTest = Box<dyn FnOnce() -> Result<Test, String>>;
+
 /// Compiles one leaf test on `field`; the error is the reason (the caller adds where).
 pub fn compile_leaf(field: Field, spec: LeafSpec) -> Result<Test, String> {
     let LeafSpec {
@@ -217,7 +220,7 @@ pub fn compile_leaf(field: Field, spec: LeafSpec) -> Result<Test, String> {
         exists,
         nocase,
     } = spec;
-    let mut ops: Vec<(&str, Box<dyn FnOnce() -> Result<Test, String>>)> = Vec::new();
+    let mut ops: Vec<(&str, DeferredTest)> = Vec::new();
     let path = field.path();
     let kind = field.kind();
     let need = move |want: Kind, op: &str| -> Result<(), String> {

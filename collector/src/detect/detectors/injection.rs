@@ -47,10 +47,10 @@ fn is_other(p: &Process, pid: u64) -> bool {
 
 fn target_context(ev: &RuntimeEvent) -> RuntimeContext {
     RuntimeContext {
-        target_process: ev.target.as_ref().and_then(|t| {
+        target_process: ev.target.as_ref().map(|t| {
             let mut details = t.process.as_ref().map(ancestor_details).unwrap_or_default();
             details.pid.get_or_insert(t.pid as i64);
-            Some(Box::new(details))
+            Box::new(details)
         }),
         ..RuntimeContext::default()
     }
@@ -116,36 +116,35 @@ impl Detector for Injection {
                     );
                 }
             }
-            EventType::ProcessExec => {
-                if self.traceme.remove(&proc_key(p)).is_some() {
-                    let tracer = p.ancestors.first();
-                    let mut signal = Signal::new(FindingType::DefenseEvasionRuntimeProcessInjectionPtrace, "detector.injection.traceme-exec")
+            // Most processes never call TRACEME: skip building the key (an allocation) for them.
+            EventType::ProcessExec
+                if !self.traceme.is_empty() && self.traceme.remove(&proc_key(p)).is_some() =>
+            {
+                let tracer = p.ancestors.first();
+                let mut signal = Signal::new(FindingType::DefenseEvasionRuntimeProcessInjectionPtrace, "detector.injection.traceme-exec")
                         .description(format!(
                             "A process asked to be traced (PTRACE_TRACEME) and then executed {}, handing the new program to its tracer {}.",
                             p.executable,
                             tracer.map(|a| format!("{} (pid {})", a.name, a.pid)).unwrap_or_else(|| "(unknown)".into())
                         ));
-                    if DEBUGGERS.contains(
-                        &tracer
-                            .map(|a| {
-                                crate::detect::event::basename(&a.executable).unwrap_or(&a.name)
-                            })
-                            .unwrap_or(""),
-                    ) {
-                        return;
-                    }
-                    signal.context.target_process =
-                        Some(Box::new(crate::detect::signal::process_details(p)));
-                    out.push(signal);
+                if DEBUGGERS.contains(
+                    &tracer
+                        .map(|a| crate::detect::event::basename(&a.executable).unwrap_or(&a.name))
+                        .unwrap_or(""),
+                ) {
+                    return;
                 }
+                signal.context.target_process =
+                    Some(Box::new(crate::detect::signal::process_details(p)));
+                out.push(signal);
             }
-            EventType::ProcessExit => {
-                if self.traceme.remove(&proc_key(p)).is_some() {
-                    out.push(
+            EventType::ProcessExit
+                if !self.traceme.is_empty() && self.traceme.remove(&proc_key(p)).is_some() =>
+            {
+                out.push(
                         Signal::new(FindingType::DefenseEvasionRuntimePtraceAntiDebugging, "detector.injection.anti-debugging")
                             .description("A process made itself traced with PTRACE_TRACEME, blocking debuggers, and never executed another program."),
                     );
-                }
             }
             EventType::ProcessVmAccess => {
                 let Some(t) = &ev.target else { return };

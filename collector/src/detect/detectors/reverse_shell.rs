@@ -145,7 +145,7 @@ impl Detector for ReverseShell {
                     out.push(Self::signal(p, Some(s), "redirected with dup2"));
                 }
             }
-            EventType::ProcessExit => {
+            EventType::ProcessExit if !self.stdio.is_empty() => {
                 self.stdio.remove(&proc_key(p));
             }
             _ => {}
