@@ -179,3 +179,56 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     s.read_to_string(&mut out).await.unwrap();
     out
 }
+
+/// An agent configured for larger batches than the collector accepts seals them at the collector's
+/// limit (from its Welcome) instead of having every batch refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_follow_the_collectors_event_limit() {
+    use ward_collector::ingest::{self, Limits, ServeConfig};
+    let pki = Pki::generate();
+    let dir = TempDir::new("limit");
+    let data = dir.path().join("data");
+    let server = ingest::start(ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: Some(pki.server_tls()),
+        data_dir: data.clone(),
+        limits: Limits {
+            max_batch_events: 300,
+            ..Limits::default()
+        },
+        metrics_listen: None,
+    })
+    .await
+    .unwrap();
+    let mut cfg = agent_config(
+        server.addr,
+        pki.client_tls("agent-l"),
+        "agent-l",
+        &dir.path().join("spool"),
+    );
+    cfg.max_batch_events = 4096;
+    const N: u64 = 5_000;
+    let metrics = tokio::task::spawn_blocking(move || {
+        let (mut sink, handle) = start_agent(cfg);
+        let m = handle.metrics.clone();
+        wait_until("connected", Duration::from_secs(20), || {
+            m.connected.load(Relaxed) == 1
+        });
+        for i in 0..N {
+            sink.push(&event(5, i)).unwrap();
+        }
+        drop(sink);
+        handle.join().expect("transport drains");
+        m
+    })
+    .await
+    .unwrap();
+    assert_eq!(metrics.events_acked.load(Relaxed), N);
+    assert_eq!(metrics.reconnects.load(Relaxed), 0, "a batch was refused");
+    server.shutdown().await.unwrap();
+    let batches = ward_collector::ingest::store::read_log(&data.join("ingest.log")).unwrap();
+    assert!(batches.iter().all(|b| b.event_count <= 300));
+    assert!(batches.len() >= (N / 300) as usize);
+    let (idx, _) = split_loss(&stored_events(&data)["agent-l"]);
+    assert_exactly_once_in_order(&idx, N, "agent-l");
+}

@@ -4,7 +4,7 @@
 //! exactly, and no event is decoded or re-encoded here. It also turns spool loss (eviction, unreadable
 //! batches) into `event_loss` events, so loss reaches the collector like any event.
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -24,6 +24,19 @@ pub struct Bounds {
     pub max_events: usize,
     pub max_bytes: usize,
     pub max_delay: Duration,
+}
+
+impl Bounds {
+    /// These bounds within the collector's limit on events per batch (0: not known yet).
+    fn within(self, collector_max_events: usize) -> Bounds {
+        Bounds {
+            max_events: match collector_max_events {
+                0 => self.max_events,
+                n => self.max_events.min(n),
+            },
+            ..self
+        }
+    }
 }
 
 /// How often loss found by the sending side (unreadable batches) is checked while no events arrive.
@@ -48,10 +61,14 @@ pub async fn run(
     spool: Arc<Mutex<Spool>>,
     sealed: Arc<Notify>,
     metrics: Arc<Metrics>,
-    bounds: Bounds,
+    configured: Bounds,
+    // The collector's limit on events per batch, from its Welcome: a batch over it would be refused
+    // every time it is sent.
+    collector_max_events: Arc<AtomicUsize>,
 ) -> anyhow::Result<()> {
+    let bounds = || configured.within(collector_max_events.load(Relaxed));
     let mut p = Pending {
-        buf: Vec::with_capacity(bounds.max_bytes.min(8 << 20)),
+        buf: Vec::with_capacity(configured.max_bytes.min(8 << 20)),
         events: 0,
         reporting: Lost::default(),
         loss_events: 0,
@@ -64,18 +81,18 @@ pub async fn run(
         tokio::select! {
             chunk = rx.recv_async() => {
                 let Ok(chunk) = chunk else { break };
-                add_chunk(&mut p, &chunk, &spool, &sealed, &metrics, bounds)?;
+                add_chunk(&mut p, &chunk, &spool, &sealed, &metrics, bounds())?;
             }
             _ = tokio::time::sleep_until(p.deadline.unwrap_or(far)), if p.deadline.is_some() => {
-                seal(&mut p, &spool, &sealed, &metrics, bounds)?;
+                seal(&mut p, &spool, &sealed, &metrics, bounds())?;
             }
-            _ = loss_check.tick() => report_loss(&mut p, &spool, bounds),
+            _ = loss_check.tick() => report_loss(&mut p, &spool, bounds()),
         }
     }
     // The pipeline stopped: seal what is left, including loss found while sealing it.
-    seal(&mut p, &spool, &sealed, &metrics, bounds)?;
+    seal(&mut p, &spool, &sealed, &metrics, bounds())?;
     if p.events > 0 {
-        seal(&mut p, &spool, &sealed, &metrics, bounds)?;
+        seal(&mut p, &spool, &sealed, &metrics, bounds())?;
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! and deletes them from the spool when the collector's cumulative acknowledgement covers them.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -109,6 +109,7 @@ pub async fn run(
     sealed: Arc<Notify>,
     mut draining: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
+    collector_max_events: Arc<AtomicUsize>,
 ) -> anyhow::Result<()> {
     let mut backoff = Backoff::new(cfg.backoff_min, cfg.backoff_max);
     let mut drain_deadline: Option<Instant> = None;
@@ -130,6 +131,7 @@ pub async fn run(
             &mut draining,
             &mut drain_deadline,
             &metrics,
+            &collector_max_events,
             &mut welcomed,
         )
         .await;
@@ -175,6 +177,7 @@ async fn session(
     draining: &mut watch::Receiver<bool>,
     drain_deadline: &mut Option<Instant>,
     metrics: &Metrics,
+    collector_max_events: &AtomicUsize,
     welcomed: &mut bool,
 ) -> anyhow::Result<End> {
     let far = || Instant::now() + Duration::from_secs(3600);
@@ -221,6 +224,16 @@ async fn session(
     };
     *welcomed = true;
     metrics.connected.store(1, Relaxed);
+    let limit = welcome.max_batch_events as usize;
+    if limit > 0 && limit < cfg.max_batch_events {
+        // Batches sealed from now on fit; one already spooled over the limit is refused (and stays
+        // until the spool evicts it), so say why.
+        tracing::warn!(
+            "the collector accepts at most {limit} events per batch, fewer than the configured {}: batches are sealed at {limit}",
+            cfg.max_batch_events
+        );
+    }
+    collector_max_events.store(limit, Relaxed);
     tracing::info!(
         "connected to {} as agent {:?} (collector has through sequence {})",
         cfg.collector,

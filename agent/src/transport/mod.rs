@@ -240,6 +240,7 @@ pub fn start(config: TransportConfig) -> anyhow::Result<(TransportSink, Transpor
                 let spool = Arc::new(Mutex::new(spool));
                 let sealed = Arc::new(tokio::sync::Notify::new());
                 let (draining_tx, draining_rx) = tokio::sync::watch::channel(false);
+                let collector_max_events = Arc::new(std::sync::atomic::AtomicUsize::new(0));
                 let batcher = tokio::spawn(batcher::run(
                     rx,
                     spool.clone(),
@@ -250,9 +251,17 @@ pub fn start(config: TransportConfig) -> anyhow::Result<(TransportSink, Transpor
                         max_bytes: config.max_batch_bytes,
                         max_delay: config.max_batch_delay,
                     },
+                    collector_max_events.clone(),
                 ));
-                let client =
-                    tokio::spawn(client::run(config, endpoint, spool, sealed, draining_rx, m));
+                let client = tokio::spawn(client::run(
+                    config,
+                    endpoint,
+                    spool,
+                    sealed,
+                    draining_rx,
+                    m,
+                    collector_max_events,
+                ));
                 let batched = batcher.await;
                 let _ = draining_tx.send(true);
                 let sent = client.await;
