@@ -119,7 +119,23 @@ impl Workload {
                     }
                 });
                 for _ in 0..n {
-                    drop(TcpStream::connect(addr)?);
+                    let stream = TcpStream::connect(addr)?;
+                    // Close with a reset: thousands of TIME_WAIT sockets would exhaust the ephemeral ports
+                    // and make later rounds measure the port search instead of the observer.
+                    let linger = libc::linger {
+                        l_onoff: 1,
+                        l_linger: 0,
+                    };
+                    // SAFETY: a valid socket fd and a correctly sized option value.
+                    unsafe {
+                        libc::setsockopt(
+                            std::os::fd::AsRawFd::as_raw_fd(&stream),
+                            libc::SOL_SOCKET,
+                            libc::SO_LINGER,
+                            (&linger as *const libc::linger).cast(),
+                            size_of::<libc::linger>() as u32,
+                        )
+                    };
                 }
                 server.join().expect("accept thread");
                 n
