@@ -460,14 +460,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 ratio
             );
         }
-        let per_1k = ward.cpu_secs * 1000.0 / (ward.events.max(1) as f64 / 1000.0);
+        let per_second = ward.events as f64 / ward_secs;
+        let cost = if ward.events >= 1000 {
+            let per_1k = ward.cpu_secs * 1000.0 / (ward.events as f64 / 1000.0);
+            format!("{per_1k:.2} ms per 1k events ({per_1k:.1}% of a core at 10k events/s)")
+        } else {
+            "too few events to price them".to_string()
+        };
         println!(
-            "\nWard delivered {:.0} events/s with {} drops; agent CPU {:.1}% of a core during the run, {:.2} ms per 1k events ({:.1}% of a core at 10k events/s).",
-            ward.events as f64 / ward_secs,
+            "\nWard delivered {per_second:.0} events/s with {} drops; agent CPU {:.1}% of a core during the run, {cost}.",
             ward.drops,
             ward.cpu_secs / ward_secs * 100.0,
-            per_1k,
-            per_1k,
         );
     }
     println!(
