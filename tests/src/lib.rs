@@ -115,6 +115,25 @@ impl Agent {
         }
     }
 
+    /// Every event up to and including the first one matching `pred` (None if it never comes).
+    pub fn events_until(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Vec<Value>> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let event = self.events.recv_timeout(left).ok()?;
+            let done = pred(&event);
+            seen.push(event);
+            if done {
+                return Some(seen);
+            }
+        }
+    }
+
     /// SIGINT, then the exit status and everything the agent wrote to stderr.
     pub fn stop(mut self) -> (std::process::ExitStatus, String) {
         // SAFETY: signalling our own child by pid.
@@ -171,4 +190,36 @@ pub fn args(event: &Value) -> Vec<&str> {
 
 pub fn is_exec_with_arg(event: &Value, arg: &str) -> bool {
     event["type"] == "process_exec" && args(event).contains(&arg)
+}
+
+/// A DNS server on 127.0.0.77:53 that answers one query (any name) with an A record of 192.0.2.7.
+pub fn dns_server_once() -> std::thread::JoinHandle<()> {
+    let socket = std::net::UdpSocket::bind("127.0.0.77:53")
+        .expect("bind 127.0.0.77:53 (needs root, port free)");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        if let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let mut reply = Vec::new();
+            reply.extend_from_slice(&buf[0..2]);
+            reply.extend_from_slice(&[0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
+            reply.extend_from_slice(&buf[12..n]);
+            // Answer: pointer to the question name, A, IN, TTL 60, 4 bytes.
+            reply.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 7]);
+            socket.send_to(&reply, from).unwrap();
+        }
+    })
+}
+
+/// Python that sends one A query for `name` to 127.0.0.77:53 and waits for the answer.
+pub fn python_dns_query(name: &str) -> String {
+    let labels: Vec<String> = name.split('.').map(|l| format!("b'{l}'")).collect();
+    format!(
+        "import socket,struct\n\
+         q=struct.pack('>HHHHHH',0x4242,0x0100,1,0,0,0)+b''.join(bytes([len(l)])+l for l in [{}])+b'\\x00'+struct.pack('>HH',1,1)\n\
+         s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(5); s.sendto(q,('127.0.0.77',53)); s.recv(512)",
+        labels.join(",")
+    )
 }

@@ -2,7 +2,7 @@
 //! this host (loopback only) and checks the event and its attribution to that process.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, UdpSocket};
+use std::net::TcpListener;
 use std::os::unix::net::UnixListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -219,40 +219,14 @@ fn unix_socket_connect_names_the_path() {
     std::fs::remove_file(&path).unwrap();
 }
 
-/// A DNS server on 127.0.0.77:53 that answers every A query with 192.0.2.7.
-fn dns_server() -> std::thread::JoinHandle<()> {
-    let socket =
-        UdpSocket::bind("127.0.0.77:53").expect("bind 127.0.0.77:53 (needs root, port free)");
-    socket
-        .set_read_timeout(Some(Duration::from_secs(15)))
-        .unwrap();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 512];
-        if let Ok((n, from)) = socket.recv_from(&mut buf) {
-            let question = &buf[12..n];
-            let mut reply = Vec::new();
-            reply.extend_from_slice(&buf[0..2]);
-            reply.extend_from_slice(&[0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
-            reply.extend_from_slice(question);
-            // Answer: pointer to the question name, A, IN, TTL 60, 4 bytes.
-            reply.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 7]);
-            socket.send_to(&reply, from).unwrap();
-        }
-    })
-}
-
 #[test]
 fn dns_query_and_answer_attributed_to_the_process() {
     if !can_load_ebpf("dns_query_and_answer_attributed_to_the_process") {
         return;
     }
-    let server = dns_server();
+    let server = ward_tests::dns_server_once();
     let agent = Agent::start(&["--types", "dns_query,dns_response"]);
-    let pid = run_python(
-        "import socket,struct\n\
-         q=struct.pack('>HHHHHH',0x4242,0x0100,1,0,0,0)+b''.join(bytes([len(l)])+l for l in [b'pool',b'ward-test',b'example'])+b'\\x00'+struct.pack('>HH',1,1)\n\
-         s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(5); s.sendto(q,('127.0.0.77',53)); s.recv(512)",
-    );
+    let pid = run_python(&ward_tests::python_dns_query("pool.ward-test.example"));
     server.join().unwrap();
     let query = agent
         .wait_for(WAIT, by(pid, "dns_query"))

