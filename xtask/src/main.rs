@@ -1,6 +1,7 @@
 //! Ward developer tasks. Run as `cargo xtask <task>`.
 
 mod bench_agent;
+mod scenarios;
 mod bench_detect;
 mod bench_logs;
 mod bench_transport;
@@ -32,6 +33,8 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Self-test: trigger harmless versions of runtime threats on this host and report Ward's findings.
+    Scenarios(scenarios::Args),
     /// Run benchmarks.
     Bench {
         #[command(subcommand)]
@@ -60,6 +63,7 @@ fn main() -> anyhow::Result<()> {
             cargo(&["build", "--workspace", "--bins"], &[])?;
             cargo(&["test", "--workspace"], &args)
         }
+        Task::Scenarios(args) => scenarios::run(args),
         Task::Bench { which } => match which {
             Bench::Transport(args) => bench_transport::run(args),
             Bench::Agent(args) => bench_agent::run(args),
