@@ -1,12 +1,12 @@
 //! Ward developer tasks. Run as `cargo xtask <task>`.
 
 mod bench_agent;
-mod scenarios;
 mod bench_detect;
 mod bench_logs;
 mod bench_transport;
 mod build_ebpf;
 mod certs;
+mod scenarios;
 
 use std::path::PathBuf;
 use std::process::Command;
