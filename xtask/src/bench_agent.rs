@@ -230,13 +230,6 @@ fn wait_for_line(reader: &mut impl BufRead, needle: &str, what: &str) -> anyhow:
     Ok(())
 }
 
-fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after_comm = &stat[stat.rfind(')').context("malformed stat")? + 2..];
-    let fields: Vec<&str> = after_comm.split(' ').collect();
-    Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
-}
-
 fn auditctl(args: &[&str]) -> anyhow::Result<()> {
     let status = Command::new("auditctl")
         .args(args)
@@ -304,11 +297,11 @@ impl Observer {
         Ok(observer)
     }
 
-    fn cpu_ticks(&self) -> u64 {
+    fn cpu_secs(&self) -> f64 {
         self.child
             .as_ref()
-            .and_then(|c| cpu_ticks(c.id()).ok())
-            .unwrap_or(0)
+            .and_then(|c| crate::cpu::process_secs(c.id()).ok())
+            .unwrap_or(0.0)
     }
 
     fn stop(mut self) -> anyhow::Result<AgentReport> {
@@ -393,8 +386,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     crate::cargo(&["build", "--release", "-p", "ward-agent"], &[])?;
     let agent: PathBuf = crate::workspace_root().join("target/release/ward-agent");
-    // SAFETY: sysconf has no preconditions.
-    let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let ticks_per_sec = crate::cpu::ticks_per_sec();
 
     let mut configs = vec![Config::Baseline, Config::Ward, Config::CountOnly];
     let mut skipped = Vec::new();
@@ -427,9 +419,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let mut base_time = 0.0;
             for (i, config) in configs.iter().enumerate() {
                 let observer = Observer::start(*config, &agent)?;
-                let cpu_before = observer.cpu_ticks();
+                let cpu_before = observer.cpu_secs();
                 let (elapsed, ops) = workload.run(&args)?;
-                let cpu_after = observer.cpu_ticks();
+                let cpu_after = observer.cpu_secs();
                 let report = observer.stop()?;
                 let secs = elapsed.as_secs_f64();
                 if *config == Config::Baseline {
@@ -440,7 +432,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 if *config == Config::Ward {
                     ward.events += report.events;
                     ward.drops += report.drops;
-                    ward.cpu_secs += (cpu_after - cpu_before) as f64 / ticks_per_sec;
+                    ward.cpu_secs += cpu_after - cpu_before;
                     ward_secs += secs;
                 }
             }

@@ -211,26 +211,16 @@ impl Measure {
 
 /// Runs `cmd`, returning wall time, the child's CPU time and its stderr.
 fn time_child(cmd: &mut Command) -> anyhow::Result<(Measure, String)> {
-    let before = children_cpu()?;
+    let before = crate::cpu::children_secs()?;
     let t = Instant::now();
     let out = cmd.output()?;
     let wall = t.elapsed().as_secs_f64();
-    let cpu = children_cpu()? - before;
+    let cpu = crate::cpu::children_secs()? - before;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
         bail!("scan failed: {stderr}");
     }
     Ok((Measure { wall, cpu }, stderr))
-}
-
-/// User + system CPU seconds of waited-for children, from /proc/self/stat (cutime, cstime).
-fn children_cpu() -> anyhow::Result<f64> {
-    let stat = fs::read_to_string("/proc/self/stat")?;
-    // Fields after the `(comm)` part; cutime and cstime are fields 16 and 17 (1-based).
-    let rest = &stat[stat.rfind(')').context("stat")? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f[13].parse::<f64>()? + f[14].parse::<f64>()?;
-    Ok(ticks / 100.0) // USER_HZ is 100 on Linux
 }
 
 fn parse_records(stderr: &str, source: &str) -> anyhow::Result<u64> {

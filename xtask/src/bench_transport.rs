@@ -191,7 +191,7 @@ fn one_run(
     } else {
         format!("http://127.0.0.1:{port}")
     };
-    let cpu_before = proc_cpu_secs(collector.id())?;
+    let cpu_before = crate::cpu::process_secs(collector.id())?;
     let mut extra = vec![
         "--agent-side".to_string(),
         url,
@@ -204,7 +204,7 @@ fn one_run(
     }
     extra.extend(extra_flag.map(String::from));
     let result = child_rate(release, &extra, events);
-    let cpu_after = proc_cpu_secs(collector.id())?;
+    let cpu_after = crate::cpu::process_secs(collector.id())?;
     let _ = collector.kill();
     let _ = collector.wait();
     let r = result?;
@@ -247,19 +247,8 @@ fn child_rate(release: &Path, extra: &[String], events: u64) -> anyhow::Result<C
     })
 }
 
-/// utime + stime of a process, in seconds.
-fn proc_cpu_secs(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat.rsplit_once(')').context("stat format")?.1;
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Ok(ticks / hz)
-}
-
 fn self_cpu_secs() -> f64 {
-    proc_cpu_secs(std::process::id()).unwrap_or(0.0)
+    crate::cpu::process_secs(std::process::id()).unwrap_or(0.0)
 }
 
 /// A synthetic exec event like the agent's (process with args, cwd, cgroup, hash and two ancestors).

@@ -6,6 +6,7 @@ mod bench_logs;
 mod bench_transport;
 mod build_ebpf;
 mod certs;
+mod cpu;
 mod scenarios;
 
 use std::path::PathBuf;
