@@ -115,7 +115,7 @@ impl ExeHasher {
                 return None;
             }
         }
-        let hex = hex(&hasher.finalize());
+        let hex = format!("{:x}", hasher.finalize());
         let mut cache = self.cache.lock().expect("hash cache lock");
         if cache.len() >= self.max_entries {
             cache.clear();
@@ -124,16 +124,6 @@ impl ExeHasher {
         self.stats.hashed.fetch_add(1, Ordering::Relaxed);
         Some(hex)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 #[cfg(test)]
