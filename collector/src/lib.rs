@@ -5,6 +5,7 @@
 pub mod detect;
 pub mod event;
 pub mod findings;
+pub mod foundational;
 pub mod ingest;
 pub mod intel;
 pub mod logs;
