@@ -9,4 +9,5 @@ pub mod foundational;
 pub mod ingest;
 pub mod intel;
 pub mod logs;
+pub mod pipeline;
 pub mod suppression;

@@ -4,6 +4,8 @@ use clap::Parser;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use ward_collector::event::flow::FlowFormat;
 use ward_collector::event::{Event, SourceKind};
 use ward_collector::logs::checkpoint::Checkpoint;
@@ -11,6 +13,7 @@ use ward_collector::logs::s3::sqs::{SqsClient, SqsSource};
 use ward_collector::logs::s3::{AwsConfig, S3Location, S3Source};
 use ward_collector::logs::scan::{scan_path, summary_line};
 use ward_collector::logs::{Counts, Limits, Problem, ReadOptions, Sink};
+use ward_collector::pipeline::{self, PipelineConfig, hosts::HostBook, state::StateFile};
 
 #[derive(Parser)]
 #[command(name = "ward-collector", version, about = "Ward collector")]
@@ -294,6 +297,12 @@ struct ServeArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Detections run on every agent event; these flags build the engines as for `detect`.
+    #[command(flatten)]
+    engine: ward_collector::detect::cli::EngineArgs,
+    /// Print every active finding created or updated on standard output, one JSON line each.
+    #[arg(long)]
+    print_findings: bool,
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -338,20 +347,76 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         rt.worker_threads(n.max(1));
     }
     let rt = rt.enable_all().build()?;
-    rt.block_on(async {
-        let server = ingest::start(cfg).await?;
+    let setup = args
+        .engine
+        .setup(ward_collector::detect::HostIdentity::default());
+    // A bad rule, list or suppression file stops serve before it listens.
+    setup.clone().build().map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("--data-dir {}", args.data_dir.display()))?;
+    let hosts = Arc::new(HostBook::open(&args.data_dir.join("hosts.json"))?);
+    let book = hosts.clone();
+    let on_hello: ingest::HelloHook = Arc::new(move |agent, host| {
+        if let Err(e) = book.record(agent, host.into()) {
+            tracing::error!("recording the host of agent {agent:?}: {e}");
+        }
+    });
+    let print_findings = args.print_findings;
+    let pipeline_failed = rt.block_on(async {
+        let server = ingest::start_hooked(cfg, Some(on_hello)).await?;
+        let pipeline = pipeline::start(PipelineConfig {
+            setup,
+            log_path: ingest::log_path(&args.data_dir),
+            committed: server.committed.clone().expect("the default store is a FileLog"),
+            hosts,
+            state: Box::new(StateFile::new(&args.data_dir.join("pipeline-state.json"))),
+            on_finding: Box::new(move |e| {
+                if print_findings && !e.finding.service.archived {
+                    let mut out = std::io::stdout().lock();
+                    let _ = serde_json::to_writer(&mut out, &e.finding);
+                    let _ = out.write_all(b"\n");
+                    let _ = out.flush();
+                }
+            }),
+        })
+        .context("starting the detection pipeline")?;
         // Tests and scripts read the bound address (with --listen ...:0) from this line.
         eprintln!("ward-collector: listening on {}", server.addr);
         if let Some(m) = server.metrics_addr {
             eprintln!("ward-collector: metrics on http://{m}/metrics");
         }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r?,
-            _ = term.recv() => {}
-        }
+        let pipeline_down = async {
+            while !pipeline.is_finished() {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        };
+        let failed = tokio::select! {
+            r = tokio::signal::ctrl_c() => { r?; false }
+            _ = term.recv() => false,
+            _ = pipeline_down => true,
+        };
         eprintln!("ward-collector: stopping");
-        server.shutdown().await
+        server.shutdown().await?;
+        // Ingest has stopped: the pipeline drains what was acknowledged, commits, and ends.
+        let stats = pipeline.stats.clone();
+        let stopped = tokio::task::spawn_blocking(move || pipeline.stop()).await?;
+        eprintln!(
+            "ward-collector: pipeline processed {} batches, {} events ({} malformed), {} finding changes",
+            stats.batches.load(Relaxed),
+            stats.events.load(Relaxed),
+            stats.malformed.load(Relaxed),
+            stats.finding_changes.load(Relaxed)
+        );
+        if let Err(e) = stopped {
+            eprintln!("ward-collector: detection pipeline: {e}");
+            return Ok(true);
+        }
+        anyhow::Ok(failed)
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(if pipeline_failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

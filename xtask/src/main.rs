@@ -8,6 +8,7 @@ mod build_ebpf;
 mod certs;
 mod cpu;
 mod scenarios;
+mod up;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -36,6 +37,9 @@ enum Task {
     },
     /// Self-test: trigger harmless versions of runtime threats on this host and report Ward's findings.
     Scenarios(scenarios::Args),
+    /// Run Ward on this host: build, dev certificates, collector and agent over mTLS, findings
+    /// printed live; Ctrl-C stops everything (needs root).
+    Up(up::Args),
     /// Run benchmarks.
     Bench {
         #[command(subcommand)]
@@ -65,6 +69,7 @@ fn main() -> anyhow::Result<()> {
             cargo(&["test", "--workspace"], &args)
         }
         Task::Scenarios(args) => scenarios::run(args),
+        Task::Up(args) => up::run(args),
         Task::Bench { which } => match which {
             Bench::Transport(args) => bench_transport::run(args),
             Bench::Agent(args) => bench_agent::run(args),
@@ -80,6 +85,13 @@ pub fn workspace_root() -> PathBuf {
         .parent()
         .expect("xtask has a parent")
         .to_path_buf()
+}
+
+/// Where cargo puts build output: `CARGO_TARGET_DIR` when set, else `target/` in the workspace.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 pub fn cargo(base: &[&str], extra: &[String]) -> anyhow::Result<()> {

@@ -247,7 +247,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ],
         &[],
     )?;
-    let bins: PathBuf = crate::workspace_root().join("target/debug");
+    let bins: PathBuf = crate::target_dir().join("debug");
     let dir = std::env::temp_dir().join(format!("ward-scenarios-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;

@@ -15,6 +15,28 @@ pub struct DetectArgs {
     /// File of agent events, one JSON object per line, or - for standard input.
     #[arg(long, value_name = "FILE|-", required_unless_present = "check")]
     pub events: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// The instance the events come from (the agent's watch output does not name it).
+    #[arg(long, default_value = "i-unknown")]
+    pub instance_id: String,
+    #[arg(long)]
+    pub agent_id: Option<String>,
+    /// Print every creation and update as it happens (for a live `ward-agent watch | …`);
+    /// by default each finding is printed once, in its final state, at the end of the input.
+    #[arg(long)]
+    pub stream: bool,
+    /// Also print findings a suppression rule archived.
+    #[arg(long)]
+    pub include_archived: bool,
+    /// Only load and check the rule, list and suppression files, then exit.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// How detection engines are built: shared by `detect` and `serve`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EngineArgs {
     /// Extra rule file (TOML; repeatable), loaded after the built-in catalogue.
     #[arg(long = "rules", value_name = "FILE")]
     pub rules: Vec<PathBuf>,
@@ -39,39 +61,22 @@ pub struct DetectArgs {
     /// NewBinaryExecuted learning period per container / host, in seconds of event time.
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub learning_period: u64,
-    /// The instance the events come from (the agent's watch output does not name it).
-    #[arg(long, default_value = "i-unknown")]
-    pub instance_id: String,
-    #[arg(long)]
-    pub agent_id: Option<String>,
+    /// Account findings are filed under (an agent's own, from instance metadata, wins in `serve`).
     #[arg(long, default_value = "000000000000")]
     pub account_id: String,
+    /// Region findings are filed under (an agent's own wins in `serve`).
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
     #[arg(long, default_value = "ward")]
     pub detector_id: String,
-    /// Print every creation and update as it happens (for a live `ward-agent watch | …`);
-    /// by default each finding is printed once, in its final state, at the end of the input.
-    #[arg(long)]
-    pub stream: bool,
-    /// Also print findings a suppression rule archived.
-    #[arg(long)]
-    pub include_archived: bool,
-    /// Only load and check the rule, list and suppression files, then exit.
-    #[arg(long)]
-    pub check: bool,
 }
 
-impl DetectArgs {
-    pub fn setup(&self) -> Setup {
+impl EngineArgs {
+    pub fn setup(&self, host: HostIdentity) -> Setup {
         Setup {
             config: EngineConfig {
                 scope: Scope::new(&self.account_id, &self.region, &self.detector_id),
-                host: HostIdentity {
-                    instance_id: self.instance_id.clone(),
-                    agent_id: self.agent_id.clone(),
-                    hostname: None,
-                },
+                host,
                 container_rules_on_hosts: self.container_rules_on_hosts,
                 learning_period_ms: (self.learning_period as i64).saturating_mul(1000),
                 ..EngineConfig::default()
@@ -82,6 +87,16 @@ impl DetectArgs {
             suppression_files: self.suppression.clone(),
             intel_private_addresses: self.intel_private_addresses,
         }
+    }
+}
+
+impl DetectArgs {
+    pub fn setup(&self) -> Setup {
+        self.engine.setup(HostIdentity {
+            instance_id: self.instance_id.clone(),
+            agent_id: self.agent_id.clone(),
+            hostname: None,
+        })
     }
 }
 

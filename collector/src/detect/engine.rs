@@ -97,6 +97,12 @@ impl Engine {
         self.aggregator.findings()
     }
 
+    /// Seeds aggregation with stored findings (after a restart), so the same issue keeps its
+    /// finding and its count goes on from the stored one.
+    pub fn restore(&mut self, findings: impl IntoIterator<Item = Finding>) {
+        self.aggregator.restore(findings);
+    }
+
     /// Runs every detection on one event and returns the findings it created or updated.
     pub fn process(&mut self, ev: &RuntimeEvent) -> Vec<Emitted> {
         self.stats.events += 1;

@@ -314,8 +314,9 @@ pub struct Process {
     #[serde(default)]
     pub ancestors: Vec<Ancestor>,
     /// `args` joined by spaces, built on first use (rules that search the whole command line).
+    /// Crate-visible so the wire-event conversion (`pipeline::convert`) can build a `Process`.
     #[serde(skip)]
-    cmdline: std::sync::OnceLock<String>,
+    pub(crate) cmdline: std::sync::OnceLock<String>,
 }
 
 impl Process {

@@ -23,6 +23,17 @@ pub fn format_millis(epoch_ms: EpochMillis) -> String {
     format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{millis:03}Z")
 }
 
+/// Formats nanoseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`: the agent's own event
+/// time shape (`ward-agent watch`), so events that arrive over the wire read exactly as printed ones.
+pub fn format_nanos(epoch_ns: u64) -> String {
+    let secs = (epoch_ns / 1_000_000_000) as i64;
+    let nanos = epoch_ns % 1_000_000_000;
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    let (hour, minute, second) = (s / 3600, s / 60 % 60, s % 60);
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{nanos:09}Z")
+}
+
 /// Parses an RFC 3339 / ISO-8601 timestamp (`2020-08-22T09:34:34.146Z`, `2020-08-03T23:21:57Z`,
 /// `2023-06-01T15:31:22+02:00`, fractional digits beyond milliseconds truncated) to epoch ms.
 /// Returns `None` for anything that is not such a timestamp, so callers can use it as a test.
@@ -143,6 +154,14 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nanosecond_times_read_back() {
+        assert_eq!(format_nanos(0), "1970-01-01T00:00:00.000000000Z");
+        let t = format_nanos(1_709_208_000_123_456_789);
+        assert_eq!(t, "2024-02-29T12:00:00.123456789Z");
+        assert_eq!(parse_millis(&t), Some(1_709_208_000_123));
+    }
 
     #[test]
     fn formats_epoch_and_known_instants() {

@@ -33,6 +33,7 @@ use ward_proto::v1::ingest_server::IngestServer;
 
 pub use limits::Limits;
 pub use metrics::Metrics;
+pub use service::HelloHook;
 
 /// Server side of mutual TLS: the collector's certificate and key, and the CA that signs agents'.
 #[derive(Clone)]
@@ -58,6 +59,8 @@ pub struct IngestHandle {
     pub addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
     pub metrics: Arc<Metrics>,
+    /// The batch log's committed length (with the default [`store::FileLog`]), for readers that tail it.
+    pub committed: Option<Arc<store::Committed>>,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<anyhow::Result<()>>,
     metrics_task: Option<JoinHandle<()>>,
@@ -90,15 +93,32 @@ impl IngestHandle {
 
 /// Starts the service with the default store (`<data_dir>/ingest.log`).
 pub async fn start(cfg: ServeConfig) -> anyhow::Result<IngestHandle> {
+    start_hooked(cfg, None).await
+}
+
+/// Where [`start`] keeps the batch log.
+pub fn log_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("ingest.log")
+}
+
+/// [`start`], calling `on_hello` for every authenticated Hello.
+pub async fn start_hooked(
+    cfg: ServeConfig,
+    on_hello: Option<HelloHook>,
+) -> anyhow::Result<IngestHandle> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("data directory {}", cfg.data_dir.display()))?;
-    let store = Box::new(store::FileLog::new(&cfg.data_dir.join("ingest.log")));
-    start_with_store(cfg, store).await
+    let log = store::FileLog::new(&log_path(&cfg.data_dir));
+    let committed = log.committed();
+    let mut handle = start_with_store(cfg, Box::new(log), on_hello).await?;
+    handle.committed = Some(committed);
+    Ok(handle)
 }
 
 pub async fn start_with_store(
     cfg: ServeConfig,
     store: Box<dyn store::BatchStore>,
+    on_hello: Option<HelloHook>,
 ) -> anyhow::Result<IngestHandle> {
     let metrics = Arc::new(Metrics::default());
     let (committer, recovered) =
@@ -108,7 +128,8 @@ pub async fn start_with_store(
     }
     let insecure = cfg.tls.is_none();
     let service =
-        service::IngestService::new(committer, recovered, cfg.limits, metrics.clone(), insecure);
+        service::IngestService::new(committer, recovered, cfg.limits, metrics.clone(), insecure)
+            .with_hello_hook(on_hello);
     let mut builder = Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(15)))
@@ -169,6 +190,7 @@ pub async fn start_with_store(
         addr,
         metrics_addr,
         metrics,
+        committed: None,
         shutdown: Some(shutdown_tx),
         server,
         metrics_task,

@@ -41,7 +41,12 @@ pub struct IngestService {
     metrics: Arc<Metrics>,
     /// Plain text: no certificate, so the Hello's agent id is taken as is (logged at start).
     insecure: bool,
+    on_hello: Option<HelloHook>,
 }
+
+/// Called with the authenticated agent id and what its Hello says about its host, before the
+/// Welcome (so it has run before any batch of that stream is stored).
+pub type HelloHook = Arc<dyn Fn(&str, &pb::HostIdentity) + Send + Sync>;
 
 impl IngestService {
     pub fn new(
@@ -58,7 +63,13 @@ impl IngestService {
             limits,
             metrics,
             insecure,
+            on_hello: None,
         }
+    }
+
+    pub fn with_hello_hook(mut self, hook: Option<HelloHook>) -> Self {
+        self.on_hello = hook;
+        self
     }
 }
 
@@ -170,6 +181,10 @@ impl Ingest for IngestService {
                 host.agent_id.clone()
             }
         };
+
+        if let Some(hook) = &self.on_hello {
+            hook(&agent_id, &host);
+        }
 
         // Take the agent's slot: close its previous stream and wait until that one's commits are done.
         let (kick_tx, kick_rx) = oneshot::channel();

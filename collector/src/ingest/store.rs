@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use ward_proto::bytes::Bytes;
@@ -48,6 +49,43 @@ const MAX_RECORD: u32 = 256 << 20;
 pub struct FileLog {
     path: PathBuf,
     out: Option<BufWriter<File>>,
+    /// Bytes in the file once everything appended is flushed (known after recovery).
+    len: u64,
+    committed: Arc<Committed>,
+}
+
+/// How much of a log is durable: the length of its committed prefix. Readers that tail the log
+/// (the detection pipeline) read only up to it, so they never see a batch that was not acknowledged
+/// or could still be cut as a torn tail, and they wake up on each commit instead of polling.
+#[derive(Debug, Default)]
+pub struct Committed {
+    len: Mutex<u64>,
+    grew: Condvar,
+}
+
+impl Committed {
+    pub fn len(&self) -> u64 {
+        *self.len.lock().expect("committed lock")
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits until the committed length is above `offset` or `timeout` passes; returns the length.
+    pub fn wait_beyond(&self, offset: u64, timeout: Duration) -> u64 {
+        let guard = self.len.lock().expect("committed lock");
+        let (guard, _) = self
+            .grew
+            .wait_timeout_while(guard, timeout, |len| *len <= offset)
+            .expect("committed lock");
+        *guard
+    }
+
+    fn set(&self, len: u64) {
+        *self.len.lock().expect("committed lock") = len;
+        self.grew.notify_all();
+    }
 }
 
 impl FileLog {
@@ -55,7 +93,14 @@ impl FileLog {
         FileLog {
             path: path.to_path_buf(),
             out: None,
+            len: 0,
+            committed: Arc::default(),
         }
+    }
+
+    /// The committed length of this log, updated after recovery and after every commit.
+    pub fn committed(&self) -> Arc<Committed> {
+        self.committed.clone()
     }
 
     fn writer(&mut self) -> io::Result<&mut BufWriter<File>> {
@@ -78,9 +123,14 @@ impl BatchStore for FileLog {
                 let h = highest.entry(b.agent_id).or_insert(0);
                 *h = (*h).max(b.sequence);
             })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(highest),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.committed.set(0);
+                return Ok(highest);
+            }
             Err(e) => return Err(e),
         };
+        self.len = good.torn_at.unwrap_or(good.end);
+        self.committed.set(self.len);
         if let Some(good_len) = good.torn_at {
             tracing::warn!(
                 "{}: cutting a torn record at byte {good_len} (a crash interrupted an append; it was never acknowledged)",
@@ -114,57 +164,133 @@ impl BatchStore for FileLog {
         head[8..12].copy_from_slice(&crc.finalize().to_le_bytes());
         let w = self.writer()?;
         w.write_all(&head)?;
-        w.write_all(&b.payload)
+        w.write_all(&b.payload)?;
+        self.len += 12 + u64::from(body_len);
+        Ok(())
     }
 
     fn commit(&mut self) -> io::Result<()> {
         let w = self.writer()?;
         w.flush()?;
-        w.get_ref().sync_data()
+        w.get_ref().sync_data()?;
+        self.committed.set(self.len);
+        Ok(())
     }
 }
 
 struct ScanEnd {
     /// Length of the valid prefix when the file ends in a torn or corrupt record.
     torn_at: Option<u64>,
+    /// Offset after the last intact record.
+    end: u64,
+}
+
+/// One step of reading a log.
+enum Record {
+    /// A batch and the length of its record in bytes.
+    Batch(StoredBatch, u64),
+    /// Clean end of the file.
+    End,
+    /// A torn or corrupt record starts here.
+    Torn,
+}
+
+fn read_record(r: &mut impl Read) -> io::Result<Record> {
+    let mut head = [0u8; 12];
+    match read_full(r, &mut head)? {
+        0 => return Ok(Record::End),
+        12 => {}
+        _ => return Ok(Record::Torn),
+    }
+    let len = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
+    let crc = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
+    if &head[..4] != MAGIC || !(23..=MAX_RECORD).contains(&len) {
+        return Ok(Record::Torn);
+    }
+    let mut body = vec![0u8; len as usize];
+    if read_full(r, &mut body)? != body.len() || crc32fast::hash(&body) != crc {
+        return Ok(Record::Torn);
+    }
+    Ok(match parse_body(Bytes::from(body)) {
+        Some(b) => Record::Batch(b, 12 + u64::from(len)),
+        None => Record::Torn,
+    })
 }
 
 fn scan(f: File, mut each: impl FnMut(StoredBatch)) -> io::Result<ScanEnd> {
     let mut r = BufReader::with_capacity(1 << 20, f);
     let mut offset = 0u64;
     loop {
-        let mut head = [0u8; 12];
-        match read_full(&mut r, &mut head)? {
-            0 => return Ok(ScanEnd { torn_at: None }),
-            12 => {}
-            _ => {
+        match read_record(&mut r)? {
+            Record::Batch(b, len) => {
+                each(b);
+                offset += len;
+            }
+            Record::End => {
+                return Ok(ScanEnd {
+                    torn_at: None,
+                    end: offset,
+                });
+            }
+            Record::Torn => {
                 return Ok(ScanEnd {
                     torn_at: Some(offset),
+                    end: offset,
                 });
             }
         }
-        let len = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
-        let crc = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
-        if &head[..4] != MAGIC || !(23..=MAX_RECORD).contains(&len) {
-            return Ok(ScanEnd {
-                torn_at: Some(offset),
-            });
+    }
+}
+
+/// Reads a log from a byte offset, as far as its committed length: how the detection pipeline
+/// follows the log while the service appends to it.
+pub struct LogReader {
+    path: PathBuf,
+    reader: Option<BufReader<File>>,
+    offset: u64,
+}
+
+impl LogReader {
+    /// `offset` must be a record boundary (0, or an offset this reader returned before).
+    pub fn new(path: &Path, offset: u64) -> LogReader {
+        LogReader {
+            path: path.to_path_buf(),
+            reader: None,
+            offset,
         }
-        let mut body = vec![0u8; len as usize];
-        if read_full(&mut r, &mut body)? != body.len() || crc32fast::hash(&body) != crc {
-            return Ok(ScanEnd {
-                torn_at: Some(offset),
-            });
+    }
+
+    /// Offset of the next record.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The next batch if one ends at or before `committed`, with the offset after it.
+    pub fn next_batch(&mut self, committed: u64) -> io::Result<Option<(StoredBatch, u64)>> {
+        if self.offset >= committed {
+            return Ok(None);
         }
-        match parse_body(Bytes::from(body)) {
-            Some(b) => each(b),
-            None => {
-                return Ok(ScanEnd {
-                    torn_at: Some(offset),
-                });
+        if self.reader.is_none() {
+            let mut f = File::open(&self.path)?;
+            f.seek(SeekFrom::Start(self.offset))?;
+            self.reader = Some(BufReader::with_capacity(1 << 20, f));
+        }
+        let r = self.reader.as_mut().expect("just opened");
+        match read_record(r)? {
+            Record::Batch(b, len) => {
+                self.offset += len;
+                Ok(Some((b, self.offset)))
             }
+            // Below the committed length every record is whole: anything else is damage on disk.
+            Record::End | Record::Torn => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: no intact record at byte {} although {committed} bytes are committed",
+                    self.path.display(),
+                    self.offset
+                ),
+            )),
         }
-        offset += 12 + u64::from(len);
     }
 }
 
