@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use ward_collector::event::flow::FlowFormat;
 use ward_collector::event::{Event, SourceKind};
+use ward_collector::logs::args::{LogSourceArgs, S3Args};
 use ward_collector::logs::checkpoint::Checkpoint;
 use ward_collector::logs::s3::sqs::{SqsClient, SqsSource};
-use ward_collector::logs::s3::{AwsConfig, S3Location, S3Source};
+use ward_collector::logs::s3::{S3Location, S3Source};
 use ward_collector::logs::scan::{scan_path, summary_line};
-use ward_collector::logs::{Counts, Limits, Problem, ReadOptions, Sink};
+use ward_collector::logs::{Counts, Problem, ReadOptions, Sink};
 use ward_collector::pipeline::{self, PipelineConfig, hosts::HostBook, state::StateFile};
 
 #[derive(Parser)]
@@ -32,54 +32,11 @@ enum Cli {
 
 #[derive(clap::Args)]
 struct ScanArgs {
-    /// CloudTrail log file or directory, or s3://bucket/prefix (repeatable).
-    #[arg(long = "cloudtrail", value_name = "PATH")]
-    cloudtrail: Vec<PathBuf>,
-    /// VPC Flow Logs file or directory, or s3://bucket/prefix (repeatable).
-    #[arg(long = "vpc-flow", value_name = "PATH")]
-    vpc_flow: Vec<PathBuf>,
-    /// Route 53 Resolver query-log file or directory, or s3://bucket/prefix (repeatable).
-    #[arg(long = "dns", value_name = "PATH")]
-    dns: Vec<PathBuf>,
     #[command(flatten)]
-    s3: S3Args,
-    /// Flow-log format for files without a header line, e.g.
-    /// '${version} ${vpc-id} ${srcaddr} ...' or 'version vpc-id srcaddr ...' (default: v2).
-    #[arg(long = "vpc-flow-format", value_name = "FORMAT")]
-    vpc_flow_format: Option<String>,
-    /// Longest accepted line / JSON record in bytes; longer ones are counted as malformed.
-    #[arg(long, default_value_t = Limits::default().max_line)]
-    max_line_bytes: usize,
-    /// Largest whole-document object ({"Records":[...]} or JSON array) in bytes.
-    #[arg(long, default_value_t = Limits::default().max_document)]
-    max_document_bytes: usize,
+    sources: LogSourceArgs,
     /// How many individual problems (malformed / skipped) to print on stderr before only counting.
     #[arg(long, default_value_t = 100)]
     max_problems: u64,
-}
-
-/// Where s3:// sources are read from. Credentials and region come from the usual AWS_* variables.
-#[derive(clap::Args)]
-struct S3Args {
-    /// S3-compatible endpoint, e.g. http://127.0.0.1:9000 (default: AWS S3 in the region).
-    #[arg(long, value_name = "URL")]
-    s3_endpoint: Option<String>,
-    /// Bucket in the path instead of the host name (implied for IP-address/localhost endpoints).
-    #[arg(long)]
-    s3_path_style: bool,
-    /// Region for signing and the default endpoint (default: AWS_REGION, AWS_DEFAULT_REGION, us-east-1).
-    #[arg(long)]
-    region: Option<String>,
-    /// Read the s3:// objects announced by S3 event notifications on this SQS queue (directly or
-    /// through SNS) instead of listing the prefixes; drains the queue, then exits.
-    #[arg(long, value_name = "QUEUE_URL")]
-    sqs_queue: Option<String>,
-    /// SQS endpoint (default: the queue URL's host).
-    #[arg(long, value_name = "URL")]
-    sqs_endpoint: Option<String>,
-    /// Checkpoint journal for s3:// sources: objects recorded there are not read again.
-    #[arg(long, value_name = "PATH")]
-    checkpoint: Option<PathBuf>,
 }
 
 /// Counts events and prints problems. Detections plug in here later; until then no findings.
@@ -114,22 +71,11 @@ impl Sink for ScanSink {
 }
 
 fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
-    if args.cloudtrail.is_empty() && args.vpc_flow.is_empty() && args.dns.is_empty() {
+    let src = &args.sources;
+    if src.is_empty() {
         anyhow::bail!("nothing to scan: give --cloudtrail, --vpc-flow and/or --dns");
     }
-    let flow_format = match &args.vpc_flow_format {
-        Some(f) => {
-            Some(FlowFormat::parse(f).map_err(|e| anyhow::anyhow!("--vpc-flow-format: {e}"))?)
-        }
-        None => None,
-    };
-    let opts = ReadOptions {
-        limits: Limits {
-            max_line: args.max_line_bytes,
-            max_document: args.max_document_bytes,
-        },
-        flow_format,
-    };
+    let opts = src.read_options().map_err(|e| anyhow::anyhow!(e))?;
     let mut sink = ScanSink {
         printed: 0,
         max_printed: args.max_problems,
@@ -139,9 +85,9 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     let mut s3_locations = Vec::new();
     for (source, paths) in [
-        (SourceKind::CloudTrail, &args.cloudtrail),
-        (SourceKind::VpcFlow, &args.vpc_flow),
-        (SourceKind::Dns, &args.dns),
+        (SourceKind::CloudTrail, &src.cloudtrail),
+        (SourceKind::VpcFlow, &src.vpc_flow),
+        (SourceKind::Dns, &src.dns),
     ] {
         if paths.is_empty() {
             continue;
@@ -164,8 +110,8 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         totals.push((source, total));
     }
     if !s3_locations.is_empty() {
-        failed |= scan_s3(&args.s3, s3_locations, &opts, &mut sink, &mut totals)?;
-    } else if args.s3.sqs_queue.is_some() {
+        failed |= scan_s3(&src.s3, s3_locations, &opts, &mut sink, &mut totals)?;
+    } else if src.s3.sqs_queue.is_some() {
         anyhow::bail!("--sqs-queue needs at least one s3:// location to route objects to");
     }
     // Findings go to stdout as JSON lines; detections are not wired yet, so there are none.
@@ -187,22 +133,7 @@ fn scan_s3(
     sink: &mut ScanSink,
     totals: &mut Vec<(SourceKind, Counts)>,
 ) -> anyhow::Result<bool> {
-    let mut cfg = AwsConfig::from_env().map_err(|e| anyhow::anyhow!(e))?;
-    if let Some(r) = &args.region {
-        cfg.region.clone_from(r);
-    }
-    if let Some(e) = &args.s3_endpoint {
-        cfg = cfg
-            .with_s3_endpoint(e)
-            .map_err(|e| anyhow::anyhow!("--s3-endpoint: {e}"))?;
-    }
-    cfg.path_style |= args.s3_path_style;
-    if let Some(e) = &args.sqs_endpoint {
-        cfg.sqs_endpoint = Some(
-            ward_collector::logs::s3::Endpoint::parse(e)
-                .map_err(|e| anyhow::anyhow!("--sqs-endpoint: {e}"))?,
-        );
-    }
+    let cfg = args.aws_config().map_err(|e| anyhow::anyhow!(e))?;
     let mut checkpoint = match &args.checkpoint {
         Some(p) => Some(
             Checkpoint::open(p)
@@ -303,6 +234,70 @@ struct ServeArgs {
     /// Print every active finding created or updated on standard output, one JSON line each.
     #[arg(long)]
     print_findings: bool,
+    /// Cloud-log sources, read continuously: directories are watched for new files, s3:// prefixes
+    /// listed (or read as --sqs-queue announces objects); a checkpoint keeps restarts from reading
+    /// an object twice or skipping one.
+    #[command(flatten)]
+    logs: LogSourceArgs,
+    /// Seconds between two passes over the cloud-log sources.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    cloud_poll_secs: f64,
+}
+
+/// Cloud-log records in `serve`: counted (by the source runner) until foundational detections
+/// consume them.
+struct CountOnly;
+
+impl Sink for CountOnly {
+    fn event(&mut self, _event: &Event<'_>) {}
+}
+
+/// The cloud-log sources of `serve`, started (None without any).
+fn start_cloud_sources(args: &ServeArgs) -> anyhow::Result<Option<pipeline::cloud::CloudHandle>> {
+    use pipeline::cloud::{self, CloudConfig, Location};
+    let logs = &args.logs;
+    if logs.is_empty() {
+        if logs.s3.sqs_queue.is_some() {
+            anyhow::bail!("--sqs-queue needs at least one s3:// location to route objects to");
+        }
+        return Ok(None);
+    }
+    let mut sources = Vec::new();
+    for (kind, paths) in [
+        (SourceKind::CloudTrail, &logs.cloudtrail),
+        (SourceKind::VpcFlow, &logs.vpc_flow),
+        (SourceKind::Dns, &logs.dns),
+    ] {
+        for p in paths {
+            let location = Location::parse(&p.to_string_lossy())
+                .map_err(|e| anyhow::anyhow!("--{kind} {}: {e}", p.display()))?;
+            sources.push((kind, location));
+        }
+    }
+    let on_s3 = sources.iter().any(|(_, l)| matches!(l, Location::S3(_)));
+    let aws = if on_s3 {
+        Some(logs.s3.aws_config().map_err(|e| anyhow::anyhow!(e))?)
+    } else {
+        None
+    };
+    let checkpoint = logs
+        .s3
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("cloud-logs.checkpoint"));
+    let handle = cloud::start(
+        CloudConfig {
+            sources,
+            opts: logs.read_options().map_err(|e| anyhow::anyhow!(e))?,
+            aws,
+            sqs_queue: logs.s3.sqs_queue.clone(),
+            checkpoint,
+            poll_every: std::time::Duration::from_secs_f64(args.cloud_poll_secs.max(0.05)),
+            settle: std::time::Duration::from_secs(10),
+        },
+        Box::new(CountOnly),
+    )?;
+    Ok(Some(handle))
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -347,13 +342,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         rt.worker_threads(n.max(1));
     }
     let rt = rt.enable_all().build()?;
+    // Findings are filed under --region (the AWS variables' Region without it) unless an agent
+    // names its own.
+    let region = args
+        .logs
+        .s3
+        .aws_config()
+        .map_or_else(|_| "us-east-1".to_string(), |c| c.region);
     let setup = args
         .engine
-        .setup(ward_collector::detect::HostIdentity::default());
+        .setup(ward_collector::detect::HostIdentity::default(), &region);
     // A bad rule, list or suppression file stops serve before it listens.
     setup.clone().build().map_err(|e| anyhow::anyhow!("{e}"))?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("--data-dir {}", args.data_dir.display()))?;
+    let cloud = start_cloud_sources(&args)?;
     let hosts = Arc::new(HostBook::open(&args.data_dir.join("hosts.json"))?);
     let book = hosts.clone();
     let on_hello: ingest::HelloHook = Arc::new(move |agent, host| {
@@ -414,6 +417,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         anyhow::Ok(failed)
     })?;
+    if let Some(cloud) = cloud {
+        let stats = cloud.stats.clone();
+        cloud.stop();
+        eprintln!(
+            "ward-collector: cloud logs: {} objects, {} records ({} malformed, {} skipped)",
+            stats.objects.load(Relaxed),
+            stats.records.load(Relaxed),
+            stats.malformed.load(Relaxed),
+            stats.skipped.load(Relaxed)
+        );
+    }
     Ok(if pipeline_failed {
         ExitCode::from(1)
     } else {

@@ -22,6 +22,9 @@ pub struct DetectArgs {
     pub instance_id: String,
     #[arg(long)]
     pub agent_id: Option<String>,
+    /// Region findings are filed under.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
     /// Print every creation and update as it happens (for a live `ward-agent watch | …`);
     /// by default each finding is printed once, in its final state, at the end of the input.
     #[arg(long)]
@@ -64,18 +67,17 @@ pub struct EngineArgs {
     /// Account findings are filed under (an agent's own, from instance metadata, wins in `serve`).
     #[arg(long, default_value = "000000000000")]
     pub account_id: String,
-    /// Region findings are filed under (an agent's own wins in `serve`).
-    #[arg(long, default_value = "us-east-1")]
-    pub region: String,
     #[arg(long, default_value = "ward")]
     pub detector_id: String,
 }
 
 impl EngineArgs {
-    pub fn setup(&self, host: HostIdentity) -> Setup {
+    /// `region`: where findings are filed (`serve` takes it from `--region`, shared with the S3
+    /// sources, and an agent's own Region wins).
+    pub fn setup(&self, host: HostIdentity, region: &str) -> Setup {
         Setup {
             config: EngineConfig {
-                scope: Scope::new(&self.account_id, &self.region, &self.detector_id),
+                scope: Scope::new(&self.account_id, region, &self.detector_id),
                 host,
                 container_rules_on_hosts: self.container_rules_on_hosts,
                 learning_period_ms: (self.learning_period as i64).saturating_mul(1000),
@@ -92,11 +94,14 @@ impl EngineArgs {
 
 impl DetectArgs {
     pub fn setup(&self) -> Setup {
-        self.engine.setup(HostIdentity {
-            instance_id: self.instance_id.clone(),
-            agent_id: self.agent_id.clone(),
-            hostname: None,
-        })
+        self.engine.setup(
+            HostIdentity {
+                instance_id: self.instance_id.clone(),
+                agent_id: self.agent_id.clone(),
+                hostname: None,
+            },
+            &self.region,
+        )
     }
 }
 

@@ -6,6 +6,7 @@
 //! broken object (truncated gzip, unreadable file) is reported and the records read before the
 //! damage are kept.
 
+pub mod args;
 pub mod checkpoint;
 pub mod classify;
 pub mod cloudtrail;

@@ -21,6 +21,7 @@
 //!   between the two loses the notification, never the finding). Detector-internal state other
 //!   than findings (reverse-shell stdio tables, NewBinaryExecuted baselines) starts afresh.
 
+pub mod cloud;
 pub mod convert;
 pub mod hosts;
 pub mod state;
