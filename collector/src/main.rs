@@ -37,13 +37,16 @@ struct ScanArgs {
     /// How many individual problems (malformed / skipped) to print on stderr before only counting.
     #[arg(long, default_value_t = 100)]
     max_problems: u64,
+    #[command(flatten)]
+    detection: ward_collector::foundational::scan::DetectionArgs,
 }
 
-/// Counts events and prints problems. Detections plug in here later; until then no findings.
+/// Runs foundational detections on every record and prints problems.
 struct ScanSink {
     printed: u64,
     max_printed: u64,
     stderr: std::io::Stderr,
+    detection: ward_collector::foundational::scan::Detection,
 }
 
 impl ScanSink {
@@ -61,7 +64,9 @@ impl ScanSink {
 }
 
 impl Sink for ScanSink {
-    fn event(&mut self, _event: &Event<'_>) {}
+    fn event(&mut self, event: &Event<'_>) {
+        self.detection.event(event);
+    }
     fn malformed(&mut self, p: &Problem<'_>) {
         self.problem("malformed", p);
     }
@@ -76,10 +81,15 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("nothing to scan: give --cloudtrail, --vpc-flow and/or --dns");
     }
     let opts = src.read_options().map_err(|e| anyhow::anyhow!(e))?;
+    let detection = args
+        .detection
+        .build(src.s3.region.as_deref())
+        .map_err(|e| anyhow::anyhow!(e))?;
     let mut sink = ScanSink {
         printed: 0,
         max_printed: args.max_problems,
         stderr: std::io::stderr(),
+        detection,
     };
     let mut totals = Vec::new();
     let mut failed = false;
@@ -114,9 +124,13 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     } else if src.s3.sqs_queue.is_some() {
         anyhow::bail!("--sqs-queue needs at least one s3:// location to route objects to");
     }
-    // Findings go to stdout as JSON lines; detections are not wired yet, so there are none.
-    std::io::stdout().flush()?;
+    // Findings go to stdout as JSON lines, the summary to stderr.
+    let (stats, findings, archived) = sink.detection.finish()?;
     eprintln!("{}", summary_line(&totals));
+    eprintln!(
+        "{}",
+        ward_collector::foundational::scan::summary(&stats, findings, archived)
+    );
     Ok(if failed {
         ExitCode::from(2)
     } else {

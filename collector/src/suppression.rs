@@ -24,8 +24,8 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::findings::Finding;
 use crate::findings::time::parse_millis;
+use crate::findings::{AggregationError, Aggregator, Finding, Occurrence, Outcome};
 
 /// GuardDuty limits: 1–50 fields per filter, at most 50 values per list operator, patterns of
 /// 1–512 characters, at most 100 filters per detector, ranks 1–100.
@@ -593,6 +593,37 @@ impl RuleSet {
         finding.service.archived = true;
         Some(rule)
     }
+}
+
+/// One finding created or updated by an occurrence.
+#[derive(Debug, Clone)]
+pub struct Emitted {
+    pub outcome: Outcome,
+    /// The finding after this occurrence (archived when a suppression rule matched).
+    pub finding: Finding,
+    /// The suppression rule that archived it.
+    pub suppressed_by: Option<String>,
+}
+
+/// Folds one occurrence into its finding and archives the result when a rule matches (the
+/// archived state is written back, so later occurrences stay archived). Every engine — runtime
+/// and foundational — records occurrences this way.
+pub fn record(
+    aggregator: &mut Aggregator,
+    rules: &RuleSet,
+    occurrence: Occurrence,
+) -> Result<Emitted, AggregationError> {
+    let (outcome, finding) = aggregator.record(occurrence)?;
+    let mut finding = finding.clone();
+    let suppressed_by = rules.apply(&mut finding).map(|r| r.name.clone());
+    if suppressed_by.is_some() {
+        aggregator.restore([finding.clone()]);
+    }
+    Ok(Emitted {
+        outcome,
+        finding,
+        suppressed_by,
+    })
 }
 
 #[cfg(test)]

@@ -14,21 +14,10 @@ use super::event::{EVENT_TYPE_SLOTS, EventType, RuntimeEvent, basename};
 use super::fields::Field;
 use super::rules::{Rule, RuleSet};
 use super::signal::{Signal, occurrence};
-use crate::findings::{
-    AggregationFamily, Aggregator, Finding, FindingType, Outcome, RuntimeContext,
-};
+use crate::findings::{AggregationFamily, Aggregator, Finding, FindingType, RuntimeContext};
 use crate::intel::IntelIndex;
+pub use crate::suppression::Emitted;
 use crate::suppression::RuleSet as SuppressionRules;
-
-/// One finding created or updated by an event.
-#[derive(Debug, Clone)]
-pub struct Emitted {
-    pub outcome: Outcome,
-    /// The finding after this occurrence (archived when a suppression rule matched).
-    pub finding: Finding,
-    /// The suppression rule that archived it.
-    pub suppressed_by: Option<String>,
-}
 
 /// Counters for operators and benchmarks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -132,21 +121,15 @@ impl Engine {
                 self.stats.dropped += 1;
                 continue;
             };
-            let Ok((outcome, finding)) = self.aggregator.record(occ) else {
+            let Ok(e) = crate::suppression::record(&mut self.aggregator, &self.suppression, occ)
+            else {
                 self.stats.dropped += 1;
                 continue;
             };
-            let mut finding = finding.clone();
-            let suppressed_by = self.suppression.apply(&mut finding).map(|r| r.name.clone());
-            if suppressed_by.is_some() {
+            if e.suppressed_by.is_some() {
                 self.stats.suppressed += 1;
-                self.aggregator.restore([finding.clone()]);
             }
-            emitted.push(Emitted {
-                outcome,
-                finding,
-                suppressed_by,
-            });
+            emitted.push(e);
         }
         self.signals = signals;
         emitted
@@ -260,6 +243,7 @@ fn rule_signal(rule: &Rule, ev: &RuntimeEvent) -> Signal {
 mod tests {
     use super::*;
     use crate::detect::rules::RuleSet;
+    use crate::findings::Outcome;
 
     fn engine(config: EngineConfig, suppression: &str) -> Engine {
         let suppression = if suppression.is_empty() {

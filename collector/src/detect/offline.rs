@@ -1,6 +1,7 @@
 //! Building an engine from files and running JSON lines through it: what `ward-collector detect`
 //! does, and what tests, benchmarks and the scenario runner reuse.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -98,47 +99,66 @@ impl Setup {
         files.extend(texts.iter().map(|(n, t)| (n.as_str(), t.as_str())));
         let rules = RuleSet::load(&files).map_err(|e| SetupError(e.to_string()))?;
 
-        let mut intel = IntelIndex::default().with_public_only(!self.intel_private_addresses);
-        for (role, specs) in [
-            (ListRole::Threat, &self.threat_lists),
-            (ListRole::Trusted, &self.trusted_lists),
-        ] {
-            for spec in specs {
-                let source = ListSource {
-                    name: spec.name(),
-                    path: spec.path.clone(),
-                    format: spec.format,
-                    kind: ListKind::EntityList,
-                    role,
-                };
-                let list = source.load().map_err(|e| SetupError(e.to_string()))?;
-                if let Some(first) = list.report.errors.first() {
-                    return Err(SetupError(format!(
-                        "{}:{}: {} ({})",
-                        spec.path.display(),
-                        first.line,
-                        first.message,
-                        list.report
-                    )));
-                }
-                if let Some(category) = spec.category {
-                    self.config
-                        .threat_categories
-                        .insert(list.name.clone(), category);
-                }
-                intel.add(Arc::new(list));
-            }
-        }
-        let mut suppression = Vec::new();
-        for path in &self.suppression_files {
-            let set = SuppressionRules::from_json_str(&read(path)?)
-                .map_err(|e| SetupError(format!("{}: {e}", path.display())))?;
-            suppression.extend(set.rules().iter().cloned());
-        }
-        let suppression =
-            SuppressionRules::new(suppression).map_err(|e| SetupError(e.to_string()))?;
+        let (intel, categories) = load_lists(
+            &self.threat_lists,
+            &self.trusted_lists,
+            self.intel_private_addresses,
+        )?;
+        self.config.threat_categories.extend(categories);
+        let suppression = load_suppression(&self.suppression_files)?;
         Ok(Engine::new(self.config, rules, intel, suppression))
     }
+}
+
+/// Loads threat and trusted lists into one index; returns it with the category of every threat
+/// list given one (`cnc=PATH`). Shared by `detect` and `scan`.
+pub fn load_lists(
+    threat_lists: &[ListSpec],
+    trusted_lists: &[ListSpec],
+    intel_private_addresses: bool,
+) -> Result<(IntelIndex, HashMap<String, ThreatCategory>), SetupError> {
+    let mut intel = IntelIndex::default().with_public_only(!intel_private_addresses);
+    let mut categories = HashMap::new();
+    for (role, specs) in [
+        (ListRole::Threat, threat_lists),
+        (ListRole::Trusted, trusted_lists),
+    ] {
+        for spec in specs {
+            let source = ListSource {
+                name: spec.name(),
+                path: spec.path.clone(),
+                format: spec.format,
+                kind: ListKind::EntityList,
+                role,
+            };
+            let list = source.load().map_err(|e| SetupError(e.to_string()))?;
+            if let Some(first) = list.report.errors.first() {
+                return Err(SetupError(format!(
+                    "{}:{}: {} ({})",
+                    spec.path.display(),
+                    first.line,
+                    first.message,
+                    list.report
+                )));
+            }
+            if let Some(category) = spec.category {
+                categories.insert(list.name.clone(), category);
+            }
+            intel.add(Arc::new(list));
+        }
+    }
+    Ok((intel, categories))
+}
+
+/// Loads suppression rule files (JSON arrays of GuardDuty filters) into one rule set.
+pub fn load_suppression(paths: &[PathBuf]) -> Result<SuppressionRules, SetupError> {
+    let mut suppression = Vec::new();
+    for path in paths {
+        let set = SuppressionRules::from_json_str(&read(path)?)
+            .map_err(|e| SetupError(format!("{}: {e}", path.display())))?;
+        suppression.extend(set.rules().iter().cloned());
+    }
+    SuppressionRules::new(suppression).map_err(|e| SetupError(e.to_string()))
 }
 
 /// What [`run_lines`] saw.

@@ -36,6 +36,9 @@ pub struct WardDetails {
     pub ancestry: Vec<WardProcess>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<WardContainer>,
+    /// The cloud-log record behind the latest occurrence of a foundational finding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_record: Option<LogRecordRef>,
     /// The detection that raised the latest occurrence: a rule id from a rule file
     /// (`ward.miner.known-names`) or a built-in detector's name (`detector.reverse-shell`), so
     /// suppression rules can target one detection.
@@ -83,4 +86,16 @@ pub struct WardContainer {
     pub pod_namespace: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_path: Option<String>,
+}
+
+/// Where a cloud-log record was read: the source, the object (file path or `s3://bucket/key`), the
+/// 1-based line its JSON value / text line starts on and, inside an array, its 0-based index.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogRecordRef {
+    pub source: String,
+    pub object: String,
+    pub line: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
 }

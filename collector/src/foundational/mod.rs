@@ -3,19 +3,114 @@
 //!
 //! Every detector sees normalised cloud-log [`Event`]s in event-time order (within a bounded
 //! lateness) and turns what it recognises into aggregation [`Occurrence`]s; the engine that drives
-//! them folds occurrences into findings, applies suppression and persists learned state. Time is
-//! always the record's, never the clock, so a week of replayed logs gives the same findings as the
-//! same records received live.
+//! them ([`engine`]) folds occurrences into findings, drops those about trusted addresses and
+//! domains, applies suppression and persists learned state. Time is always the record's, never the
+//! clock, so a week of replayed logs gives the same findings as the same records received live.
+//!
+//! Layout: [`engine`] (routing, event time, aggregation, state), [`occurrence`] (the shared
+//! builder every detector uses: resource, evidence, pointer to the record), [`resource`] (access
+//! key / instance / bucket resources, remote-IP and API-call evidence), [`aws_ranges`] (what Ward
+//! treats as inside AWS), [`cloudtrail`] (IAM and S3 detections), [`scan`] (`ward-collector scan`).
 
+pub mod aws_ranges;
+pub mod cloudtrail;
+pub mod engine;
+pub mod occurrence;
+pub mod resource;
+pub mod scan;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::detect::config::ThreatCategory;
 use crate::event::{Event, SourceKind};
 use crate::findings::{Occurrence, Scope};
-use crate::intel::IntelIndex;
+use crate::intel::{IntelIndex, Verdict};
+
+pub use aws_ranges::AwsRanges;
+
+/// Settings every detector may read (built once per engine).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Category of each operator threat list given one (`tor=PATH`, `cnc=PATH`); lists without
+    /// one raise the `.Custom` types.
+    pub threat_categories: HashMap<String, ThreatCategory>,
+    /// AWS's published address ranges (`ip-ranges.json`), when given.
+    pub aws_ranges: AwsRanges,
+    /// How long (event time) a baseline learns before deviations from it raise findings.
+    pub learning_period_ms: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            threat_categories: HashMap::new(),
+            aws_ranges: AwsRanges::default(),
+            learning_period_ms: 7 * 24 * 3600 * 1000,
+        }
+    }
+}
 
 /// What every detector may consult: threat/trusted lists and the account/Region findings are filed
 /// under.
 pub struct LogContext<'a> {
     pub intel: &'a IntelIndex,
     pub scope: &'a Scope,
+    pub settings: &'a Settings,
+}
+
+/// What the lists say about a caller address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IpIntel {
+    Clean,
+    /// On a trusted list: nothing is raised about it (the engine drops such occurrences too).
+    Trusted,
+    /// On a list categorised `tor`.
+    Tor {
+        lists: Vec<String>,
+    },
+    /// On a categorised list (curated intel such as `cnc=`): GuardDuty's non-`.Custom` types.
+    Curated {
+        lists: Vec<String>,
+    },
+    /// On an uncategorised operator list: the `.Custom` types.
+    Custom {
+        lists: Vec<String>,
+    },
+}
+
+impl LogContext<'_> {
+    /// Looks an address up in the lists (IPv4 only, as GuardDuty's lists are).
+    pub fn ip_intel(&self, ip: IpAddr) -> IpIntel {
+        let IpAddr::V4(v4) = ip else {
+            return IpIntel::Clean;
+        };
+        match self.intel.check_ip(v4) {
+            Verdict::Clean => IpIntel::Clean,
+            Verdict::Trusted { .. } => IpIntel::Trusted,
+            Verdict::Threat { lists } => {
+                let category = |l: &&str| self.settings.threat_categories.get(*l).copied();
+                let names = |pick: &dyn Fn(Option<ThreatCategory>) -> bool| -> Vec<String> {
+                    lists
+                        .iter()
+                        .filter(|l| pick(category(l)))
+                        .map(|l| l.to_string())
+                        .collect()
+                };
+                let tor = names(&|c| c == Some(ThreatCategory::TorNode));
+                if !tor.is_empty() {
+                    return IpIntel::Tor { lists: tor };
+                }
+                let custom = names(&|c| matches!(c, None | Some(ThreatCategory::Custom)));
+                if !custom.is_empty() {
+                    return IpIntel::Custom { lists: custom };
+                }
+                IpIntel::Curated {
+                    lists: lists.iter().map(|l| l.to_string()).collect(),
+                }
+            }
+        }
+    }
 }
 
 /// One foundational detection (or a family of closely related ones).
@@ -30,7 +125,9 @@ pub trait LogDetector: Send {
     fn on_event(&mut self, event: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>);
 
     /// Event time has advanced to `now_ms` (Unix milliseconds, the newest record time minus the
-    /// allowed lateness): windowed detectors close the windows that ended before it.
+    /// allowed lateness): windowed detectors close the windows that ended before it. Occurrences
+    /// pushed here are filed under the account and Region set in their `details`
+    /// (`accountId`, `region`), else under `ctx.scope`.
     fn on_time(&mut self, _now_ms: i64, _ctx: &LogContext<'_>, _out: &mut Vec<Occurrence>) {}
 
     /// Learned state (baselines, learning-period start) to persist across restarts.
@@ -42,4 +139,11 @@ pub trait LogDetector: Send {
     fn restore_state(&mut self, _state: serde_json::Value) -> Result<(), String> {
         Ok(())
     }
+}
+
+/// Every built-in foundational detector. The VPC Flow and DNS families add theirs here.
+pub fn builtin() -> Vec<Box<dyn LogDetector>> {
+    let mut all = cloudtrail::detectors();
+    all.shrink_to_fit();
+    all
 }

@@ -1,0 +1,323 @@
+//! Who is calling: the caller's address on a threat list or a Tor list, or a penetration-testing
+//! distribution in the user agent.
+//!
+//! Address findings (any API call from a public address, not made by an AWS service):
+//!
+//! | list the address is on | management API | S3 data-event API |
+//! |---|---|---|
+//! | `tor=` list | `Recon:IAMUser/TorIPCaller` for List*/Describe*, else `UnauthorizedAccess:IAMUser/TorIPCaller` | `Discovery:S3/TorIPCaller` for discovery APIs, else `UnauthorizedAccess:S3/TorIPCaller` |
+//! | categorised list (`cnc=`, ...: curated intel) | `Recon:` / `UnauthorizedAccess:IAMUser/MaliciousIPCaller` | `Discovery:` / `Exfiltration:` / `Impact:S3/MaliciousIPCaller` by API |
+//! | uncategorised operator list | `Recon:` / `UnauthorizedAccess:IAMUser/MaliciousIPCaller.Custom` | `Discovery:S3/MaliciousIPCaller.Custom`, else `UnauthorizedAccess:S3/MaliciousIPCaller.Custom` |
+//!
+//! The GuardDuty tester shows the Recon/UnauthorizedAccess split: `aws s3 ls` (ListBuckets) raises
+//! the Recon type, `aws iam get-user` the UnauthorizedAccess one, so only List*/Describe* count as
+//! reconnaissance.
+//!
+//! `PenTest:IAMUser/KaliLinux`, `ParrotLinux`, `PentooLinux` (and `PenTest:S3/*` for S3 data
+//! events): the user agent names the distribution (the tester's
+//! `md/distrib#kali.2025`, or a kernel/OS string such as `6.12-kali-amd64`), matched as a word.
+
+use std::net::IpAddr;
+
+use super::{SOURCES, api_draft, by_aws_service, record};
+use crate::event::cloudtrail::CloudTrailRecord;
+use crate::event::{Event, SourceKind};
+use crate::findings::{FindingType, Occurrence};
+use crate::foundational::aws_ranges::is_public;
+use crate::foundational::{IpIntel, LogContext, LogDetector};
+
+/// S3 object-level (data-event) APIs and their GuardDuty tactic.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum S3Data {
+    Discovery,
+    Exfiltration,
+    Impact,
+}
+
+fn s3_data(rec: &CloudTrailRecord<'_>) -> Option<S3Data> {
+    if rec.event_source.as_deref() != Some("s3.amazonaws.com") {
+        return None;
+    }
+    let data_event = rec.event_category.as_deref() == Some("Data")
+        || rec.management_event.as_ref().and_then(|b| b.as_bool()) == Some(false);
+    let name = rec.event_name.as_deref().unwrap_or("");
+    let tactic = match name {
+        "GetObject"
+        | "CopyObject"
+        | "GetObjectTorrent"
+        | "SelectObjectContent"
+        | "RestoreObject" => S3Data::Exfiltration,
+        "PutObject"
+        | "PutObjectAcl"
+        | "DeleteObject"
+        | "DeleteObjects"
+        | "PutObjectTagging"
+        | "PutObjectRetention"
+        | "PutObjectLegalHold"
+        | "UploadPart"
+        | "CompleteMultipartUpload" => S3Data::Impact,
+        "GetObjectAcl"
+        | "ListObjects"
+        | "ListObjectsV2"
+        | "ListObjectVersions"
+        | "HeadObject"
+        | "GetObjectTagging"
+        | "GetObjectAttributes"
+        | "ListParts"
+        | "ListMultipartUploads" => S3Data::Discovery,
+        _ if data_event => S3Data::Discovery,
+        _ => return None,
+    };
+    Some(tactic)
+}
+
+fn is_recon(rec: &CloudTrailRecord<'_>) -> bool {
+    let name = rec.event_name.as_deref().unwrap_or("");
+    name.starts_with("List") || name.starts_with("Describe")
+}
+
+/// The public caller address of a call the principal made itself.
+fn caller_ip(rec: &CloudTrailRecord<'_>) -> Option<IpAddr> {
+    if by_aws_service(rec) {
+        return None;
+    }
+    rec.source_ip().filter(|ip| is_public(*ip))
+}
+
+pub struct CallerIntel;
+
+impl LogDetector for CallerIntel {
+    fn name(&self) -> &'static str {
+        "ct.caller-intel"
+    }
+
+    fn sources(&self) -> &'static [SourceKind] {
+        SOURCES
+    }
+
+    fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
+        use FindingType as T;
+        let Some(rec) = record(ev) else { return };
+        let Some(ip) = caller_ip(rec) else { return };
+        let intel = ctx.ip_intel(ip);
+        let s3 = s3_data(rec);
+        let recon = is_recon(rec);
+        let (t, lists, what) = match intel {
+            IpIntel::Clean | IpIntel::Trusted => return,
+            IpIntel::Tor { lists } => {
+                let t = match s3 {
+                    Some(S3Data::Discovery) => T::DiscoveryS3TorIpCaller,
+                    Some(_) => T::UnauthorizedAccessS3TorIpCaller,
+                    None if recon => T::ReconIamUserTorIpCaller,
+                    None => T::UnauthorizedAccessIamUserTorIpCaller,
+                };
+                (t, lists, "An API was called from a Tor exit node")
+            }
+            IpIntel::Curated { lists } => {
+                let t = match s3 {
+                    Some(S3Data::Discovery) => T::DiscoveryS3MaliciousIpCaller,
+                    Some(S3Data::Exfiltration) => T::ExfiltrationS3MaliciousIpCaller,
+                    Some(S3Data::Impact) => T::ImpactS3MaliciousIpCaller,
+                    None if recon => T::ReconIamUserMaliciousIpCaller,
+                    None => T::UnauthorizedAccessIamUserMaliciousIpCaller,
+                };
+                (t, lists, "An API was called from a known malicious address")
+            }
+            IpIntel::Custom { lists } => {
+                let t = match s3 {
+                    Some(S3Data::Discovery) => T::DiscoveryS3MaliciousIpCallerCustom,
+                    Some(_) => T::UnauthorizedAccessS3MaliciousIpCallerCustom,
+                    None if recon => T::ReconIamUserMaliciousIpCallerCustom,
+                    None => T::UnauthorizedAccessIamUserMaliciousIpCallerCustom,
+                };
+                (
+                    t,
+                    lists,
+                    "An API was called from an address on a custom threat list",
+                )
+            }
+        };
+        out.extend(
+            api_draft(t, self.name(), ev, rec, ctx, what)
+                .threat(lists)
+                .build(),
+        );
+    }
+}
+
+/// Which penetration-testing distribution a user agent names, if any.
+pub fn pentest_distribution(user_agent: &str) -> Option<&'static str> {
+    let ua = user_agent.to_ascii_lowercase();
+    let word = |w: &str| {
+        ua.match_indices(w).any(|(i, _)| {
+            let before = ua[..i].chars().next_back();
+            let after = ua[i + w.len()..].chars().next();
+            before.is_none_or(|c| !c.is_ascii_alphanumeric())
+                && after.is_none_or(|c| !c.is_ascii_alphabetic())
+        })
+    };
+    [("kali", "Kali"), ("parrot", "Parrot"), ("pentoo", "Pentoo")]
+        .into_iter()
+        .find(|(w, _)| word(w))
+        .map(|(_, name)| name)
+}
+
+pub struct PenTest;
+
+impl LogDetector for PenTest {
+    fn name(&self) -> &'static str {
+        "ct.pentest-user-agent"
+    }
+
+    fn sources(&self) -> &'static [SourceKind] {
+        SOURCES
+    }
+
+    fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
+        use FindingType as T;
+        let Some(rec) = record(ev) else { return };
+        let Some(distro) = rec.user_agent.as_deref().and_then(pentest_distribution) else {
+            return;
+        };
+        if by_aws_service(rec) {
+            return;
+        }
+        let s3 = s3_data(rec).is_some();
+        let t = match (distro, s3) {
+            ("Kali", false) => T::PenTestIamUserKaliLinux,
+            ("Parrot", false) => T::PenTestIamUserParrotLinux,
+            ("Pentoo", false) => T::PenTestIamUserPentooLinux,
+            ("Kali", true) => T::PenTestS3KaliLinux,
+            ("Parrot", true) => T::PenTestS3ParrotLinux,
+            (_, true) => T::PenTestS3PentooLinux,
+            _ => return,
+        };
+        let what = format!("An API was called from a {distro} Linux machine");
+        out.extend(api_draft(t, self.name(), ev, rec, ctx, &what).build());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::config::ThreatCategory;
+    use crate::foundational::Settings;
+    use crate::foundational::cloudtrail::testing::{run, run_with, stratus, types};
+    use crate::intel::{IntelIndex, IntelList, ListFormat, ListKind, ListRole};
+    use serde_json::Value;
+    use std::sync::Arc;
+
+    /// Real Stratus calls with their (anonymised) caller address.
+    fn calls() -> Vec<Value> {
+        stratus("aws.credential-access.ec2-steal-instance-credentials")
+    }
+
+    fn with_list(category: Option<ThreatCategory>, ip: &str) -> (IntelIndex, Settings) {
+        let mut intel = IntelIndex::default();
+        intel.add(Arc::new(IntelList::parse(
+            "ops-list",
+            ListRole::Threat,
+            ListKind::EntityList,
+            ListFormat::Txt,
+            ip,
+        )));
+        let mut settings = Settings::default();
+        if let Some(c) = category {
+            settings.threat_categories.insert("ops-list".into(), c);
+        }
+        (intel, settings)
+    }
+
+    #[test]
+    fn listed_callers_raise_recon_or_unauthorized_access_by_api() {
+        let records = calls();
+        let describe = records
+            .iter()
+            .find(|r| r["eventName"] == "DescribeInstances")
+            .unwrap()
+            .clone();
+        let ip = describe["sourceIPAddress"].as_str().unwrap().to_owned();
+        let mut get = describe.clone();
+        get["eventName"] = "GetUser".into();
+        get["eventSource"] = "iam.amazonaws.com".into();
+        let (intel, settings) = with_list(None, &ip);
+        let occ = run_with(
+            &mut CallerIntel,
+            &[describe.clone(), get.clone()],
+            &intel,
+            &settings,
+        );
+        assert_eq!(
+            types(&occ),
+            [
+                "Recon:IAMUser/MaliciousIPCaller.Custom",
+                "UnauthorizedAccess:IAMUser/MaliciousIPCaller.Custom"
+            ]
+        );
+        let info = occ[0].details.service.additional_info_entries();
+        assert_eq!(info["threatListName"], "ops-list");
+        let (intel, settings) = with_list(Some(ThreatCategory::TorNode), &ip);
+        let occ = run_with(
+            &mut CallerIntel,
+            &[describe.clone(), get],
+            &intel,
+            &settings,
+        );
+        assert_eq!(
+            types(&occ),
+            [
+                "Recon:IAMUser/TorIPCaller",
+                "UnauthorizedAccess:IAMUser/TorIPCaller"
+            ]
+        );
+        let (intel, settings) = with_list(Some(ThreatCategory::CommandAndControl), &ip);
+        assert_eq!(
+            types(&run_with(
+                &mut CallerIntel,
+                &[describe.clone()],
+                &intel,
+                &settings
+            )),
+            ["Recon:IAMUser/MaliciousIPCaller"]
+        );
+        let mut object = describe.clone();
+        object["eventSource"] = "s3.amazonaws.com".into();
+        object["eventName"] = "GetObject".into();
+        object["eventCategory"] = "Data".into();
+        assert_eq!(
+            types(&run_with(&mut CallerIntel, &[object], &intel, &settings)),
+            ["Exfiltration:S3/MaliciousIPCaller"]
+        );
+        // Unlisted addresses and an empty index raise nothing.
+        assert!(run(&mut CallerIntel, &records).is_empty());
+        let (intel, settings) = with_list(None, "203.0.113.77");
+        assert!(run_with(&mut CallerIntel, &records, &intel, &settings).is_empty());
+    }
+
+    #[test]
+    fn pentest_distributions_are_matched_as_words() {
+        let tester = "aws-cli/2.23.6 md/awscrt#1.0.0.dev0 ua/2.0 os/linux#6.12.13-cloud-amd64 md/arch#x86_64 lang/python#3.13.2 md/pyimpl#CPython cfg/retry-mode#standard md/installer#source md/distrib#kali.2025 md/prompt#off md/command#iam.get-user";
+        assert_eq!(pentest_distribution(tester), Some("Kali"));
+        assert_eq!(
+            pentest_distribution("Boto3/1.9 Linux/5.10-parrot-amd64"),
+            Some("Parrot")
+        );
+        assert_eq!(
+            pentest_distribution("aws-cli/2 os/linux#pentoo"),
+            Some("Pentoo")
+        );
+        assert_eq!(pentest_distribution("aws-sdk-go/1.44 (kalium build)"), None);
+        assert_eq!(pentest_distribution("aws-cli/2 md/distrib#ubuntu.22"), None);
+        let mut records = calls();
+        let real = run(&mut PenTest, &records);
+        assert!(
+            real.is_empty(),
+            "stratus user agents are not pentest distributions"
+        );
+        records[0]["userAgent"] = tester.into();
+        assert_eq!(
+            types(&run(&mut PenTest, &records[..1])),
+            ["PenTest:IAMUser/KaliLinux"]
+        );
+    }
+}

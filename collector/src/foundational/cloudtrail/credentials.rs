@@ -1,0 +1,333 @@
+//! `UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS` / `.InsideAWS` (High):
+//! an EC2 instance role's session credentials used from somewhere that is not that instance.
+//!
+//! Instance-role credentials are recognised by the role-session name EC2 gives them, the
+//! instance id (`assumed-role/<role>/i-…`, `principalId` `AROA…:i-…`; IMDS-delivered sessions
+//! also carry `sessionContext.ec2RoleDelivery`). A call with them is **not** examined when it
+//! was made by an AWS service (`invokedBy`, service events), when `sourceIPAddress` is not an
+//! address (`AWS Internal`, a service name), when the address is private or otherwise not
+//! publicly routable (the call came from inside a VPC), or when it came through a VPC endpoint of
+//! the same account.
+//!
+//! Otherwise, where is the caller?
+//! * Through a VPC endpoint owned by another account: `.InsideAWS`.
+//! * A public address outside AWS's published ranges (`scan --aws-ip-ranges`; see
+//!   [`crate::foundational::aws_ranges`]): `.OutsideAWS`. Without the ranges every public address
+//!   counts as outside AWS.
+//! * A public address inside AWS's ranges: the instance's own public or NAT address, or another
+//!   AWS customer's. GuardDuty knows which account owns an AWS address; Ward learns the
+//!   instance's addresses instead: an address the instance's SSM agent calls from (`ssm`,
+//!   `ssmmessages`, `ec2messages` agent APIs: the agent runs on the instance), and any AWS
+//!   address its credentials use within the learning period after the instance's first call, is
+//!   the instance's. Later calls from any other AWS address raise `.InsideAWS`.
+//!
+//! Learned addresses (at most 8 per instance, 50 000 instances) are persisted.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{SOURCES, api_draft, by_aws_service, record};
+use crate::event::cloudtrail::CloudTrailRecord;
+use crate::event::{Event, SourceKind};
+use crate::findings::{FindingType, Occurrence};
+use crate::foundational::aws_ranges::is_public;
+use crate::foundational::{LogContext, LogDetector};
+
+const MAX_INSTANCES: usize = 50_000;
+const MAX_HOMES: usize = 8;
+
+/// The instance id an EC2 role session is named after, if this is one.
+pub fn instance_session(rec: &CloudTrailRecord<'_>) -> Option<String> {
+    let ui = rec.user_identity.as_ref()?;
+    if ui.identity_type.as_deref() != Some("AssumedRole") {
+        return None;
+    }
+    let session = ui
+        .arn
+        .as_deref()
+        .and_then(|a| a.rsplit('/').next())
+        .or_else(|| {
+            ui.principal_id
+                .as_deref()
+                .and_then(|p| p.rsplit(':').next())
+        })?;
+    let id = session.strip_prefix("i-")?;
+    // Real ids are 8 or 17 lower-case hex digits; anonymised logs mix in upper case.
+    ((8..=17).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then(|| session.to_owned())
+}
+
+/// Calls the SSM agent on the instance makes: their address is the instance's.
+fn from_instance_agent(rec: &CloudTrailRecord<'_>) -> bool {
+    matches!(
+        rec.event_source.as_deref(),
+        Some("ssmmessages.amazonaws.com" | "ec2messages.amazonaws.com")
+    ) || (rec.event_source.as_deref() == Some("ssm.amazonaws.com")
+        && matches!(
+            rec.event_name.as_deref(),
+            Some(
+                "UpdateInstanceInformation"
+                    | "RegisterManagedInstance"
+                    | "UpdateInstanceAssociationStatus"
+                    | "PutInventory"
+                    | "ListInstanceAssociations"
+                    | "PutComplianceItems"
+            )
+        ))
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Instance {
+    first_seen_ms: i64,
+    homes: Vec<IpAddr>,
+}
+
+#[derive(Default)]
+pub struct InstanceCredentials {
+    instances: BTreeMap<String, Instance>,
+}
+
+impl InstanceCredentials {
+    fn learn(&mut self, instance: &str, ip: IpAddr, now: i64) {
+        if !self.instances.contains_key(instance) && self.instances.len() >= MAX_INSTANCES {
+            return;
+        }
+        let i = self
+            .instances
+            .entry(instance.to_owned())
+            .or_insert_with(|| Instance {
+                first_seen_ms: now,
+                homes: Vec::new(),
+            });
+        if !i.homes.contains(&ip) && i.homes.len() < MAX_HOMES {
+            i.homes.push(ip);
+        }
+    }
+}
+
+impl LogDetector for InstanceCredentials {
+    fn name(&self) -> &'static str {
+        "ct.instance-credential-exfiltration"
+    }
+
+    fn sources(&self) -> &'static [SourceKind] {
+        SOURCES
+    }
+
+    fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
+        use FindingType as T;
+        let Some(rec) = record(ev) else { return };
+        let Some(instance) = instance_session(rec) else {
+            return;
+        };
+        if by_aws_service(rec) {
+            return;
+        }
+        let now = ev.time_ms().unwrap_or_default();
+        let recipient = rec.recipient_account_id.as_deref();
+        let endpoint_account = rec.vpc_endpoint_account_id.as_deref();
+        let (t, where_) = if rec.vpc_endpoint_id.is_some() {
+            match (endpoint_account, recipient) {
+                (Some(e), Some(r)) if e != r => (
+                    T::UnauthorizedAccessIamUserInstanceCredentialExfiltrationInsideAws,
+                    format!("through a VPC endpoint of account {e}"),
+                ),
+                _ => return,
+            }
+        } else {
+            let Some(ip) = rec.source_ip().filter(|ip| is_public(*ip)) else {
+                return;
+            };
+            if from_instance_agent(rec) {
+                self.learn(&instance, ip, now);
+                return;
+            }
+            let ranges = &ctx.settings.aws_ranges;
+            if ranges.is_loaded() && ranges.contains(ip) {
+                let learning = self
+                    .instances
+                    .get(&instance)
+                    .is_none_or(|i| now < i.first_seen_ms + ctx.settings.learning_period_ms);
+                let home = self
+                    .instances
+                    .get(&instance)
+                    .is_some_and(|i| i.homes.contains(&ip));
+                if home {
+                    return;
+                }
+                if learning {
+                    self.learn(&instance, ip, now);
+                    return;
+                }
+                (
+                    T::UnauthorizedAccessIamUserInstanceCredentialExfiltrationInsideAws,
+                    format!("from {ip}, an AWS address that is not the instance's"),
+                )
+            } else {
+                (
+                    T::UnauthorizedAccessIamUserInstanceCredentialExfiltrationOutsideAws,
+                    format!("from {ip}, outside AWS"),
+                )
+            }
+        };
+        let what = format!("Credentials of instance {instance} were used {where_}");
+        let homes = self
+            .instances
+            .get(&instance)
+            .map(|i| i.homes.iter().map(|h| h.to_string()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        out.extend(
+            api_draft(t, self.name(), ev, rec, ctx, &what)
+                .info(
+                    "instanceCredentials",
+                    json!({ "instanceId": instance, "knownInstanceAddresses": homes,
+                            "ec2RoleDelivery": rec.ec2_role_delivery() }),
+                )
+                .build(),
+        );
+    }
+
+    fn save_state(&self) -> Option<Value> {
+        Some(json!({ "instances": self.instances }))
+    }
+
+    fn restore_state(&mut self, state: Value) -> Result<(), String> {
+        self.instances =
+            serde_json::from_value(state.get("instances").cloned().unwrap_or_default())
+                .map_err(|e| format!("instances: {e}"))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::foundational::cloudtrail::testing::{panther, run, run_with, stratus, types};
+    use crate::foundational::{AwsRanges, Settings};
+    use crate::intel::IntelIndex;
+
+    const OUTSIDE: &str = "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS";
+    const INSIDE: &str = "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.InsideAWS";
+    const RULE: &str = "AWS.CloudTrail.IMDSCredentialExfiltration";
+
+    #[test]
+    fn stolen_stratus_credentials_are_used_outside_aws() {
+        let occ = run(
+            &mut InstanceCredentials::default(),
+            &stratus("aws.credential-access.ec2-steal-instance-credentials"),
+        );
+        // GetCallerIdentity and DescribeInstances by the instance's session; the IAM user's
+        // SendCommand / polling calls are not instance credentials.
+        assert_eq!(types(&occ), [OUTSIDE, OUTSIDE]);
+        let info = occ[0].details.service.additional_info_entries();
+        assert_eq!(
+            info["instanceCredentials"]["instanceId"],
+            "i-786a3A8B5C0d92eF4"
+        );
+        assert_eq!(info["instanceCredentials"]["ec2RoleDelivery"], "1.0");
+    }
+
+    #[test]
+    fn panther_positives_and_negatives() {
+        for pos in [
+            "IMDS Credentials Used From Public IP",
+            "IMDS Credentials Used From Amazon.com ASN Source IP",
+        ] {
+            let occ = run(&mut InstanceCredentials::default(), &[panther(RULE, pos)]);
+            assert_eq!(types(&occ), [OUTSIDE], "{pos}");
+        }
+        for neg in [
+            "Normal EC2 Workload From Private IP",
+            "AWS Service Hostname as Source IP",
+            "Legitimate SSM Activity",
+            "AWS Internal Source IP",
+            "AWS Service InvokedBy on behalf of instance",
+            "SSM Messages Service Source",
+            "RegisterManagedInstance Event",
+            "Non-Instance Role",
+        ] {
+            let occ = run(&mut InstanceCredentials::default(), &[panther(RULE, neg)]);
+            assert!(occ.is_empty(), "{neg}: {:?}", types(&occ));
+        }
+    }
+
+    #[test]
+    fn with_aws_ranges_the_instances_own_addresses_are_learned_and_others_are_inside_aws() {
+        let settings = Settings {
+            aws_ranges: AwsRanges::from_json_str(
+                r#"{"prefixes":[{"ip_prefix":"52.42.0.0/16"},{"ip_prefix":"18.236.0.0/15"}]}"#,
+            )
+            .unwrap(),
+            learning_period_ms: 3600 * 1000,
+            ..Settings::default()
+        };
+        let intel = IntelIndex::default();
+        let base = panther(RULE, "IMDS Credentials Used From Amazon.com ASN Source IP");
+        let call = |time: &str, ip: &str, source: &str, name: &str| {
+            let mut r = base.clone();
+            r["eventTime"] = time.into();
+            r["sourceIPAddress"] = ip.into();
+            r["eventSource"] = source.into();
+            r["eventName"] = name.into();
+            r
+        };
+        let mut d = InstanceCredentials::default();
+        let records = [
+            // The SSM agent on the instance calls from its public address.
+            call(
+                "2024-01-01T00:00:00Z",
+                "52.42.146.205",
+                "ssmmessages.amazonaws.com",
+                "CreateControlChannel",
+            ),
+            call(
+                "2024-01-01T05:00:00Z",
+                "52.42.146.205",
+                "ec2.amazonaws.com",
+                "DescribeInstances",
+            ),
+            // Another AWS address, after the learning period.
+            call(
+                "2024-01-01T06:00:00Z",
+                "18.236.253.47",
+                "ec2.amazonaws.com",
+                "DescribeInstances",
+            ),
+            // Not an AWS address.
+            call(
+                "2024-01-01T06:01:00Z",
+                "45.33.32.156",
+                "ec2.amazonaws.com",
+                "DescribeInstances",
+            ),
+        ];
+        let occ = run_with(&mut d, &records, &intel, &settings);
+        assert_eq!(types(&occ), [INSIDE, OUTSIDE]);
+        let saved = d.save_state().unwrap();
+        let mut restored = InstanceCredentials::default();
+        restored.restore_state(saved).unwrap();
+        assert!(
+            run_with(&mut restored, &records[1..2], &intel, &settings).is_empty(),
+            "home survives a restart"
+        );
+        let mut other_account = records[1].clone();
+        other_account["vpcEndpointId"] = "vpce-1".into();
+        other_account["vpcEndpointAccountId"] = "999999999999".into();
+        assert_eq!(
+            types(&run_with(
+                &mut restored,
+                &[other_account.clone()],
+                &intel,
+                &settings
+            )),
+            [INSIDE]
+        );
+        other_account["vpcEndpointAccountId"] = base["recipientAccountId"].clone();
+        other_account["recipientAccountId"] = "123456789012".into();
+        other_account["vpcEndpointAccountId"] = "123456789012".into();
+        assert!(run_with(&mut restored, &[other_account], &intel, &settings).is_empty());
+    }
+}

@@ -1,0 +1,234 @@
+//! IAM and S3 findings from CloudTrail management events (spec §5.2, §5.3), one file per family:
+//!
+//! | file | finding types |
+//! |---|---|
+//! | [`stealth`] | `Stealth:IAMUser/CloudTrailLoggingDisabled`, `Stealth:IAMUser/PasswordPolicyChange`, `DefenseEvasion:IAMUser/BedrockLoggingDisabled` |
+//! | [`root`] | `Policy:IAMUser/RootCredentialUsage`, `Policy:IAMUser/ShortTermRootCredentialUsage` |
+//! | [`s3`] | `Policy:S3/AccountBlockPublicAccessDisabled`, `Policy:S3/BucketBlockPublicAccessDisabled`, `Policy:S3/BucketAnonymousAccessGranted`, `Policy:S3/BucketPublicAccessGranted`, `Stealth:S3/ServerAccessLoggingDisabled` |
+//! | [`caller`] | `…/MaliciousIPCaller(.Custom)`, `…/TorIPCaller` (IAM and, for S3 data events, S3), `PenTest:IAMUser/*`, `PenTest:S3/*` |
+//! | [`credentials`] | `UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS` / `.InsideAWS` |
+//! | [`console`] | `UnauthorizedAccess:IAMUser/ConsoleLoginSuccess.B` |
+//! | [`anomaly`] | the eight `…:IAMUser/AnomalousBehavior` types |
+
+pub mod anomaly;
+pub mod caller;
+pub mod console;
+pub mod credentials;
+pub mod root;
+pub mod s3;
+pub mod stealth;
+
+use serde_json::Value;
+
+use super::occurrence::Draft;
+use super::resource::{access_key, api_call};
+use super::{LogContext, LogDetector};
+use crate::event::cloudtrail::CloudTrailRecord;
+use crate::event::{Event, Record, SourceKind};
+use crate::findings::{Action, FindingType};
+
+pub const SOURCES: &[SourceKind] = &[SourceKind::CloudTrail];
+
+/// Every CloudTrail detector.
+pub fn detectors() -> Vec<Box<dyn LogDetector>> {
+    vec![
+        Box::new(stealth::LoggingDisabled),
+        Box::new(stealth::PasswordPolicy::default()),
+        Box::new(root::RootUsage),
+        Box::new(s3::BucketExposure),
+        Box::new(caller::CallerIntel),
+        Box::new(caller::PenTest),
+        Box::new(credentials::InstanceCredentials::default()),
+        Box::new(console::ConsoleLogins::default()),
+        Box::new(anomaly::AnomalousApis::default()),
+    ]
+}
+
+/// The CloudTrail record of an event, if it is one.
+pub fn record<'a>(ev: &Event<'a>) -> Option<&'a CloudTrailRecord<'a>> {
+    match ev.record {
+        Record::CloudTrail(r) => Some(r),
+        _ => None,
+    }
+}
+
+/// The call succeeded (no `errorCode`).
+pub fn succeeded(rec: &CloudTrailRecord<'_>) -> bool {
+    rec.error_code.as_deref().is_none_or(str::is_empty)
+}
+
+/// `requestParameters` as a tree (parsed only by the detectors that need it, for the few events
+/// they look at).
+pub fn params(rec: &CloudTrailRecord<'_>) -> Value {
+    rec.request_parameters
+        .and_then(|r| serde_json::from_str(r.get()).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// Made by an AWS service on the caller's behalf (`invokedBy`) or recorded as a service event:
+/// not something the principal's credentials did from an address.
+pub fn by_aws_service(rec: &CloudTrailRecord<'_>) -> bool {
+    rec.user_identity
+        .as_ref()
+        .is_some_and(|u| u.invoked_by.is_some() || u.identity_type.as_deref() == Some("AWSService"))
+        || rec.event_type.as_deref() == Some("AwsServiceEvent")
+}
+
+/// Who made the call, for titles: the ARN, else principal id, else the identity type.
+pub fn caller_name(rec: &CloudTrailRecord<'_>) -> String {
+    let u = rec.user_identity.as_ref();
+    u.and_then(|u| u.arn.as_deref().filter(|s| !s.is_empty()))
+        .or_else(|| u.and_then(|u| u.principal_id.as_deref()))
+        .or_else(|| u.and_then(|u| u.identity_type.as_deref()))
+        .unwrap_or("an unidentified caller")
+        .to_owned()
+}
+
+/// The usual IAM finding about one API call: the caller's access key as the resource, the call as
+/// `awsApiCallAction`, the user agent in `additionalInfo.userAgent`, and a title naming the API and
+/// the caller.
+pub fn api_draft(
+    finding_type: FindingType,
+    rule_id: &'static str,
+    ev: &Event<'_>,
+    rec: &CloudTrailRecord<'_>,
+    ctx: &LogContext<'_>,
+    what: &str,
+) -> Draft {
+    let api = rec.event_name.as_deref().unwrap_or("an API");
+    let who = caller_name(rec);
+    let from = rec
+        .source_ip_address
+        .as_deref()
+        .unwrap_or("an unknown address");
+    let mut d = Draft::from_event(
+        finding_type,
+        access_key(rec.user_identity.as_ref()),
+        rule_id,
+        ev,
+        ctx,
+    )
+    .action(Action::aws_api_call(api_call(rec)))
+    .text(
+        format!("{what}: {api} by {who}."),
+        format!("{what}. The API {api} was called by {who} from {from}."),
+    );
+    if let Some(ua) = rec.user_agent.as_deref() {
+        d = d.info(
+            "userAgent",
+            serde_json::json!({ "fullUserAgent": ua, "userAgentCategory": user_agent_category(ua) }),
+        );
+    }
+    d
+}
+
+/// A coarse user-agent category, as GuardDuty prints one (`AWS CLI`, `SDK`, `Console`, ...).
+fn user_agent_category(ua: &str) -> &'static str {
+    let l = ua.to_ascii_lowercase();
+    if l.starts_with("aws-cli") {
+        "AWS CLI"
+    } else if l.contains("console.amazonaws.com") || l.starts_with("mozilla") {
+        "Browser"
+    } else if l.ends_with(".amazonaws.com") || l == "aws internal" {
+        "AWS Service"
+    } else if l.contains("sdk") || l.starts_with("boto") || l.starts_with("aws-") {
+        "SDK"
+    } else {
+        "Other"
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Runs records (real corpus records, or small variations of them) through detectors.
+    use super::*;
+    use crate::event::Origin;
+    use crate::findings::{Occurrence, Scope};
+    use crate::intel::IntelIndex;
+
+    pub const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus");
+
+    /// The corpus directory: `WARD_CORPUS`, else `shared/corpus` beside the checkout (CI copies it
+    /// there) or beside a worktree's parent.
+    pub fn corpus(rel: &str) -> std::path::PathBuf {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let candidates = [
+            std::env::var_os("WARD_CORPUS").map(std::path::PathBuf::from),
+            Some(root.join("../shared/corpus")),
+            Some(root.join("../../shared/corpus")),
+        ];
+        let dir = candidates
+            .into_iter()
+            .flatten()
+            .find(|p| p.is_dir())
+            .unwrap_or_else(|| panic!("corpus not found (set WARD_CORPUS); tried beside {CORPUS}"));
+        dir.join(rel)
+    }
+
+    /// Every CloudTrail record of a Stratus detonation file (a JSON array).
+    pub fn stratus(name: &str) -> Vec<Value> {
+        let path = corpus(&format!("stratus-red-team/detonation-logs/{name}.json"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// The `log` of the Panther test `rule_id` / `test_name`.
+    pub fn panther(rule_id: &str, test_name: &str) -> Value {
+        let path = corpus("panther-analysis/panther_rule_tests_cloudtrail.jsonl");
+        let text = std::fs::read_to_string(&path).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|t| t["rule_id"] == rule_id && t["test_name"] == test_name)
+            .unwrap_or_else(|| panic!("no panther test {rule_id} / {test_name}"))["log"]
+            .clone()
+    }
+
+    /// Feeds records through one detector (closing windows at the end) and returns what it raised.
+    pub fn run_with(
+        det: &mut dyn LogDetector,
+        records: &[Value],
+        intel: &IntelIndex,
+        settings: &crate::foundational::Settings,
+    ) -> Vec<Occurrence> {
+        let scope = Scope::new("111111111111", "us-east-1", "ward");
+        let ctx = LogContext {
+            intel,
+            scope: &scope,
+            settings,
+        };
+        let mut out = Vec::new();
+        let mut newest = i64::MIN;
+        for (i, v) in records.iter().enumerate() {
+            let text = v.to_string();
+            let rec: CloudTrailRecord<'_> = serde_json::from_str(&text).unwrap();
+            let ev = Event {
+                origin: Origin {
+                    object: "test.json",
+                    line: 1,
+                    index: Some(i as u64),
+                },
+                record: Record::CloudTrail(&rec),
+            };
+            det.on_event(&ev, &ctx, &mut out);
+            newest = newest.max(ev.time_ms().unwrap_or(newest));
+        }
+        det.on_time(newest.saturating_add(1), &ctx, &mut out);
+        out
+    }
+
+    pub fn run(det: &mut dyn LogDetector, records: &[Value]) -> Vec<Occurrence> {
+        run_with(
+            det,
+            records,
+            &IntelIndex::default(),
+            &crate::foundational::Settings::default(),
+        )
+    }
+
+    /// The finding type names raised.
+    pub fn types(occ: &[Occurrence]) -> Vec<String> {
+        occ.iter()
+            .map(|o| o.details.finding_type_name.clone())
+            .collect()
+    }
+}

@@ -1,0 +1,543 @@
+//! The foundational engine: cloud-log records in, findings out.
+//!
+//! Per record: the record's scope (account and Region it belongs to) is worked out and checked
+//! against the configured scope filter; the detectors registered for its source see it; every
+//! occurrence about a trusted address or domain is dropped before a finding exists; the rest are
+//! folded into their findings (one aggregator per account/Region) and suppression rules archive
+//! what they match.
+//!
+//! Event time and lateness: the engine keeps the newest record time seen and a watermark
+//! `newest - lateness`. Records are handed to detectors as they arrive, in any order; when the
+//! watermark advances, detectors get [`LogDetector::on_time`] and close only windows that ended
+//! before it. So a record up to `lateness` older than the newest one still lands in its window
+//! (CloudTrail delivers files per account/Region every ~5 minutes, and a directory walk reads them in
+//! name order, not time order). A record older than the watermark is still delivered (stateless
+//! detections and aggregation do not depend on order: aggregation keeps the earliest and latest
+//! times whatever the arrival order) and counted as `late`; a windowed detector may find its window
+//! already closed. [`FoundationalEngine::finish`] closes every window at the end of the input.
+//!
+//! State: [`FoundationalEngine::save_state`] gives the watermark and every detector's learned
+//! state as one JSON value; `restore_state` takes it back (unknown detectors are ignored, a
+//! detector that rejects its state is an error naming it).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use serde_json::{Value, json};
+
+use super::{LogContext, LogDetector, Settings};
+use crate::event::{Event, Record, SourceKind};
+use crate::findings::{Aggregator, Finding, Occurrence, Scope};
+use crate::intel::{IntelIndex, Verdict};
+use crate::suppression::{self, Emitted, RuleSet as SuppressionRules};
+
+/// Version of the saved-state document.
+const STATE_VERSION: u64 = 1;
+
+/// Which records are in scope, and where records that name no account/Region are filed.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Account, Region and detector id for records that do not name an account or Region.
+    pub default_scope: Scope,
+    /// Only these accounts (empty: all).
+    pub only_accounts: Vec<String>,
+    /// Only these Regions (empty: all).
+    pub only_regions: Vec<String>,
+    /// How far (ms of event time) a record may arrive behind the newest one and still be placed
+    /// in its window.
+    pub lateness_ms: i64,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            default_scope: Scope::new("000000000000", "us-east-1", "ward"),
+            only_accounts: Vec::new(),
+            only_regions: Vec::new(),
+            lateness_ms: 15 * 60 * 1000,
+        }
+    }
+}
+
+/// Counters for the summary line and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub records: u64,
+    /// Records without a usable time (not analysed).
+    pub untimed: u64,
+    /// Records outside the configured accounts/Regions.
+    pub out_of_scope: u64,
+    /// Records older than the watermark when they arrived.
+    pub late: u64,
+    pub occurrences: u64,
+    /// Occurrences about a trusted address or domain, dropped before becoming findings.
+    pub trusted: u64,
+    pub suppressed: u64,
+    /// Occurrences the aggregator refused (a detection without the facts its type needs).
+    pub dropped: u64,
+}
+
+pub struct FoundationalEngine {
+    options: EngineOptions,
+    settings: Settings,
+    detectors: Vec<Box<dyn LogDetector>>,
+    by_source: [Vec<usize>; 3],
+    intel: IntelIndex,
+    suppression: SuppressionRules,
+    aggregators: HashMap<(String, String), Aggregator>,
+    newest_ms: Option<i64>,
+    watermark_ms: i64,
+    pending: Vec<Occurrence>,
+    stats: EngineStats,
+}
+
+fn source_slot(s: SourceKind) -> usize {
+    match s {
+        SourceKind::CloudTrail => 0,
+        SourceKind::VpcFlow => 1,
+        SourceKind::Dns => 2,
+    }
+}
+
+impl FoundationalEngine {
+    pub fn new(
+        options: EngineOptions,
+        settings: Settings,
+        detectors: Vec<Box<dyn LogDetector>>,
+        intel: IntelIndex,
+        suppression: SuppressionRules,
+    ) -> Self {
+        let mut by_source: [Vec<usize>; 3] = Default::default();
+        for (i, d) in detectors.iter().enumerate() {
+            for s in d.sources() {
+                by_source[source_slot(*s)].push(i);
+            }
+        }
+        Self {
+            options,
+            settings,
+            detectors,
+            by_source,
+            intel,
+            suppression,
+            aggregators: HashMap::new(),
+            newest_ms: None,
+            watermark_ms: i64::MIN,
+            pending: Vec::new(),
+            stats: EngineStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    pub fn watermark_ms(&self) -> i64 {
+        self.watermark_ms
+    }
+
+    /// Every finding, all scopes, in its current state.
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
+        self.aggregators.values().flat_map(Aggregator::findings)
+    }
+
+    /// The account and Region a record belongs to (the configured default where it names none).
+    fn record_scope(&self, ev: &Event<'_>) -> (String, String) {
+        let d = &self.options.default_scope;
+        let (account, region) = match ev.record {
+            Record::CloudTrail(r) => (
+                r.recipient_account_id.as_deref().or_else(|| {
+                    r.user_identity
+                        .as_ref()
+                        .and_then(|u| u.account_id.as_deref())
+                }),
+                r.aws_region.as_deref(),
+            ),
+            Record::Flow(r) => (r.account_id, r.region),
+            Record::Dns(r) => (r.account_id.as_deref(), r.region.as_deref()),
+        };
+        let pick = |v: Option<&str>, default: &str| {
+            v.filter(|s| !s.is_empty() && *s != "-")
+                .unwrap_or(default)
+                .to_owned()
+        };
+        (pick(account, &d.account_id), pick(region, &d.region))
+    }
+
+    fn in_scope(&self, account: &str, region: &str) -> bool {
+        let o = &self.options;
+        (o.only_accounts.is_empty() || o.only_accounts.iter().any(|a| a == account))
+            && (o.only_regions.is_empty() || o.only_regions.iter().any(|r| r == region))
+    }
+
+    /// Runs every detection for the record's source and returns the findings it created or
+    /// updated (including any closed by the watermark moving).
+    pub fn process(&mut self, ev: &Event<'_>) -> Vec<Emitted> {
+        self.stats.records += 1;
+        let Some(t) = ev.time_ms() else {
+            self.stats.untimed += 1;
+            return Vec::new();
+        };
+        let (account, region) = self.record_scope(ev);
+        if !self.in_scope(&account, &region) {
+            self.stats.out_of_scope += 1;
+            return Vec::new();
+        }
+        if t < self.watermark_ms {
+            self.stats.late += 1;
+        }
+        let scope = Scope {
+            account_id: account,
+            region,
+            ..self.options.default_scope.clone()
+        };
+        let mut out = std::mem::take(&mut self.pending);
+        {
+            let ctx = LogContext {
+                intel: &self.intel,
+                scope: &scope,
+                settings: &self.settings,
+            };
+            for &i in &self.by_source[source_slot(ev.source())] {
+                self.detectors[i].on_event(ev, &ctx, &mut out);
+            }
+        }
+        let mut emitted = Vec::new();
+        self.fold(&mut out, &mut emitted);
+        if self.newest_ms.is_none_or(|n| t > n) {
+            self.newest_ms = Some(t);
+            let wm = t.saturating_sub(self.options.lateness_ms);
+            if wm > self.watermark_ms {
+                self.advance(wm, &mut out, &mut emitted);
+            }
+        }
+        self.pending = out;
+        emitted
+    }
+
+    /// End of input: closes every open window (nothing older can arrive in this run).
+    pub fn finish(&mut self) -> Vec<Emitted> {
+        let mut out = std::mem::take(&mut self.pending);
+        let mut emitted = Vec::new();
+        if let Some(newest) = self.newest_ms {
+            self.advance(newest.saturating_add(1), &mut out, &mut emitted);
+        }
+        self.pending = out;
+        emitted
+    }
+
+    fn advance(&mut self, wm: i64, out: &mut Vec<Occurrence>, emitted: &mut Vec<Emitted>) {
+        self.watermark_ms = self.watermark_ms.max(wm);
+        let scope = self.options.default_scope.clone();
+        let ctx = LogContext {
+            intel: &self.intel,
+            scope: &scope,
+            settings: &self.settings,
+        };
+        for d in &mut self.detectors {
+            d.on_time(self.watermark_ms, &ctx, out);
+        }
+        self.fold(out, emitted);
+    }
+
+    fn fold(&mut self, out: &mut Vec<Occurrence>, emitted: &mut Vec<Emitted>) {
+        for occ in out.drain(..) {
+            self.stats.occurrences += 1;
+            if is_trusted(&self.intel, &occ.details) {
+                self.stats.trusted += 1;
+                continue;
+            }
+            let d = &self.options.default_scope;
+            let account = non_empty_or(&occ.details.account_id, &d.account_id);
+            let region = non_empty_or(&occ.details.region, &d.region);
+            let aggregator = self
+                .aggregators
+                .entry((account.clone(), region.clone()))
+                .or_insert_with(|| {
+                    Aggregator::new(Scope {
+                        account_id: account,
+                        region,
+                        ..d.clone()
+                    })
+                });
+            match suppression::record(aggregator, &self.suppression, occ) {
+                Ok(e) => {
+                    if e.suppressed_by.is_some() {
+                        self.stats.suppressed += 1;
+                    }
+                    emitted.push(e);
+                }
+                Err(_) => self.stats.dropped += 1,
+            }
+        }
+    }
+
+    /// The watermark and every detector's learned state.
+    pub fn save_state(&self) -> Value {
+        let detectors: serde_json::Map<String, Value> = self
+            .detectors
+            .iter()
+            .filter_map(|d| Some((d.name().to_owned(), d.save_state()?)))
+            .collect();
+        json!({
+            "version": STATE_VERSION,
+            "newestMs": self.newest_ms,
+            "detectors": detectors,
+        })
+    }
+
+    /// Restores what [`Self::save_state`] wrote. The watermark resumes where it was, so records
+    /// older than it count as late.
+    pub fn restore_state(&mut self, state: Value) -> Result<(), String> {
+        let version = state.get("version").and_then(Value::as_u64);
+        if version != Some(STATE_VERSION) {
+            return Err(format!(
+                "state version {version:?}, expected {STATE_VERSION}"
+            ));
+        }
+        if let Some(n) = state.get("newestMs").and_then(Value::as_i64) {
+            self.newest_ms = Some(n);
+            self.watermark_ms = n.saturating_sub(self.options.lateness_ms);
+        }
+        let Some(Value::Object(saved)) = state.get("detectors") else {
+            return Ok(());
+        };
+        for d in &mut self.detectors {
+            if let Some(s) = saved.get(d.name()) {
+                d.restore_state(s.clone())
+                    .map_err(|e| format!("detector {}: {e}", d.name()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn non_empty_or(v: &str, default: &str) -> String {
+    if v.is_empty() { default } else { v }.to_owned()
+}
+
+/// Whether the occurrence is about an address or domain on a trusted list: the caller of an API,
+/// the remote side of a connection, every prober of a port probe, the domain of a DNS request.
+fn is_trusted(intel: &IntelIndex, f: &Finding) -> bool {
+    let Some(action) = &f.service.action else {
+        return false;
+    };
+    let trusted_ip = |d: Option<&crate::findings::RemoteIpDetails>| {
+        d.and_then(|d| d.ip_address_v4.as_deref())
+            .and_then(|t| t.parse::<IpAddr>().ok())
+            .is_some_and(|ip| match ip {
+                IpAddr::V4(v4) => matches!(intel.check_ip(v4), Verdict::Trusted { .. }),
+                IpAddr::V6(_) => false,
+            })
+    };
+    if let Some(a) = &action.aws_api_call_action
+        && trusted_ip(a.remote_ip_details.as_ref())
+    {
+        return true;
+    }
+    if let Some(a) = &action.network_connection_action
+        && trusted_ip(a.remote_ip_details.as_ref())
+    {
+        return true;
+    }
+    if let Some(a) = &action.port_probe_action
+        && !a.port_probe_details.is_empty()
+        && a.port_probe_details
+            .iter()
+            .all(|p| trusted_ip(p.remote_ip_details.as_ref()))
+    {
+        return true;
+    }
+    if let Some(a) = &action.dns_request_action
+        && let Some(domain) = a.domain.as_deref()
+    {
+        return matches!(
+            intel.check_domain(domain.trim_end_matches('.')),
+            Verdict::Trusted { .. }
+        );
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Origin;
+    use crate::event::cloudtrail::CloudTrailRecord;
+    use crate::foundational::builtin;
+    use crate::foundational::cloudtrail::testing::panther;
+    use crate::intel::{IntelList, ListFormat, ListKind, ListRole};
+    use std::sync::Arc;
+
+    fn engine(intel: IntelIndex, suppression: &str, options: EngineOptions) -> FoundationalEngine {
+        let suppression = if suppression.is_empty() {
+            SuppressionRules::default()
+        } else {
+            SuppressionRules::from_json_str(suppression).unwrap()
+        };
+        FoundationalEngine::new(options, Settings::default(), builtin(), intel, suppression)
+    }
+
+    fn feed(e: &mut FoundationalEngine, records: &[Value]) -> Vec<Emitted> {
+        let mut all = Vec::new();
+        for (i, v) in records.iter().enumerate() {
+            let text = v.to_string();
+            let rec: CloudTrailRecord<'_> = serde_json::from_str(&text).unwrap();
+            let ev = Event {
+                origin: Origin {
+                    object: "t.json",
+                    line: i as u64 + 1,
+                    index: None,
+                },
+                record: Record::CloudTrail(&rec),
+            };
+            all.extend(e.process(&ev));
+        }
+        all.extend(e.finish());
+        all
+    }
+
+    fn root_call(time: &str, ip: &str) -> Value {
+        let mut r = panther("AWS.Root.Activity", "Root Activity");
+        r["eventTime"] = time.into();
+        r["sourceIPAddress"] = ip.into();
+        r
+    }
+
+    fn list(role: ListRole, text: &str) -> Arc<IntelList> {
+        Arc::new(IntelList::parse(
+            "ops",
+            role,
+            ListKind::EntityList,
+            ListFormat::Txt,
+            text,
+        ))
+    }
+
+    #[test]
+    fn repeats_aggregate_out_of_order_and_late_records_are_counted() {
+        let mut e = engine(IntelIndex::default(), "", EngineOptions::default());
+        let out = feed(
+            &mut e,
+            &[
+                root_call("2024-01-01T10:00:00Z", "198.51.100.1"),
+                // 20 minutes earlier: behind the 15-minute lateness bound.
+                root_call("2024-01-01T09:40:00Z", "198.51.100.2"),
+                root_call("2024-01-01T09:55:00Z", "198.51.100.3"),
+            ],
+        );
+        assert_eq!(out.len(), 3);
+        assert_eq!(e.stats().late, 1);
+        let f: Vec<&Finding> = e.findings().collect();
+        assert_eq!(f.len(), 1, "one principal, one finding");
+        assert_eq!(f[0].service.count, 3);
+        assert_eq!(f[0].service.event_first_seen, "2024-01-01T09:40:00.000Z");
+        assert_eq!(f[0].service.event_last_seen, "2024-01-01T10:00:00.000Z");
+        let newest = f[0]
+            .service
+            .action
+            .as_ref()
+            .unwrap()
+            .aws_api_call_action
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            newest
+                .remote_ip_details
+                .as_ref()
+                .unwrap()
+                .ip_address_v4
+                .as_deref(),
+            Some("198.51.100.1"),
+            "details are the newest occurrence's, whatever the arrival order"
+        );
+        assert_eq!(
+            f[0].account_id, "123456789012",
+            "filed under the record's account"
+        );
+        assert_eq!(f[0].region, "us-west-2");
+        let ward = f[0].service.ward_details().unwrap().log_record.unwrap();
+        assert_eq!((ward.object.as_str(), ward.line), ("t.json", 1));
+    }
+
+    #[test]
+    fn trusted_callers_raise_nothing_and_threat_entries_lose_to_them() {
+        let mut intel = IntelIndex::default();
+        intel.add(list(ListRole::Trusted, "198.51.100.1\n"));
+        intel.add(list(ListRole::Threat, "198.51.100.1\n"));
+        let mut e = engine(intel, "", EngineOptions::default());
+        let out = feed(
+            &mut e,
+            &[
+                root_call("2024-01-01T10:00:00Z", "198.51.100.1"),
+                root_call("2024-01-01T10:01:00Z", "198.51.100.9"),
+            ],
+        );
+        assert_eq!(out.len(), 1);
+        assert!(e.stats().trusted >= 1);
+        assert_eq!(e.findings().next().unwrap().service.count, 1);
+    }
+
+    #[test]
+    fn suppression_archives_and_scope_filters_skip_records() {
+        let rules = r#"[{"Name":"root-from-office","Action":"ARCHIVE","FindingCriteria":{"Criterion":{
+            "service.action.awsApiCallAction.remoteIpDetails.ipAddressV4":{"Eq":["198.51.100.1"]}}}}]"#;
+        let mut e = engine(IntelIndex::default(), rules, EngineOptions::default());
+        let out = feed(&mut e, &[root_call("2024-01-01T10:00:00Z", "198.51.100.1")]);
+        assert_eq!(out[0].suppressed_by.as_deref(), Some("root-from-office"));
+        assert!(out[0].finding.service.archived);
+        assert_eq!(e.stats().suppressed, 1);
+
+        let options = EngineOptions {
+            only_regions: vec!["eu-west-1".into()],
+            ..EngineOptions::default()
+        };
+        let mut e = engine(IntelIndex::default(), "", options);
+        assert!(feed(&mut e, &[root_call("2024-01-01T10:00:00Z", "198.51.100.1")]).is_empty());
+        assert_eq!(e.stats().out_of_scope, 1);
+    }
+
+    #[test]
+    fn state_round_trips_and_a_wrong_version_is_refused() {
+        let mut e = engine(IntelIndex::default(), "", EngineOptions::default());
+        let mut policy = root_call("2024-01-01T10:00:00Z", "198.51.100.1");
+        policy["userIdentity"] = panther(
+            "AWS.S3.DeletePublicAccessBlock",
+            "Public Access Block Deletion Failed",
+        )["userIdentity"]
+            .clone();
+        policy["eventSource"] = "iam.amazonaws.com".into();
+        policy["eventName"] = "UpdateAccountPasswordPolicy".into();
+        policy["requestParameters"] =
+            serde_json::json!({"MinimumPasswordLength": 16, "RequireSymbols": true});
+        feed(&mut e, &[policy.clone()]);
+        let saved = e.save_state();
+        assert_eq!(
+            saved["detectors"]["ct.password-policy-change"]["lastPolicy"]["123456789012"]["MinimumPasswordLength"],
+            16
+        );
+        let mut again = engine(IntelIndex::default(), "", EngineOptions::default());
+        again.restore_state(saved.clone()).unwrap();
+        let newest = saved["newestMs"].as_i64().unwrap();
+        assert_eq!(
+            again.watermark_ms(),
+            newest - EngineOptions::default().lateness_ms,
+            "the watermark resumes behind the newest record seen"
+        );
+        policy["eventTime"] = "2024-01-02T10:00:00Z".into();
+        policy["requestParameters"] = serde_json::json!({"MinimumPasswordLength": 8});
+        let out = feed(&mut again, &[policy]);
+        let pw = out
+            .iter()
+            .find(|o| o.finding.finding_type_name == "Stealth:IAMUser/PasswordPolicyChange")
+            .unwrap();
+        assert_eq!(
+            pw.finding.severity.label(),
+            "Medium",
+            "weakened against the restored policy"
+        );
+        let mut bad = saved;
+        bad["version"] = 99.into();
+        assert!(again.restore_state(bad).unwrap_err().contains("version"));
+    }
+}
