@@ -274,7 +274,7 @@ mod tests {
         assert_eq!(
             types(&run_with(
                 &mut CallerIntel,
-                &[describe.clone()],
+                std::slice::from_ref(&describe),
                 &intel,
                 &settings
             )),
