@@ -9,5 +9,6 @@ pub mod foundational;
 pub mod ingest;
 pub mod intel;
 pub mod logs;
+pub mod outputs;
 pub mod pipeline;
 pub mod suppression;
