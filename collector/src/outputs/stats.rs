@@ -63,9 +63,12 @@ impl OutputStats {
     }
 }
 
+/// One counter's name, help text and reader.
+type Metric = (&'static str, &'static str, fn(&StatsSnapshot) -> u64);
+
 /// Prometheus text exposition of every output's counters, one `output` label per output.
 pub fn prometheus_text(outputs: &[(String, StatsSnapshot)]) -> String {
-    let metrics: [(&str, &str, fn(&StatsSnapshot) -> u64); 6] = [
+    let metrics: [Metric; 6] = [
         ("sent", "Finding states delivered.", |s| s.sent),
         (
             "retried",
