@@ -465,4 +465,48 @@ mod tests {
         assert_eq!(read_log(&path).unwrap().len(), 4);
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// The reader sees exactly what is committed: nothing before the commit, each batch once after,
+    /// and it resumes from an offset it returned.
+    #[test]
+    fn log_reader_follows_the_committed_length() {
+        let dir = std::env::temp_dir().join(format!("ward-logreader-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ingest.log");
+        let mut log = FileLog::new(&path);
+        log.recover().unwrap();
+        let committed = log.committed();
+        assert_eq!(committed.len(), 0);
+        log.append(&batch("a", 1, b"one")).unwrap();
+        let mut reader = LogReader::new(&path, 0);
+        assert!(reader.next_batch(committed.len()).unwrap().is_none());
+        assert_eq!(committed.wait_beyond(0, Duration::from_millis(10)), 0);
+        log.commit().unwrap();
+        let len = committed.wait_beyond(0, Duration::from_secs(1));
+        assert_eq!(len, std::fs::metadata(&path).unwrap().len());
+        let (b, after_first) = reader.next_batch(len).unwrap().unwrap();
+        assert_eq!((b.agent_id.as_str(), b.sequence), ("a", 1));
+        assert!(reader.next_batch(len).unwrap().is_none());
+        log.append(&batch("b", 9, b"two")).unwrap();
+        log.commit().unwrap();
+        let (b, _) = reader.next_batch(committed.len()).unwrap().unwrap();
+        assert_eq!(b.sequence, 9);
+        let mut again = LogReader::new(&path, after_first);
+        assert_eq!(
+            again
+                .next_batch(committed.len())
+                .unwrap()
+                .unwrap()
+                .0
+                .sequence,
+            9
+        );
+        // A reopened log starts from what recovery found.
+        drop(log);
+        let mut log = FileLog::new(&path);
+        log.recover().unwrap();
+        assert_eq!(log.committed().len(), committed.len());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
