@@ -744,3 +744,72 @@ fn scan_cli_reads_s3_and_sqs() {
         "{stderr}"
     );
 }
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+/// `serve` reads S3 continuously as the queue announces objects: one object before start, one
+/// while it runs, each read once, and the queue is left empty.
+#[test]
+fn serve_reads_objects_as_sqs_announces_them() {
+    use std::io::BufRead;
+    if !moto_available("serve_reads_objects_as_sqs_announces_them") {
+        return;
+    }
+    let m = Moto::start();
+    m.bucket("trail");
+    let queue = m.queue("serveq");
+    m.notify("trail", "serveq");
+    let ct = read(CLOUDTRAIL);
+    let per_object = local_events(SourceKind::CloudTrail, CLOUDTRAIL, "x").len();
+    m.object("trail", &ct_key(5, "a.json.gz"), &gzip(&ct));
+    let data = temp_dir("serve-sqs");
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_ward-collector"))
+        .args(["serve", "--insecure", "--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "--cloudtrail",
+            "s3://trail/AWSLogs/",
+            "--s3-endpoint",
+            &m.url(),
+        ])
+        .args(["--sqs-queue", &queue, "--cloud-poll-secs", "0.2"])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stderr = std::io::BufReader::new(serve.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            eprintln!("[collector] {line}");
+            let _ = tx.send(line);
+        }
+    });
+    let wait = |what: &str| loop {
+        match lines.recv_timeout(Duration::from_secs(30)) {
+            Ok(l) if l.contains(what) => return l,
+            Ok(_) => {}
+            Err(_) => panic!("no line with {what:?}"),
+        }
+    };
+    let read_line = format!("read 1 objects, {per_object} records (0 malformed");
+    assert!(wait(": read ").contains(&read_line));
+    m.object("trail", &ct_key(6, "b.json.gz"), &gzip(&ct));
+    assert!(wait(": read ").contains(&read_line));
+    // SAFETY: kill(2) on our own child.
+    unsafe { kill(serve.id() as i32, 15) };
+    let summary = wait("ward-collector: cloud logs:");
+    assert!(
+        summary.contains(&format!("2 objects, {} records", 2 * per_object)),
+        "{summary}"
+    );
+    assert!(serve.wait().unwrap().success());
+    assert_eq!(m.queue_depth(&queue), 0);
+    std::fs::remove_dir_all(&data).unwrap();
+}
