@@ -258,17 +258,17 @@ struct ServeArgs {
     cloud_poll_secs: f64,
 }
 
-/// Cloud-log records in `serve`: counted (by the source runner) until foundational detections
-/// consume them.
-struct CountOnly;
-
-impl Sink for CountOnly {
-    fn event(&mut self, _event: &Event<'_>) {}
-}
-
-/// The cloud-log sources of `serve`, started (None without any).
-fn start_cloud_sources(args: &ServeArgs) -> anyhow::Result<Option<pipeline::cloud::CloudHandle>> {
-    use pipeline::cloud::{self, CloudConfig, Location};
+/// The cloud-log sources of `serve` with the foundational detections, started (None without any).
+/// The detections share the runtime engine's lists, suppression rules, account and detector id;
+/// their other settings are `scan`'s defaults, their state is kept in the data directory.
+fn start_cloud_sources(
+    args: &ServeArgs,
+    region: &str,
+    on_finding: pipeline::FindingHook,
+) -> anyhow::Result<Option<pipeline::cloud::CloudHandle>> {
+    use clap::Parser;
+    use pipeline::cloud::{self, CloudConfig, FoundationalSink, Location};
+    use ward_collector::foundational::scan::DetectionArgs;
     let logs = &args.logs;
     if logs.is_empty() {
         if logs.s3.sqs_queue.is_some() {
@@ -299,6 +299,24 @@ fn start_cloud_sources(args: &ServeArgs) -> anyhow::Result<Option<pipeline::clou
         .checkpoint
         .clone()
         .unwrap_or_else(|| args.data_dir.join("cloud-logs.checkpoint"));
+    #[derive(Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        detection: DetectionArgs,
+    }
+    let mut detection = Defaults::try_parse_from(["serve"])?.detection;
+    let e = &args.engine;
+    detection.threat_lists.clone_from(&e.threat_lists);
+    detection.trusted_lists.clone_from(&e.trusted_lists);
+    detection.suppression.clone_from(&e.suppression);
+    detection.intel_private_addresses = e.intel_private_addresses;
+    detection.account_id.clone_from(&e.account_id);
+    detection.detector_id.clone_from(&e.detector_id);
+    let state = args.data_dir.join("foundational-state.json");
+    detection.state = Some(state.clone());
+    let engine = detection
+        .engine(Some(region))
+        .map_err(|e| anyhow::anyhow!(e))?;
     let handle = cloud::start(
         CloudConfig {
             sources,
@@ -309,7 +327,11 @@ fn start_cloud_sources(args: &ServeArgs) -> anyhow::Result<Option<pipeline::clou
             poll_every: std::time::Duration::from_secs_f64(args.cloud_poll_secs.max(0.05)),
             settle: std::time::Duration::from_secs(10),
         },
-        Box::new(CountOnly),
+        Box::new(FoundationalSink {
+            engine,
+            on_finding,
+            state,
+        }),
     )?;
     Ok(Some(handle))
 }
@@ -370,7 +392,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     setup.clone().build().map_err(|e| anyhow::anyhow!("{e}"))?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("--data-dir {}", args.data_dir.display()))?;
-    let cloud = start_cloud_sources(&args)?;
+    let print_findings = args.print_findings;
+    let on_finding: pipeline::FindingHook = Arc::new(move |e| {
+        if print_findings && !e.finding.service.archived {
+            let mut out = std::io::stdout().lock();
+            let _ = serde_json::to_writer(&mut out, &e.finding);
+            let _ = out.write_all(b"\n");
+            let _ = out.flush();
+        }
+    });
+    let cloud = start_cloud_sources(&args, &region, on_finding.clone())?;
     let hosts = Arc::new(HostBook::open(&args.data_dir.join("hosts.json"))?);
     let book = hosts.clone();
     let on_hello: ingest::HelloHook = Arc::new(move |agent, host| {
@@ -378,7 +409,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             tracing::error!("recording the host of agent {agent:?}: {e}");
         }
     });
-    let print_findings = args.print_findings;
     let pipeline_failed = rt.block_on(async {
         let server = ingest::start_hooked(cfg, Some(on_hello)).await?;
         let pipeline = pipeline::start(PipelineConfig {
@@ -387,14 +417,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             committed: server.committed.clone().expect("the default store is a FileLog"),
             hosts,
             state: Box::new(StateFile::new(&args.data_dir.join("pipeline-state.json"))),
-            on_finding: Box::new(move |e| {
-                if print_findings && !e.finding.service.archived {
-                    let mut out = std::io::stdout().lock();
-                    let _ = serde_json::to_writer(&mut out, &e.finding);
-                    let _ = out.write_all(b"\n");
-                    let _ = out.flush();
-                }
-            }),
+            on_finding,
         })
         .context("starting the detection pipeline")?;
         // Tests and scripts read the bound address (with --listen ...:0) from this line.

@@ -8,9 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-/// A CloudTrail log file as delivered to S3 with `n` API calls, and one record that is not a
-/// CloudTrail record (counted as malformed, the rest still read).
-fn cloudtrail_file(path: &Path, n: u64) {
+/// A CloudTrail log file as delivered to S3 with `n` API calls (the last one `last_call`), and one
+/// record that is not a CloudTrail record (counted as malformed, the rest still read).
+fn cloudtrail_file(path: &Path, n: u64, last_call: &str) {
     let mut records: Vec<serde_json::Value> = (0..n)
         .map(|i| {
             serde_json::json!({
@@ -18,8 +18,8 @@ fn cloudtrail_file(path: &Path, n: u64) {
                 "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/dev",
                                  "accountId": "123456789012", "userName": "dev"},
                 "eventTime": format!("2026-01-01T00:00:{:02}Z", i % 60),
-                "eventSource": "ec2.amazonaws.com",
-                "eventName": "DescribeInstances",
+                "eventSource": if i + 1 == n && last_call == "StopLogging" { "cloudtrail.amazonaws.com" } else { "ec2.amazonaws.com" },
+                "eventName": if i + 1 == n { last_call } else { "DescribeInstances" },
                 "awsRegion": "us-east-1",
                 "sourceIPAddress": "203.0.113.5",
                 "userAgent": "aws-cli/2",
@@ -36,6 +36,8 @@ fn cloudtrail_file(path: &Path, n: u64) {
 struct Serve {
     child: Child,
     lines: Receiver<String>,
+    /// Findings printed on stdout (`--print-findings`).
+    findings: Receiver<String>,
 }
 
 impl Serve {
@@ -46,9 +48,9 @@ impl Serve {
             .arg(data)
             .arg("--cloudtrail")
             .arg(logs)
-            .args(["--cloud-poll-secs", "0.2"])
+            .args(["--cloud-poll-secs", "0.2", "--print-findings"])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn ward-collector serve");
@@ -62,7 +64,18 @@ impl Serve {
                 }
             }
         });
-        Serve { child, lines }
+        let (ftx, findings) = channel();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let _ = ftx.send(line);
+            }
+        });
+        Serve {
+            child,
+            lines,
+            findings,
+        }
     }
 
     fn wait_line(&self, what: &str, timeout: Duration) -> String {
@@ -107,7 +120,7 @@ fn watched_directory_is_read_once_across_restarts() {
     std::fs::create_dir_all(&logs).unwrap();
 
     let (n1, n2) = (7, 11);
-    cloudtrail_file(&logs.join("first.json"), n1);
+    cloudtrail_file(&logs.join("first.json"), n1, "DescribeInstances");
     let serve = Serve::start(&data, &logs);
     let read = serve.wait_line(": read ", Duration::from_secs(20));
     assert!(
@@ -121,15 +134,25 @@ fn watched_directory_is_read_once_across_restarts() {
     );
 
     // Added while the collector was down: read after the restart, the first file not again.
-    cloudtrail_file(&logs.join("second.json"), n2);
+    cloudtrail_file(&logs.join("second.json"), n2, "StopLogging");
     let serve = Serve::start(&data, &logs);
     let read = serve.wait_line(": read ", Duration::from_secs(20));
     assert!(
         read.contains(&format!("read 1 objects, {n2} records (1 malformed")),
         "{read}"
     );
+    // The foundational detections ran on the records: StopLogging raised its finding.
+    let finding = serve
+        .findings
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a finding for StopLogging");
+    assert!(
+        finding.contains("\"type\":\"Stealth:IAMUser/CloudTrailLoggingDisabled\""),
+        "{finding}"
+    );
     // A few more passes: nothing else turns up.
     std::thread::sleep(Duration::from_millis(800));
+    assert!(serve.findings.try_recv().is_err());
     let summary = serve.stop();
     assert!(
         summary.contains(&format!("1 objects, {n2} records")),

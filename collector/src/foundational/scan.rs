@@ -81,6 +81,18 @@ impl DetectionArgs {
     /// Builds the engine; `region` (the shared `--region`) is the default Region when
     /// `--default-region` is not given.
     pub fn build(&self, region: Option<&str>) -> Result<Detection, String> {
+        Ok(Detection {
+            engine: self.engine(region)?,
+            stream: self.stream,
+            include_archived: self.include_archived,
+            state: self.state.clone(),
+            out: std::io::BufWriter::new(std::io::stdout()),
+            error: None,
+        })
+    }
+
+    /// The engine alone, its `--state` loaded (what `serve` runs on its cloud-log sources).
+    pub fn engine(&self, region: Option<&str>) -> Result<FoundationalEngine, String> {
         let (intel, threat_categories) = load_lists(
             &self.threat_lists,
             &self.trusted_lists,
@@ -114,14 +126,7 @@ impl DetectionArgs {
         if let Some(path) = &self.state {
             load_state(&mut engine, path)?;
         }
-        Ok(Detection {
-            engine,
-            stream: self.stream,
-            include_archived: self.include_archived,
-            state: self.state.clone(),
-            out: std::io::BufWriter::new(std::io::stdout()),
-            error: None,
-        })
+        Ok(engine)
     }
 }
 
@@ -139,7 +144,7 @@ fn load_state(engine: &mut FoundationalEngine, path: &Path) -> Result<(), String
 }
 
 /// Writes `state` to `path` atomically (temporary file, then rename).
-fn save_state(engine: &FoundationalEngine, path: &Path) -> std::io::Result<()> {
+pub fn save_state(engine: &FoundationalEngine, path: &Path) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let text = serde_json::to_vec(&engine.save_state()).map_err(std::io::Error::other)?;
     std::fs::write(&tmp, text)?;

@@ -5,8 +5,12 @@
 //! One thread polls every source in turn, then waits. What has been read is recorded in a
 //! checkpoint journal (`crate::logs::checkpoint`) after the sink has received every record of an
 //! object, so a restart neither reads an object again nor skips one. Records go to the sink the
-//! caller gives (the foundational detections); every poll that read something is logged with its
-//! counts.
+//! caller gives ([`FoundationalSink`]: the foundational detections); every poll that read something
+//! is logged with its counts.
+//!
+//! Until the findings store commits cloud-log findings together with these checkpoints, a crash
+//! between an object's checkpoint and the saving of the detectors' state can lose that object's
+//! contribution to open windows; findings already handed on are not affected.
 
 use std::io;
 use std::path::PathBuf;
@@ -15,7 +19,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::FindingHook;
 use crate::event::{Event, SourceKind};
+use crate::foundational::engine::FoundationalEngine;
 use crate::logs::checkpoint::Checkpoint;
 use crate::logs::dirsource::DirSource;
 use crate::logs::s3::sqs::{SqsClient, SqsSource};
@@ -268,5 +274,33 @@ impl Sink for CountingSink {
         self.stats.skipped.fetch_add(1, Relaxed);
         self.problem("skipped", p);
         self.inner.skipped(p);
+    }
+}
+
+/// Cloud-log records into the foundational detections; their findings go to the same hook as the
+/// runtime pipeline's. The detectors' state (baselines, watermark) is saved when the sources stop.
+pub struct FoundationalSink {
+    pub engine: FoundationalEngine,
+    pub on_finding: FindingHook,
+    /// Where the state is saved.
+    pub state: PathBuf,
+}
+
+impl Sink for FoundationalSink {
+    fn event(&mut self, event: &Event<'_>) {
+        for e in self.engine.process(event) {
+            (self.on_finding)(&e);
+        }
+    }
+}
+
+impl Drop for FoundationalSink {
+    fn drop(&mut self) {
+        if let Err(e) = crate::foundational::scan::save_state(&self.engine, &self.state) {
+            tracing::error!(
+                "saving the foundational detectors' state to {}: {e}",
+                self.state.display()
+            );
+        }
     }
 }

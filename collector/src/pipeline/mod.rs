@@ -47,8 +47,9 @@ const GROUP: usize = 256;
 /// Problems logged individually before they are only counted.
 const LOGGED_PROBLEMS: u64 = 20;
 
-/// Called with every finding created or updated, after it is committed.
-pub type FindingHook = Box<dyn FnMut(&Emitted) + Send>;
+/// Called with every finding created or updated, after it is committed (shared by the runtime
+/// pipeline and the cloud-log sources).
+pub type FindingHook = Arc<dyn Fn(&Emitted) + Send + Sync>;
 
 pub struct PipelineConfig {
     /// How every agent's engine is built (rule, list and suppression files, account, Region).
