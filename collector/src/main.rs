@@ -245,9 +245,9 @@ struct ServeArgs {
     /// Detections run on every agent event; these flags build the engines as for `detect`.
     #[command(flatten)]
     engine: ward_collector::detect::cli::EngineArgs,
-    /// Print every active finding created or updated on standard output, one JSON line each.
-    #[arg(long)]
-    print_findings: bool,
+    /// Where findings go (runtime and cloud-log ones alike).
+    #[command(flatten)]
+    outputs: ward_collector::outputs::OutputArgs,
     /// Cloud-log sources, read continuously: directories are watched for new files, s3:// prefixes
     /// listed (or read as --sqs-queue announces objects); a checkpoint keeps restarts from reading
     /// an object twice or skipping one.
@@ -392,15 +392,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     setup.clone().build().map_err(|e| anyhow::anyhow!("{e}"))?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("--data-dir {}", args.data_dir.display()))?;
-    let print_findings = args.print_findings;
-    let on_finding: pipeline::FindingHook = Arc::new(move |e| {
-        if print_findings && !e.finding.service.archived {
-            let mut out = std::io::stdout().lock();
-            let _ = serde_json::to_writer(&mut out, &e.finding);
-            let _ = out.write_all(b"\n");
-            let _ = out.flush();
-        }
-    });
+    let outputs = Arc::new(ward_collector::outputs::start(
+        &args.outputs,
+        &args.data_dir,
+    )?);
+    let sink = outputs.clone();
+    // The outputs send active findings only, and never make detection wait.
+    let on_finding: pipeline::FindingHook =
+        Arc::new(move |e| sink.publish_finding(e.outcome, &e.finding));
     let cloud = start_cloud_sources(&args, &region, on_finding.clone())?;
     let hosts = Arc::new(HostBook::open(&args.data_dir.join("hosts.json"))?);
     let book = hosts.clone();
@@ -464,6 +463,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             stats.malformed.load(Relaxed),
             stats.skipped.load(Relaxed)
         );
+    }
+    // Both producers have stopped and dropped their handles: deliver what is queued.
+    match Arc::try_unwrap(outputs) {
+        Ok(outputs) => {
+            for (name, stats) in outputs.shutdown(std::time::Duration::from_secs(5)) {
+                eprintln!("ward-collector: output {name}: {stats:?}");
+            }
+        }
+        Err(_) => tracing::warn!("outputs still in use at exit; queued findings not flushed"),
     }
     Ok(if pipeline_failed {
         ExitCode::from(1)

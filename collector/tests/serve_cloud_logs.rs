@@ -36,7 +36,7 @@ fn cloudtrail_file(path: &Path, n: u64, last_call: &str) {
 struct Serve {
     child: Child,
     lines: Receiver<String>,
-    /// Findings printed on stdout (`--print-findings`).
+    /// Findings printed on stdout (`--output stdout`).
     findings: Receiver<String>,
 }
 
@@ -48,7 +48,7 @@ impl Serve {
             .arg(data)
             .arg("--cloudtrail")
             .arg(logs)
-            .args(["--cloud-poll-secs", "0.2", "--print-findings"])
+            .args(["--cloud-poll-secs", "0.2", "--output", "stdout"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -269,7 +269,8 @@ fn start_collector(
         .arg(certs.join("ca.pem"))
         .arg("--data-dir")
         .arg(dir.join("data"))
-        .arg("--print-findings")
+        // Every change of a finding, as it happens (no update rate limit in a terminal).
+        .args(["--output", "stdout", "--output-update-interval", "0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
