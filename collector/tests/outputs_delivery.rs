@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use ward_collector::findings::{Finding, Severity};
+use ward_collector::ingest::devcerts::DevCa;
 use ward_collector::outputs::{self, ChangeKind, FindingChange, OutputArgs, Outputs, webhook};
 
 fn finding(id: &str, count: u64, archived: bool) -> Finding {
@@ -111,14 +112,50 @@ impl Receiver {
         Receiver { url, requests }
     }
 
+    /// The same receiver over HTTPS with a certificate for 127.0.0.1 from `ca`.
+    fn start_tls(script: Vec<Answer>, ca: &DevCa) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let server = ca.server(&["127.0.0.1"]).unwrap();
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(server.cert.as_bytes())
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(server.key.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("https://{}/hook", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let seen = seen.clone();
+                let script = script.clone();
+                let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+                std::thread::spawn(move || {
+                    serve_connection(rustls::StreamOwned::new(conn, stream), &script, &seen)
+                });
+            }
+        });
+        Receiver { url, requests }
+    }
+
     fn requests(&self) -> Vec<Request> {
         self.requests.lock().unwrap().clone()
     }
 }
 
-fn serve_connection(stream: TcpStream, script: &[Answer], seen: &Mutex<Vec<Request>>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut stream = stream;
+fn serve_connection<S: Read + Write>(stream: S, script: &[Answer], seen: &Mutex<Vec<Request>>) {
+    let mut reader = BufReader::new(stream);
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -148,17 +185,19 @@ fn serve_connection(stream: TcpStream, script: &[Answer], seen: &Mutex<Vec<Reque
             seen.len()
         };
         match script[(n - 1).min(script.len() - 1)] {
-            Answer::Drop => {
-                let _ = stream.shutdown(std::net::Shutdown::Both);
-                return;
-            }
+            Answer::Drop => return,
             Answer::Status(code) => {
                 let text = format!("status {code}");
                 let response = format!(
                     "HTTP/1.1 {code} X\r\nContent-Length: {}\r\ncontent-type: text/plain\r\n\r\n{text}",
                     text.len()
                 );
-                if stream.write_all(response.as_bytes()).is_err() {
+                let stream = reader.get_mut();
+                if stream
+                    .write_all(response.as_bytes())
+                    .and_then(|()| stream.flush())
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -569,6 +608,39 @@ fn a_stalled_output_never_blocks_publishing() {
     let written = json_lines(&file).len() as u64;
     assert_eq!(written, stats[1].1.sent);
     assert_eq!(written + stats[1].1.dropped, 2000);
+}
+
+#[test]
+fn https_webhook_trusts_the_given_ca_and_refuses_an_unknown_issuer() {
+    let dir = Dir::new("webhook-tls");
+    let ca = DevCa::new("ward test CA").unwrap();
+    let ca_file = dir.0.join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem.cert).unwrap();
+    let receiver = Receiver::start_tls(vec![Answer::Status(200)], &ca);
+    let spec = format!("webhook:{}", receiver.url);
+    let mut args = vec!["--output", &spec, "--webhook-ca", ca_file.to_str().unwrap()];
+    args.extend(FAST_RETRY);
+    let outputs = start(&args, &dir.0);
+    outputs.publish(change(ChangeKind::Created, "tls1", 1, false));
+    let stats = outputs.shutdown(Duration::from_secs(10));
+    assert_eq!(stats[0].1.sent, 1, "{stats:?}");
+    let body: Value = serde_json::from_slice(&receiver.requests()[0].body).unwrap();
+    assert_eq!(body["id"], "tls1");
+
+    // Without --webhook-ca the test CA is not trusted: nothing reaches the receiver.
+    let mut args = vec!["--output", &spec, "--output-max-attempts", "2"];
+    args.extend(FAST_RETRY);
+    let outputs = start(&args, &dir.0);
+    outputs.publish(change(ChangeKind::Created, "tls2", 1, false));
+    let stats = outputs.shutdown(Duration::from_secs(10));
+    assert_eq!((stats[0].1.sent, stats[0].1.dead_lettered), (0, 1));
+    assert_eq!(receiver.requests().len(), 1);
+    let dead = json_lines(&dir.0.join("outputs-dead-letter.jsonl"));
+    let error = dead[0]["error"].as_str().unwrap();
+    assert!(
+        error.to_ascii_lowercase().contains("certificate") || error.contains("Issuer"),
+        "{error}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
