@@ -218,6 +218,16 @@ pub struct CollectorProcess {
 
 impl CollectorProcess {
     pub fn start(pki_dir: &Path, data: &Path, listen: SocketAddr) -> CollectorProcess {
+        Self::start_with(pki_dir, data, listen, &[])
+    }
+
+    /// `start` with more `serve` flags.
+    pub fn start_with(
+        pki_dir: &Path,
+        data: &Path,
+        listen: SocketAddr,
+        extra: &[&str],
+    ) -> CollectorProcess {
         let mut child = Command::new(ward_tests::workspace_bin("ward-collector"))
             .arg("serve")
             .arg("--listen")
@@ -230,6 +240,7 @@ impl CollectorProcess {
             .arg(pki_dir.join("ca.pem"))
             .arg("--data-dir")
             .arg(data)
+            .args(extra)
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn ward-collector serve");
