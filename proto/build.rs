@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "ward/v1/host.proto",
         "ward/v1/event.proto",
         "ward/v1/ingest.proto",
+        "ward/v1/query.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", root.join(f).display());

@@ -2,6 +2,7 @@
 //!
 //! Data flows one way: sources (agent streams, cloud logs) → normalise → detect → findings → store/outputs.
 
+pub mod api;
 pub mod detect;
 pub mod event;
 pub mod findings;
@@ -11,4 +12,5 @@ pub mod intel;
 pub mod logs;
 pub mod outputs;
 pub mod pipeline;
+pub mod store;
 pub mod suppression;

@@ -28,6 +28,13 @@ enum Cli {
     /// Run runtime detections over agent events (`ward-agent watch` JSON lines from a file or -)
     /// and print findings as JSON lines. A summary is printed on stderr.
     Detect(Box<ward_collector::detect::cli::DetectArgs>),
+    /// Store crash test writer: commits batches until killed (used by tests/store_crash.rs).
+    #[command(hide = true)]
+    StoreCrashChild {
+        db: PathBuf,
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
+    },
 }
 
 #[derive(clap::Args)]
@@ -203,6 +210,10 @@ fn main() -> anyhow::Result<ExitCode> {
         }
         Cli::Scan(args) => scan(*args),
         Cli::Detect(args) => ward_collector::detect::cli::run(*args),
+        Cli::StoreCrashChild { db, threads } => {
+            ward_collector::store::crash_child::run(&db, threads)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -256,6 +267,13 @@ struct ServeArgs {
     /// Seconds between two passes over the cloud-log sources.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     cloud_poll_secs: f64,
+    /// Serve the query API (HTTP/JSON and gRPC, docs/api.md) on ADDR, e.g. 127.0.0.1:8443.
+    #[arg(long)]
+    api_listen: Option<std::net::SocketAddr>,
+    /// Query API bearer tokens: `ROLE SHA256-HEX [NAME]` lines (ROLE read or admin). Without it the
+    /// API only listens on loopback and every caller is admin.
+    #[arg(long)]
+    api_tokens: Option<PathBuf>,
 }
 
 /// The cloud-log sources of `serve` with the foundational detections, started (None without any).
@@ -408,6 +426,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             tracing::error!("recording the host of agent {agent:?}: {e}");
         }
     });
+    // The findings store (findings, rules, lists, checkpoints) next to the batch log.
+    let store_path = args.data_dir.join("ward.db");
+    let store = ward_collector::store::Store::open(&store_path, Default::default())
+        .with_context(|| format!("opening the findings store {}", store_path.display()))?;
+    let api_access = match &args.api_tokens {
+        Some(path) => ward_collector::api::Access::load(path).map_err(anyhow::Error::msg)?,
+        None => ward_collector::api::Access::Open,
+    };
     let pipeline_failed = rt.block_on(async {
         let server = ingest::start_hooked(cfg, Some(on_hello)).await?;
         let pipeline = pipeline::start(PipelineConfig {
@@ -419,6 +445,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             on_finding,
         })
         .context("starting the detection pipeline")?;
+        let api = match args.api_listen {
+            Some(listen) => {
+                let api_config = ward_collector::api::ApiConfig {
+                    listen,
+                    access: api_access,
+                    ingest_metrics: Some(server.metrics.clone()),
+                };
+                let api = ward_collector::api::start(store.clone(), api_config).await?;
+                eprintln!("ward-collector: query API on http://{}", api.addr);
+                Some(api)
+            }
+            None => None,
+        };
         // Tests and scripts read the bound address (with --listen ...:0) from this line.
         eprintln!("ward-collector: listening on {}", server.addr);
         if let Some(m) = server.metrics_addr {
@@ -436,6 +475,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             _ = pipeline_down => true,
         };
         eprintln!("ward-collector: stopping");
+        if let Some(api) = api {
+            api.shutdown().await?;
+        }
         server.shutdown().await?;
         // Ingest has stopped: the pipeline drains what was acknowledged, commits, and ends.
         let stats = pipeline.stats.clone();

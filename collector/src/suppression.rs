@@ -81,16 +81,18 @@ impl fmt::Display for CriteriaError {
 
 impl std::error::Error for CriteriaError {}
 
+/// A numeric comparison (`gt`, `gte`, `lt`, `lte`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Comparison {
+pub enum Comparison {
     Greater,
     GreaterOrEqual,
     Less,
     LessOrEqual,
 }
 
+/// One operator of a field condition, as parsed (values as given, timestamps as epoch ms).
 #[derive(Debug, Clone, PartialEq)]
-enum Test {
+pub enum Test {
     EqualsAny(Vec<String>),
     EqualsNone(Vec<String>),
     Compare(Comparison, f64),
@@ -156,6 +158,14 @@ impl FindingCriteria {
         let value: Value = serde_json::from_str(text)
             .map_err(|e| CriteriaError::new("finding criteria", format!("invalid JSON: {e}")))?;
         Self::from_json(&value)
+    }
+
+    /// Each field path with its tests (all must pass), for a store that answers some of them
+    /// from indexes; [`FindingCriteria::matches`] stays the reference semantics.
+    pub fn conditions(&self) -> impl Iterator<Item = (&str, &[Test])> {
+        self.conditions
+            .iter()
+            .map(|c| (c.path.as_str(), c.tests.as_slice()))
     }
 
     pub fn matches(&self, finding: &Finding) -> bool {

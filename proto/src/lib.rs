@@ -1,5 +1,5 @@
 //! Ward's wire contract between agent and collector: the protobuf messages of `ward/v1/*.proto` and the
-//! generated gRPC client and server (`ingest_client`, `ingest_server`), built at compile time by `protox`
+//! generated gRPC clients and servers (`ingest_client`, `ingest_server`, and the query API's `query_client`, `query_server`), built at compile time by `protox`
 //! (no `protoc` needed).
 
 /// Version of the agent <-> collector protocol.

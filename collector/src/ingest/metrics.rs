@@ -46,7 +46,8 @@ impl Histogram {
         self.sum_micros.fetch_add((secs * 1e6) as u64, Relaxed);
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str) {
+    /// Appends the histogram in Prometheus text format.
+    pub fn render(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         let mut cumulative = 0;
         for (b, n) in BOUNDS.iter().zip(&self.buckets) {
@@ -205,11 +206,7 @@ impl Metrics {
             ),
         ];
         for (name, help, c, kind) in simple {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
-                c.get()
-            );
+            write_scalar(&mut out, name, help, kind, c.get());
         }
         let name = "ward_ingest_refused_total";
         let _ = writeln!(
@@ -231,6 +228,14 @@ impl Metrics {
         );
         out
     }
+}
+
+/// Appends one unlabelled counter or gauge in Prometheus text format.
+pub fn write_scalar(out: &mut String, name: &str, help: &str, kind: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
 }
 
 /// Serves `GET /metrics` until the task is dropped: one request per connection, anything else is 404.
