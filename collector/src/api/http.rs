@@ -253,6 +253,11 @@ async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> Response {
     .await
 }
 
+/// Unknown paths: a JSON 404 (set after merging the gRPC routes, whose own fallback it replaces).
+pub async fn not_found() -> Response {
+    ApiError::NotFound("no such API path (see docs/api.md)".into()).into_response()
+}
+
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/v1/findings/list", post(list_findings))
@@ -266,9 +271,6 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/lists/{name}", delete(delete_list))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .fallback(|| async {
-            ApiError::NotFound("no such API path (see docs/api.md)".into()).into_response()
-        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

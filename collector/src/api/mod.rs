@@ -110,7 +110,7 @@ pub async fn start(store: Store, config: ApiConfig) -> anyhow::Result<ApiHandle>
         },
     ))
     .into_axum_router();
-    let app = http::router(state).merge(grpc);
+    let app = http::router(state).merge(grpc).fallback(http::not_found);
     let mut signal = shutdown;
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
