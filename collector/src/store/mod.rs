@@ -65,7 +65,7 @@ pub use batch::{
 };
 pub use lists::{ListRecord, ListSpec, RejectedLine};
 pub use query::{ListQuery, Page, SortAttribute};
-pub use read::{EventRecord, FindingDetail, HistoryEntry, ProcessNode, Reader};
+pub use read::{EventRecord, FindingDetail, HistoryEntry, ListOrigin, ProcessNode, Reader};
 
 use writer::{Job, Writer};
 

@@ -27,6 +27,13 @@ pub struct HistoryEntry {
     pub finding: Box<RawValue>,
 }
 
+/// A stored list's location or inline content (one of them is set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListOrigin {
+    pub location: Option<String>,
+    pub content: Option<String>,
+}
+
 /// A stored event as the API returns it.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -308,15 +315,17 @@ impl Reader {
         .collect()
     }
 
-    /// A list's inline content or location, for loading it.
-    pub fn list_source(
-        &self,
-        name: &str,
-    ) -> Result<Option<(Option<String>, Option<String>)>, StoreError> {
+    /// Where a stored list's entries come from, for loading it.
+    pub fn list_origin(&self, name: &str) -> Result<Option<ListOrigin>, StoreError> {
         Ok(self
             .conn
             .prepare_cached("SELECT location, content FROM lists WHERE name = ?1")?
-            .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row([name], |r| {
+                Ok(ListOrigin {
+                    location: r.get(0)?,
+                    content: r.get(1)?,
+                })
+            })
             .optional()?)
     }
 
