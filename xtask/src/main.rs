@@ -3,6 +3,7 @@
 mod bench_agent;
 mod bench_detect;
 mod bench_logs;
+mod bench_store;
 mod bench_transport;
 mod build_ebpf;
 mod certs;
@@ -57,6 +58,8 @@ enum Bench {
     Logs(bench_logs::Args),
     /// Runtime detection engine: events/s with the full rule catalogue and 100k-entry lists, latency to finding.
     Detect(bench_detect::Args),
+    /// Findings store: findings and events written per second, list latency over 1M findings.
+    Store(bench_store::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -75,6 +78,7 @@ fn main() -> anyhow::Result<()> {
             Bench::Agent(args) => bench_agent::run(args),
             Bench::Logs(args) => bench_logs::run(args),
             Bench::Detect(args) => bench_detect::run(args),
+            Bench::Store(args) => bench_store::run(args),
         },
     }
 }
