@@ -4,7 +4,7 @@
 //! This is the highest-volume source, so the line parser works on bytes, borrows every string
 //! field from the line and allocates nothing per record.
 
-use super::input::{Chunked, Line, for_each_line};
+use super::input::{Chunked, TextLine, for_each_text_line};
 use super::{Ctx, Limits};
 use crate::event::Record;
 use crate::event::flow::{FlowAction, FlowDirection, FlowField, FlowFormat, FlowRecord, LogStatus};
@@ -29,8 +29,8 @@ pub(crate) fn read<R: Read>(
     };
     let mut from_header: Option<FlowFormat> = None;
     let mut first = true;
-    for_each_line(input, limits.max_line, |n, line| match line {
-        Line::TooLong { len } => ctx.malformed(
+    for_each_text_line(input, limits.max_line, |n, line| match line {
+        TextLine::TooLong { len } => ctx.malformed(
             Some(n),
             None,
             format_args!(
@@ -38,19 +38,13 @@ pub(crate) fn read<R: Read>(
                 limits.max_line
             ),
         ),
-        Line::Truncated(_) => ctx.cut_at_line = Some(n),
-        Line::Text(bytes) => {
-            let text = match std::str::from_utf8(bytes) {
-                Ok(t) => t,
-                Err(e) => {
-                    ctx.malformed(
-                        Some(n),
-                        None,
-                        format_args!("not UTF-8 (invalid byte at column {})", e.valid_up_to() + 1),
-                    );
-                    return;
-                }
-            };
+        TextLine::Truncated => ctx.cut_at_line = Some(n),
+        TextLine::NotUtf8 { valid_up_to } => ctx.malformed(
+            Some(n),
+            None,
+            format_args!("not UTF-8 (invalid byte at column {})", valid_up_to + 1),
+        ),
+        TextLine::Text(text) => {
             if text.trim_ascii().is_empty() {
                 return;
             }
@@ -62,9 +56,8 @@ pub(crate) fn read<R: Read>(
                 return;
             }
             let format = from_header.as_ref().unwrap_or(base);
-            let mut rec = FlowRecord::default();
-            match parse_line_into(text, format, &mut rec) {
-                Ok(()) => ctx.emit(n, None, Record::Flow(&rec)),
+            match parse_line(text, format) {
+                Ok(rec) => ctx.emit(n, None, Record::Flow(&rec)),
                 Err(e) => {
                     // A wrong field count explains a bad value better (e.g. a format mismatch).
                     let found = Tokens { s: text, i: 0 }.count();
@@ -159,30 +152,56 @@ fn parse_ip(t: &str) -> Option<IpAddr> {
 
 /// Parses one data line against `format`.
 pub fn parse_line<'a>(line: &'a str, format: &FlowFormat) -> Result<FlowRecord<'a>, LineError> {
-    let mut rec = FlowRecord::default();
-    parse_line_into(line, format, &mut rec)?;
+    // Built once here: the record is large, and clearing it twice per line showed in profiles.
+    let mut rec = FlowRecord {
+        line,
+        ..FlowRecord::default()
+    };
+    fill_fields(line, format, &mut rec)?;
     Ok(rec)
 }
 
-/// Decimal digits of a numeric field, parsed while scanning for its end (one pass per byte).
-/// Returns the value (None if a byte was not a digit or it overflowed) and the end index.
+/// Decimal digits of a numeric field. Returns the value (None if a byte was not a digit, there
+/// were more than 19 digits, or it overflowed) and the end index.
 #[inline(always)]
-fn scan_number(b: &[u8], mut i: usize) -> (Option<u64>, usize) {
-    let start = i;
+fn scan_number(b: &[u8], i: usize) -> (Option<u64>, usize) {
+    let end = scan_token(b, i);
+    let digits = &b[i..end];
+    // 19 digits always fit in a u64; longer values are rejected rather than checked per digit.
+    if digits.len() > 19 {
+        return (None, end);
+    }
     let mut v: u64 = 0;
     let mut ok = true;
-    while i < b.len() && !is_sep(b[i]) {
-        let d = b[i].wrapping_sub(b'0');
+    for &c in digits {
+        let d = c.wrapping_sub(b'0');
         ok &= d <= 9;
         v = v.wrapping_mul(10).wrapping_add(u64::from(d));
-        i += 1;
     }
-    // 19 digits always fit in a u64; longer values are rejected rather than checked per digit.
-    (if ok && i - start <= 19 { Some(v) } else { None }, i)
+    (ok.then_some(v), end)
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// High bit of each byte of `x` set where that byte is a separator (<= b' '), exact per byte:
+/// `(c & 0x7f) + 0x5f` reaches 0x80 for 0x21..=0x7f and cannot carry into the next byte, and
+/// bytes >= 0x80 are excluded by their own high bit.
+#[inline(always)]
+fn separators(x: u64) -> u64 {
+    !(((x & (0x7f * ONES)) + 0x5f * ONES) | x) & (0x80 * ONES)
+}
+
+/// End of the field starting at `i`: eight bytes per step (fields are mostly 8-20 bytes long),
+/// then byte by byte for the tail of the line.
 #[inline(always)]
 fn scan_token(b: &[u8], mut i: usize) -> usize {
+    while let Some(word) = b.get(i..i + 8) {
+        let m = separators(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
     while i < b.len() && !is_sep(b[i]) {
         i += 1;
     }
@@ -201,6 +220,16 @@ pub fn parse_line_into<'a>(
         line,
         ..FlowRecord::default()
     };
+    fill_fields(line, format, rec)
+}
+
+/// The field loop of [`parse_line_into`], on a record that is still all `None`.
+#[inline(always)]
+fn fill_fields<'a>(
+    line: &'a str,
+    format: &FlowFormat,
+    rec: &mut FlowRecord<'a>,
+) -> Result<(), LineError> {
     let b = line.as_bytes();
     let fields = format.fields();
     let mut i = 0;
@@ -339,6 +368,26 @@ mod tests {
         assert!(!is_header(
             "i-01234567890123456 eni-1111aaaa2222bbbb3 10.0.1.5 203.0.113.5 10.0.1.5 203.0.113.5"
         ));
+    }
+
+    #[test]
+    fn word_separator_mask_is_exact_for_every_byte() {
+        for c in 0..=255u8 {
+            for pos in 0..8 {
+                // The byte under test among non-separators and separators alike.
+                for fill in [b'a', b' ', 0xff] {
+                    let mut w = [fill; 8];
+                    w[pos] = c;
+                    let m = separators(u64::from_le_bytes(w));
+                    let got = m & (0x80 << (pos * 8)) != 0;
+                    assert_eq!(got, is_sep(c), "byte {c:#x} at {pos} among {fill:#x}");
+                }
+            }
+        }
+        let line = b"eni-0123456789abcdef\t10.0.0.1 x";
+        assert_eq!(scan_token(line, 0), 20);
+        assert_eq!(scan_token(line, 21), 29);
+        assert_eq!(scan_token(line, 30), 31);
     }
 
     #[test]
