@@ -813,3 +813,149 @@ fn serve_reads_objects_as_sqs_announces_them() {
     assert_eq!(m.queue_depth(&queue), 0);
     std::fs::remove_dir_all(&data).unwrap();
 }
+
+/// A restart lists each `AWSLogs/<account>/<service>/<region>/` root from the checkpoint's newest
+/// day (less the one-day lookback) instead of from the start of the prefix; a full listing
+/// afterwards finds nothing the incremental one missed, except what the lookback leaves out.
+#[test]
+fn restart_lists_from_the_checkpoint_position() {
+    if !moto_available("restart_lists_from_the_checkpoint_position") {
+        return;
+    }
+    let m = Moto::start();
+    m.bucket("trail");
+    let record = |n: &str| {
+        format!(
+            r#"{{"Records":[{{"eventVersion":"1.08","eventSource":"s3.amazonaws.com","eventName":"{n}"}}]}}"#
+        )
+    };
+    let key = |region: &str, day: u32, name: &str| {
+        format!("AWSLogs/{ACCOUNT}/CloudTrail/{region}/2024/01/{day:02}/{name}.json")
+    };
+    let mut first_batch = 0;
+    for day in 1..=30 {
+        for n in 0..3 {
+            let name = format!("use1-{day}-{n}");
+            m.object(
+                "trail",
+                &key("us-east-1", day, &name),
+                record(&name).as_bytes(),
+            );
+            first_batch += 1;
+        }
+    }
+    for day in 1..=5 {
+        let name = format!("euw1-{day}");
+        m.object(
+            "trail",
+            &key("eu-west-1", day, &name),
+            record(&name).as_bytes(),
+        );
+        first_batch += 1;
+    }
+    m.object(
+        "trail",
+        &format!("AWSLogs/{ACCOUNT}/CloudTrail-Digest/us-east-1/2024/01/30/d.json.gz"),
+        b"{}",
+    );
+    let dir = temp_dir("incremental");
+    let ckpt = dir.join("checkpoint.jsonl");
+    let loc = S3Location::parse(&format!("s3://trail/AWSLogs/{ACCOUNT}/")).unwrap();
+    let source = |incremental: bool| {
+        let mut s = S3Source::new(
+            SourceKind::CloudTrail,
+            loc.clone(),
+            ReadOptions::default(),
+            config(&m).s3_client(),
+        );
+        s.page_size = 5; // many pages, as a real bucket of months of logs has
+        s.incremental = incremental;
+        s
+    };
+    let names = |seen: &Seen| -> std::collections::BTreeSet<String> {
+        seen.events
+            .iter()
+            .map(|e| e.split(".json").next().unwrap().to_owned())
+            .collect()
+    };
+
+    let mut c = Checkpoint::open(&ckpt).unwrap();
+    let mut src = source(true);
+    let mut seen = Seen::default();
+    src.poll(Some(&mut c), &mut seen).unwrap();
+    assert_eq!(seen.events.len(), first_batch, "{:?}", seen.malformed);
+    assert_eq!(seen.skipped.len(), 1, "digest: {:?}", seen.skipped);
+    drop(c);
+
+    // New deliveries: the next day, a late file of the newest day, a new region, a file in a
+    // day long past (older than the lookback).
+    let new = [
+        key("us-east-1", 31, "use1-31-0"),
+        key("us-east-1", 31, "use1-31-1"),
+        key("us-east-1", 30, "use1-30-late"),
+        key("eu-west-1", 6, "euw1-6"),
+        key("ap-south-1", 2, "aps1-2"),
+    ];
+    for k in &new {
+        let name = k.rsplit('/').next().unwrap().trim_end_matches(".json");
+        m.object("trail", k, record(name).as_bytes());
+    }
+    let very_late = key("us-east-1", 10, "use1-10-late");
+    m.object("trail", &very_late, record("use1-10-late").as_bytes());
+
+    // Restart: a new process (source, client) on the same checkpoint.
+    let mut c = Checkpoint::open(&ckpt).unwrap();
+    let mut src = source(true);
+    let mut seen = Seen::default();
+    src.poll(Some(&mut c), &mut seen).unwrap();
+    let want: std::collections::BTreeSet<String> = new
+        .iter()
+        .map(|k| {
+            k.rsplit('/')
+                .next()
+                .unwrap()
+                .trim_end_matches(".json")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        names(&seen),
+        want,
+        "exactly the new objects within the lookback"
+    );
+    assert_eq!(seen.events.len(), new.len());
+    let (inc_requests, inc_keys) = (src_requests(&src), src_keys(&src));
+
+    // A full listing of the same prefix, for comparison: it finds only the very late object.
+    let mut full = source(false);
+    let mut seen = Seen::default();
+    full.poll(Some(&mut c), &mut seen).unwrap();
+    assert_eq!(
+        names(&seen),
+        ["use1-10-late".to_owned()].into(),
+        "the full listing finds only what is older than the lookback"
+    );
+    let (full_requests, full_keys) = (src_requests(&full), src_keys(&full));
+    let total_keys = first_batch as u64 + 1 + new.len() as u64 + 1;
+    assert_eq!(full_keys, total_keys, "a full listing returns every key");
+    // us-east-1 from day 30 (3 + 1 late + 2 new), eu-west-1 from day 4 (3), ap-south-1 (1),
+    // the digest root from day 29 (1), plus the directory walk's common prefixes.
+    assert!(
+        inc_keys <= 25 && inc_keys * 4 < full_keys,
+        "incremental listing returned {inc_keys} keys, a full one {full_keys}"
+    );
+    // The directory walk costs a few requests per root; with months of keys (here 21 pages)
+    // the pages of whole days skipped dominate.
+    assert!(
+        inc_requests * 3 < full_requests * 2,
+        "incremental listing took {inc_requests} requests, a full one {full_requests}"
+    );
+}
+
+fn src_requests(s: &S3Source) -> u64 {
+    s.client().list_requests()
+}
+
+fn src_keys(s: &S3Source) -> u64 {
+    s.client().listed_keys()
+}

@@ -64,7 +64,7 @@ pub fn parse_iso8601_ms(s: &str) -> Option<i64> {
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (era-based computation: 400-year eras
 /// have a fixed number of days, and counting years from March puts the leap day last).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -76,7 +76,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 /// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01 (inverse of
 /// [`days_from_civil`], same era arithmetic).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

@@ -113,6 +113,14 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// The completed objects of `source` (in no particular order).
+    pub fn objects(&self, source: SourceKind) -> impl Iterator<Item = &str> {
+        self.done
+            .keys()
+            .filter(move |(s, _)| *s == source)
+            .map(|(_, o)| o.as_str())
+    }
+
     pub fn len(&self) -> usize {
         self.done.len()
     }

@@ -5,9 +5,13 @@ use super::http::{AwsError, AwsHttp, Call, Endpoint, Response};
 use super::list::{ListPage, parse_list};
 use super::sigv4::{canonical_query, uri_encode};
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub struct S3Client {
     pub http: AwsHttp,
+    /// ListObjectsV2 requests sent and keys they returned (for tests and metrics).
+    list_requests: AtomicU64,
+    listed_keys: AtomicU64,
     /// Custom endpoint (S3-compatible store, test server); None = AWS for the region.
     endpoint: Option<Endpoint>,
     path_style: bool,
@@ -27,6 +31,8 @@ impl S3Client {
     pub fn new(http: AwsHttp, endpoint: Option<Endpoint>, path_style: bool) -> S3Client {
         S3Client {
             http,
+            list_requests: AtomicU64::new(0),
+            listed_keys: AtomicU64::new(0),
             endpoint,
             path_style,
         }
@@ -53,6 +59,16 @@ impl S3Client {
         }
     }
 
+    /// ListObjectsV2 requests sent by this client so far.
+    pub fn list_requests(&self) -> u64 {
+        self.list_requests.load(Ordering::Relaxed)
+    }
+
+    /// Keys (objects and common prefixes) those requests returned.
+    pub fn listed_keys(&self) -> u64 {
+        self.listed_keys.load(Ordering::Relaxed)
+    }
+
     /// One page of the keys under `prefix`, in key order, starting after `start_after` or at a
     /// continuation token from the previous page.
     pub fn list_page(
@@ -63,6 +79,31 @@ impl S3Client {
         continuation: Option<&str>,
         max_keys: u32,
     ) -> Result<ListPage, AwsError> {
+        self.list(bucket, prefix, None, start_after, continuation, max_keys)
+    }
+
+    /// One page of a listing with `/` as delimiter: the objects directly under `prefix` and its
+    /// sub-"directories" (`common_prefixes`).
+    pub fn list_dir_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<&str>,
+        max_keys: u32,
+    ) -> Result<ListPage, AwsError> {
+        self.list(bucket, prefix, Some("/"), None, continuation, max_keys)
+    }
+
+    fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        start_after: Option<&str>,
+        continuation: Option<&str>,
+        max_keys: u32,
+    ) -> Result<ListPage, AwsError> {
+        self.list_requests.fetch_add(1, Ordering::Relaxed);
         let (ep, path) = self.locate(bucket, "");
         let max_keys = max_keys.clamp(1, 1000).to_string();
         let mut params = vec![
@@ -70,6 +111,9 @@ impl S3Client {
             ("prefix", prefix),
             ("max-keys", &max_keys),
         ];
+        if let Some(d) = delimiter {
+            params.push(("delimiter", d));
+        }
         if let Some(t) = continuation {
             params.push(("continuation-token", t));
         } else if let Some(s) = start_after {
@@ -98,7 +142,12 @@ impl S3Client {
                 attempts: 1,
                 last: format!("reading the listing: {e}"),
             })?;
-        parse_list(&xml).map_err(|message| AwsError::BadResponse { what, message })
+        let page = parse_list(&xml).map_err(|message| AwsError::BadResponse { what, message })?;
+        self.listed_keys.fetch_add(
+            (page.objects.len() + page.common_prefixes.len()) as u64,
+            Ordering::Relaxed,
+        );
+        Ok(page)
     }
 
     /// GetObject from byte `from` on; `if_match` makes the server refuse (412) if the object was

@@ -17,6 +17,8 @@ pub struct ListPage {
     pub objects: Vec<ObjectInfo>,
     /// Set when the listing continues on another page.
     pub next_token: Option<String>,
+    /// "Directories" (`CommonPrefixes`) of a listing with a delimiter, each ending with it.
+    pub common_prefixes: Vec<String>,
 }
 
 /// Parses a `ListBucketResult` document.
@@ -54,6 +56,9 @@ pub fn parse_list(xml: &str) -> Result<ListPage, String> {
                 match (path.len(), name.as_str()) {
                     (1, "IsTruncated") => truncated = text.trim() == "true",
                     (1, "NextContinuationToken") => page.next_token = Some(text.clone()),
+                    (2, "Prefix") if path[1] == "CommonPrefixes" => {
+                        page.common_prefixes.push(text.clone());
+                    }
                     (2, "Key") => {
                         if let Some(c) = current.as_mut() {
                             c.0 = Some(text.clone());
@@ -138,6 +143,27 @@ mod tests {
             p.next_token.as_deref(),
             Some("1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=")
         );
+        assert!(p.common_prefixes.is_empty());
+    }
+
+    #[test]
+    fn common_prefixes_of_a_delimited_listing() {
+        let xml = r#"<ListBucketResult><Prefix>AWSLogs/1/CloudTrail/</Prefix><Delimiter>/</Delimiter>
+  <IsTruncated>false</IsTruncated>
+  <Contents><Key>AWSLogs/1/CloudTrail/x.json</Key><Size>1</Size></Contents>
+  <CommonPrefixes><Prefix>AWSLogs/1/CloudTrail/eu-west-1/</Prefix></CommonPrefixes>
+  <CommonPrefixes><Prefix>AWSLogs/1/CloudTrail/us-east-1/</Prefix></CommonPrefixes>
+</ListBucketResult>"#;
+        let p = parse_list(xml).unwrap();
+        assert_eq!(
+            p.common_prefixes,
+            [
+                "AWSLogs/1/CloudTrail/eu-west-1/",
+                "AWSLogs/1/CloudTrail/us-east-1/"
+            ]
+        );
+        assert_eq!(p.objects.len(), 1);
+        assert_eq!(p.objects[0].key, "AWSLogs/1/CloudTrail/x.json");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod http;
 mod list;
 pub mod notification;
 mod object;
+pub mod partition;
 pub mod sigv4;
 pub mod sqs;
 
@@ -23,6 +24,7 @@ use crate::logs::checkpoint::Checkpoint;
 use crate::logs::{Counts, ReadOptions, Sink};
 use http::AwsHttp;
 use object::Known;
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::sync::Arc;
@@ -162,16 +164,31 @@ impl From<io::Error> for SourceError {
     }
 }
 
-/// Objects under a bucket prefix, found by listing. Each poll lists the prefix and reads, in key
-/// order, every object whose version the checkpoint does not have yet.
+/// Objects under a bucket prefix, found by listing. Each poll reads, in key order, every listed
+/// object whose version the checkpoint does not have yet.
+///
+/// With a checkpoint, listing is incremental: the prefix is walked directory by directory
+/// (ListObjectsV2 with a `/` delimiter) down to the date-partitioned roots
+/// (`AWSLogs/<account>/<service>/<region>/`, see [`partition`]), and each root is listed with
+/// `start-after` set to `lookback_days` before the newest day the checkpoint has for it, rather
+/// than from its beginning. A root seen for the first time, and any key outside a date
+/// partition, is listed in full. What this gives up: an object that appears in a day older than
+/// the lookback (AWS delivers within minutes) is not found, and an object that could not be read
+/// (e.g. access denied) is retried only while its day is within the lookback.
 pub struct S3Source {
     pub source: SourceKind,
     pub location: S3Location,
     pub opts: ReadOptions,
     /// Keys per ListObjectsV2 page (1-1000).
     pub page_size: u32,
+    /// List date-partitioned roots from the checkpoint's position (default true).
+    pub incremental: bool,
+    /// Days before the newest processed day that are listed again, for late deliveries.
+    pub lookback_days: u32,
     client: Arc<S3Client>,
     totals: Counts,
+    /// Newest day processed per date-partitioned root, loaded from the checkpoint on first use.
+    newest: Option<HashMap<String, partition::Partition>>,
 }
 
 impl S3Source {
@@ -186,14 +203,22 @@ impl S3Source {
             location,
             opts,
             page_size: 1000,
+            incremental: true,
+            lookback_days: 1,
             client,
             totals: Counts::default(),
+            newest: None,
         }
     }
 
     /// Everything read since the source was created, including polls that stopped on an error.
     pub fn totals(&self) -> Counts {
         self.totals
+    }
+
+    /// The S3 client this source reads with (shared, with its request counters).
+    pub fn client(&self) -> &Arc<S3Client> {
+        &self.client
     }
 
     /// One pass over the prefix. Without a checkpoint every object is read (one-off scans).
@@ -203,12 +228,36 @@ impl S3Source {
         sink: &mut dyn Sink,
     ) -> Result<Counts, SourceError> {
         let mut counts = Counts::default();
-        let result = self.poll_into(&mut checkpoint, sink, &mut counts);
+        let result = match checkpoint.as_deref_mut() {
+            Some(c) if self.incremental => {
+                if self.newest.is_none() {
+                    self.newest = Some(self.newest_from(c));
+                }
+                let prefix = self.location.prefix.clone();
+                self.walk(&prefix, c, sink, &mut counts)
+            }
+            _ => self.list_all(&mut checkpoint, sink, &mut counts),
+        };
         self.totals += counts;
         result.map(|()| counts)
     }
 
-    fn poll_into(
+    /// The newest day per date-partitioned root among the checkpoint's objects of this location.
+    fn newest_from(&self, c: &Checkpoint) -> HashMap<String, partition::Partition> {
+        let base = format!("s3://{}/", self.location.bucket);
+        let mut newest = HashMap::new();
+        for name in c.objects(self.source) {
+            let Some(key) = name.strip_prefix(&base) else {
+                continue;
+            };
+            if key.starts_with(&self.location.prefix) {
+                note_day(&mut newest, key);
+            }
+        }
+        newest
+    }
+
+    fn list_all(
         &self,
         checkpoint: &mut Option<&mut Checkpoint>,
         sink: &mut dyn Sink,
@@ -225,24 +274,130 @@ impl S3Source {
                 self.page_size,
             )?;
             for o in &page.objects {
-                let known = Known {
-                    size: o.size,
-                    etag: o.etag.clone(),
-                };
-                *counts += object::ingest_object(
-                    &self.client,
-                    self.source,
-                    &self.opts,
-                    &loc.bucket,
-                    &o.key,
-                    Some(&known),
-                    checkpoint.as_deref_mut(),
-                    sink,
-                )?;
+                *counts += self.ingest(o, checkpoint.as_deref_mut(), sink)?;
             }
             match page.next_token {
                 Some(t) => token = Some(t),
                 None => return Ok(()),
+            }
+        }
+    }
+
+    fn ingest(
+        &self,
+        o: &ObjectInfo,
+        checkpoint: Option<&mut Checkpoint>,
+        sink: &mut dyn Sink,
+    ) -> Result<Counts, SourceError> {
+        let known = Known {
+            size: o.size,
+            etag: o.etag.clone(),
+        };
+        object::ingest_object(
+            &self.client,
+            self.source,
+            &self.opts,
+            &self.location.bucket,
+            &o.key,
+            Some(&known),
+            checkpoint,
+            sink,
+        )
+    }
+
+    /// Reads the objects directly under `prefix`, lists each date-partitioned root found below it
+    /// from its newest day, and walks the other sub-directories the same way.
+    fn walk(
+        &mut self,
+        prefix: &str,
+        c: &mut Checkpoint,
+        sink: &mut dyn Sink,
+        counts: &mut Counts,
+    ) -> Result<(), SourceError> {
+        let bucket = self.location.bucket.clone();
+        let mut token: Option<String> = None;
+        let mut dirs = Vec::new();
+        let mut dated = false;
+        loop {
+            let page =
+                self.client
+                    .list_dir_page(&bucket, prefix, token.as_deref(), self.page_size)?;
+            for o in &page.objects {
+                *counts += self.ingest(o, Some(&mut *c), sink)?;
+            }
+            for d in page.common_prefixes {
+                let segment = d[..d.len() - 1].rsplit('/').next().unwrap_or("");
+                // Year directories make `prefix` a root, listed as a whole below; a prefix that
+                // does not end at a `/` (`s3://b/AWSLogs/1/Cloud`) is not a root itself.
+                if prefix.ends_with('/') && partition::is_year_segment(segment) {
+                    dated = true;
+                } else {
+                    dirs.push(d);
+                }
+            }
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        if dated {
+            self.list_root(prefix, c, sink, counts)?;
+        }
+        for d in dirs {
+            self.walk(&d, c, sink, counts)?;
+        }
+        Ok(())
+    }
+
+    /// Lists a date-partitioned root from `lookback_days` before its newest processed day.
+    fn list_root(
+        &mut self,
+        root: &str,
+        c: &mut Checkpoint,
+        sink: &mut dyn Sink,
+        counts: &mut Counts,
+    ) -> Result<(), SourceError> {
+        let newest = self.newest.get_or_insert_with(HashMap::new);
+        let start = newest
+            .get(root)
+            .map(|p| partition::start_after(root, p.style, p.day - i64::from(self.lookback_days)));
+        let bucket = self.location.bucket.clone();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self.client.list_page(
+                &bucket,
+                root,
+                start.as_deref(),
+                token.as_deref(),
+                self.page_size,
+            )?;
+            for o in &page.objects {
+                // Objects directly in the root and its non-year sub-directories are the walk's.
+                let rest = &o.key[root.len()..];
+                match rest.split_once('/') {
+                    Some((first, _)) if partition::is_year_segment(first) => {}
+                    _ => continue,
+                }
+                *counts += self.ingest(o, Some(&mut *c), sink)?;
+                note_day(self.newest.get_or_insert_with(HashMap::new), &o.key);
+            }
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Records `key`'s day as its root's newest if it is newer.
+fn note_day(newest: &mut HashMap<String, partition::Partition>, key: &str) {
+    if let Some(p) = partition::find(key) {
+        let root = &key[..p.root_len];
+        match newest.get_mut(root) {
+            Some(n) if n.day >= p.day => {}
+            Some(n) => *n = p,
+            None => {
+                newest.insert(root.to_owned(), p);
             }
         }
     }
