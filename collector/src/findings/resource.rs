@@ -385,7 +385,8 @@ pub struct EcsTaskDetails {
 }
 
 impl Resource {
-    /// A stable text identity of the affected resource, used in aggregation keys: which instance,
+    /// A stable text identity of the affected resource, used in aggregation keys: which instance
+    /// (or, without an instance id, network interface),
     /// container, workload, task, access key or bucket. `None` when the resource names nothing
     /// (then every occurrence of a type would share one finding, which the aggregator refuses).
     pub fn identity(&self) -> Option<String> {
@@ -396,6 +397,14 @@ impl Resource {
             .and_then(|i| i.instance_id.as_deref())
         {
             parts.push(format!("instance={id}"));
+        } else if let Some(eni) = self
+            .instance_details
+            .as_ref()
+            .and_then(|i| i.network_interfaces.first())
+            .and_then(|n| n.network_interface_id.as_deref())
+        {
+            // Flow logs in the default format name the network interface, not the instance.
+            parts.push(format!("eni={eni}"));
         }
         if let Some(cluster) = &self.eks_cluster_details
             && let Some(name) = cluster.arn.as_deref().or(cluster.name.as_deref())

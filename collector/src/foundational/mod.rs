@@ -14,7 +14,9 @@
 
 pub mod aws_ranges;
 pub mod cloudtrail;
+pub mod dns;
 pub mod engine;
+pub mod flow;
 pub mod occurrence;
 pub mod resource;
 pub mod scan;

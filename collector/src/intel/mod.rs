@@ -7,6 +7,7 @@
 //! precedence.
 
 pub mod builtin;
+pub mod classify;
 pub mod domainset;
 pub mod formats;
 pub mod index;

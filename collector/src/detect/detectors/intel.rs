@@ -11,25 +11,16 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::{DetectContext, Detector};
-use crate::detect::config::ThreatCategory;
 use crate::detect::event::{EventType, RuntimeEvent};
 use crate::detect::signal::Signal;
 use crate::findings::{
     Action, AffectedResource, DnsRequestAction, FindingType, LocalIpDetails,
     NetworkConnectionAction, PortDetails, RemoteIpDetails,
 };
-use crate::intel::builtin::{MINING_POOL_LIST_NAME, mining_pool_finding, test_domain_finding};
-use crate::intel::{Verdict, indicator::normalise_domain};
-
-/// The metadata service addresses a rebinding attack aims at.
-const METADATA_ADDRESSES: &[&str] = &["169.254.169.254", "fd00:ec2::254"];
-/// Names that legitimately resolve to it.
-const METADATA_NAMES: &[&str] = &[
-    "instance-data",
-    "instance-data.ec2.internal",
-    "metadata.google.internal",
-    "metadata",
-];
+use crate::intel::classify::{
+    Hit, IndicatorUse, ThreatCategory, classify_domain, classify_ip, metadata_rebind,
+};
+use crate::intel::indicator::normalise_domain;
 
 pub struct Intel;
 
@@ -51,33 +42,18 @@ fn dns_signal(t: FindingType, domain: &str, ev: &RuntimeEvent, rule: &str) -> Si
     signal
 }
 
-fn lists_signal(
-    lists: &[&str],
-    ctx: &DetectContext<'_>,
-    dns: bool,
-    make: impl Fn(FindingType) -> Signal,
-    out: &mut Vec<Signal>,
-) {
-    // One finding per type: several lists of one category fold into one.
-    let mut by_type: Vec<(FindingType, Vec<&str>)> = Vec::new();
-    for list in lists {
-        let category = ctx
-            .config
-            .threat_categories
-            .get(*list)
-            .copied()
-            .unwrap_or(ThreatCategory::Custom);
-        let t = category.finding_type(dns);
-        match by_type.iter_mut().find(|(x, _)| *x == t) {
-            Some((_, names)) => names.push(list),
-            None => by_type.push((t, vec![list])),
-        }
-    }
-    for (t, names) in by_type {
-        let mut signal = make(t);
-        signal.threat = Some((names.join(","), Vec::new()));
+/// Signals for the classification hits, one per finding type.
+fn hit_signals(hits: Vec<Hit>, make: impl Fn(FindingType, &str) -> Signal, out: &mut Vec<Signal>) {
+    for hit in hits {
+        let rule = format!("detector.intel.{}", hit.rule);
+        let mut signal = make(hit.finding_type, &rule);
+        signal.threat = hit.threat_list_name().map(|l| (l, Vec::new()));
         out.push(signal);
     }
+}
+
+fn category<'c>(ctx: &'c DetectContext<'_>) -> impl Fn(&str) -> Option<ThreatCategory> + 'c {
+    |list: &str| ctx.config.threat_categories.get(list).copied()
 }
 
 impl Intel {
@@ -87,52 +63,30 @@ impl Intel {
             let Ok(name) = normalise_domain(&q.name) else {
                 continue;
             };
-            let verdict = ctx.intel.check_domain(&name);
-            if matches!(verdict, Verdict::Trusted { .. }) {
-                continue;
-            }
-            if let Some(t) = test_domain_finding(&name, AffectedResource::Runtime) {
-                out.push(dns_signal(t, &name, ev, "detector.intel.test-domain"));
-                continue;
-            }
-            if let Some(t) = mining_pool_finding(&name, AffectedResource::Runtime) {
-                let mut signal = dns_signal(t, &name, ev, "detector.intel.mining-pool");
-                signal.threat = Some((MINING_POOL_LIST_NAME.to_owned(), Vec::new()));
-                out.push(signal);
-                continue;
-            }
-            if let Verdict::Threat { lists } = verdict {
-                lists_signal(
-                    &lists,
-                    ctx,
-                    true,
-                    |t| dns_signal(t, &name, ev, "detector.intel.threat-list"),
-                    out,
-                );
-            }
+            let mut hits = Vec::new();
+            classify_domain(
+                &name,
+                ctx.intel,
+                &category(ctx),
+                AffectedResource::Runtime,
+                &mut hits,
+            );
+            hit_signals(hits, |t, rule| dns_signal(t, &name, ev, rule), out);
         }
     }
 
     fn response(&self, ev: &RuntimeEvent, ctx: &DetectContext<'_>, out: &mut Vec<Signal>) {
         let Some(dns) = &ev.dns else { return };
-        let Some(answer) = dns
-            .answers
-            .iter()
-            .find(|a| METADATA_ADDRESSES.contains(&a.data.as_str()))
-        else {
-            return;
-        };
         let Some(q) = dns.questions.first() else {
             return;
         };
         let Ok(name) = normalise_domain(&q.name) else {
             return;
         };
-        if METADATA_NAMES.contains(&name.as_str())
-            || matches!(ctx.intel.check_domain(&name), Verdict::Trusted { .. })
-        {
+        let answers = dns.answers.iter().map(|a| a.data.as_str());
+        let Some(address) = metadata_rebind(&name, answers, ctx.intel) else {
             return;
-        }
+        };
         let mut signal = dns_signal(
             FindingType::UnauthorizedAccessRuntimeMetadataDnsRebind,
             &name,
@@ -140,8 +94,7 @@ impl Intel {
             "detector.intel.metadata-rebind",
         );
         signal.description = Some(format!(
-            "{name} resolved to the instance metadata address {}.",
-            answer.data
+            "{name} resolved to the instance metadata address {address}."
         ));
         out.push(signal);
     }
@@ -157,17 +110,22 @@ impl Intel {
             },
             Err(_) => return,
         };
-        let Verdict::Threat { lists } = ctx.intel.check_ip(ip) else {
-            return;
-        };
-        let make = |t: FindingType| connect_signal(t, ip, ev);
-        lists_signal(&lists, ctx, false, make, out);
+        let mut hits = Vec::new();
+        classify_ip(
+            ip,
+            IndicatorUse::Outbound,
+            ctx.intel,
+            &category(ctx),
+            AffectedResource::Runtime,
+            &mut hits,
+        );
+        hit_signals(hits, |t, rule| connect_signal(t, ip, ev, rule), out);
     }
 }
 
-fn connect_signal(t: FindingType, ip: Ipv4Addr, ev: &RuntimeEvent) -> Signal {
+fn connect_signal(t: FindingType, ip: Ipv4Addr, ev: &RuntimeEvent, rule: &str) -> Signal {
     let sock = ev.socket.as_ref().expect("checked by the caller");
-    let mut signal = Signal::new(t, "detector.intel.threat-list")
+    let mut signal = Signal::new(t, rule)
         .fact("remoteIp", ip.to_string())
         .description(format!(
             "A process connected to {ip}, which is on a threat list."

@@ -1,0 +1,624 @@
+//! The flow analyses and the per-instance state they share (see the parent module for the table of
+//! triggers and thresholds).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use serde::{Deserialize, Serialize};
+
+use super::conn::{Conn, Interfaces, Opener};
+use super::finding::{Ec2Draft, local_ip_details, port_details, protocol_name, remote_ip_details};
+use super::{Categories, EMR_PORTS, FlowConfig, TCP_ONLY_PORTS};
+use crate::event::{FlowRecord, Origin};
+use crate::findings::{
+    Action, AffectedResource, FindingType, NetworkConnectionAction, Occurrence, PortProbeAction,
+    PortProbeDetail, SeverityLevel,
+};
+use crate::foundational::LogContext;
+use crate::intel::classify::{Hit, IndicatorUse, classify_ip};
+
+/// Brute-force services: port range, finding type, name in titles.
+const BRUTE_FORCE: [(u16, u16, FindingType, &str); 3] = [
+    (
+        22,
+        22,
+        FindingType::UnauthorizedAccessEc2SshBruteForce,
+        "SSH",
+    ),
+    (
+        3389,
+        3389,
+        FindingType::UnauthorizedAccessEc2RdpBruteForce,
+        "RDP",
+    ),
+    (5985, 5986, FindingType::ImpactEc2WinRmBruteForce, "WinRM"),
+];
+
+/// Denial-of-service classes, in [`Peer::dos`] order.
+const DOS_TYPES: [FindingType; 5] = [
+    FindingType::BackdoorEc2DenialOfServiceTcp,
+    FindingType::BackdoorEc2DenialOfServiceUdp,
+    FindingType::BackdoorEc2DenialOfServiceUdpOnTcpPorts,
+    FindingType::BackdoorEc2DenialOfServiceDns,
+    FindingType::BackdoorEc2DenialOfServiceUnusualProtocol,
+];
+
+/// What the instance did with one remote address in the current windows.
+#[derive(Debug, Default)]
+struct Peer {
+    /// Current brute-force / scan / DoS window (index of `window_secs` periods).
+    window: u64,
+    /// Connections per brute-force service: `[service][0 = inbound, 1 = outbound]`.
+    brute: [[u32; 2]; 3],
+    brute_fired: u8,
+    scan_ports: Vec<u16>,
+    scan_fired: bool,
+    /// Packets and bytes per DoS class.
+    dos: [(u64, u64); 5],
+    dos_fired: u8,
+    /// Window + 1 of the last threat-list occurrence (0 = none): one per window, not per record.
+    intel_window: u64,
+    hour: u64,
+    hour_bytes: u64,
+    volume_fired: bool,
+}
+
+impl Peer {
+    /// Moves to `window` if it is newer; false for a record older than the current window.
+    fn roll(&mut self, window: u64) -> bool {
+        if window > self.window {
+            let (intel_window, hour, hour_bytes, volume_fired) = (
+                self.intel_window,
+                self.hour,
+                self.hour_bytes,
+                self.volume_fired,
+            );
+            *self = Peer {
+                window,
+                intel_window,
+                hour,
+                hour_bytes,
+                volume_fired,
+                ..Peer::default()
+            };
+        }
+        window == self.window
+    }
+}
+
+/// Probes of one local port in the current probe window.
+#[derive(Debug, Default)]
+struct Probe {
+    window: u64,
+    remotes: Vec<Ipv4Addr>,
+    fired: bool,
+}
+
+#[derive(Debug)]
+struct Instance {
+    /// Start (Unix seconds) of the learning period: the instance's first record.
+    first_seen: u64,
+    /// Learned ports: direction (1 out, 2 in) << 24 | protocol << 16 | port.
+    ports: HashSet<u32>,
+    peak_hour_bytes: u64,
+    peers: HashMap<u32, Peer>,
+    probes: HashMap<u32, Probe>,
+}
+
+impl Instance {
+    fn new(first_seen: u64) -> Self {
+        Self {
+            first_seen,
+            ports: HashSet::new(),
+            peak_hour_bytes: 0,
+            peers: HashMap::new(),
+            probes: HashMap::new(),
+        }
+    }
+}
+
+/// Persisted baseline of one instance.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SavedBaseline {
+    first_seen: u64,
+    ports: Vec<u32>,
+    peak_hour_bytes: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedState {
+    version: u32,
+    instances: BTreeMap<String, SavedBaseline>,
+}
+
+/// Every VPC-flow analysis; see the parent module.
+pub struct FlowDetector {
+    config: FlowConfig,
+    categories: Categories,
+    interfaces: Interfaces,
+    instances: HashMap<Box<str>, Instance>,
+    newest: u64,
+    since_sweep: u32,
+    hits: Vec<Hit>,
+}
+
+impl Default for FlowDetector {
+    fn default() -> Self {
+        Self::new(FlowConfig::default(), Categories::new())
+    }
+}
+
+/// Records between two sweeps of expired windows when the engine does not call `on_time`.
+const SWEEP_EVERY: u32 = 1 << 16;
+
+impl FlowDetector {
+    pub fn new(config: FlowConfig, categories: Categories) -> Self {
+        Self {
+            config,
+            categories,
+            interfaces: Interfaces::default(),
+            instances: HashMap::new(),
+            newest: 0,
+            since_sweep: 0,
+            hits: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &FlowConfig {
+        &self.config
+    }
+
+    pub(super) fn record(
+        &mut self,
+        record: &FlowRecord<'_>,
+        origin: &Origin<'_>,
+        ctx: &LogContext<'_>,
+        out: &mut Vec<Occurrence>,
+    ) {
+        let Some(c) = self.interfaces.view(record) else {
+            return;
+        };
+        let Some(key) = c.target.key() else { return };
+        if c.start > self.newest {
+            self.newest = c.start;
+        }
+        self.since_sweep += 1;
+        if self.since_sweep >= SWEEP_EVERY {
+            self.sweep(self.newest.saturating_sub(self.config.window_secs));
+        }
+        let cfg = &self.config;
+        let inst = match self.instances.get_mut(key) {
+            Some(inst) => inst,
+            None => self
+                .instances
+                .entry(key.into())
+                .or_insert_with(|| Instance::new(c.start)),
+        };
+        if c.start < inst.first_seen {
+            inst.first_seen = c.start;
+        }
+        let window = c.start / cfg.window_secs;
+        let em = Emitter {
+            c: &c,
+            origin,
+            window_secs: cfg.window_secs,
+            out,
+        };
+
+        // Threat lists.
+        self.hits.clear();
+        let usage = if c.opener == Opener::Remote {
+            IndicatorUse::Inbound
+        } else {
+            IndicatorUse::Outbound
+        };
+        let categories = &self.categories;
+        classify_ip(
+            c.remote,
+            usage,
+            ctx.intel,
+            &|list: &str| categories.get(list).copied(),
+            AffectedResource::Ec2,
+            &mut self.hits,
+        );
+
+        let in_request = c.opener == Opener::Remote && !c.sending;
+        let out_request = c.opener == Opener::Local && c.sending;
+        let brute = BRUTE_FORCE.iter().position(|(lo, hi, _, _)| {
+            let port = if in_request {
+                c.local_port
+            } else {
+                c.remote_port
+            };
+            c.protocol == 6 && (in_request || out_request) && (*lo..=*hi).contains(&port)
+        });
+        let probe_shaped = c.packets <= cfg.probe_max_packets;
+        let scan = out_request && probe_shaped && c.remote_port != 0;
+        let dos = c.sending && c.remote_public && c.opener != Opener::Remote;
+        let volume = c.sending && c.remote_public && c.accepted;
+        let mut em = em;
+        if !self.hits.is_empty() || brute.is_some() || scan || dos || volume {
+            let peer = inst.peers.entry(u32::from(c.remote)).or_default();
+            let current = peer.roll(window);
+            if !self.hits.is_empty() && peer.intel_window != window + 1 {
+                peer.intel_window = window + 1;
+                for hit in self.hits.drain(..) {
+                    em.intel(hit);
+                }
+            }
+            if current && let Some(service) = brute {
+                let role = usize::from(out_request);
+                let count = &mut peer.brute[service][role];
+                *count += 1;
+                let bit = 1 << (service * 2 + role);
+                if *count >= cfg.brute_force_connections && peer.brute_fired & bit == 0 {
+                    peer.brute_fired |= bit;
+                    em.brute_force(service, out_request, *count);
+                }
+            }
+            if current && scan && !peer.scan_fired && !peer.scan_ports.contains(&c.remote_port) {
+                peer.scan_ports.push(c.remote_port);
+                if peer.scan_ports.len() >= cfg.portscan_ports {
+                    peer.scan_fired = true;
+                    em.portscan(peer.scan_ports.len());
+                }
+            }
+            if current && dos {
+                let class = dos_class(c.protocol, c.remote_port);
+                let (packets, bytes) = &mut peer.dos[class];
+                *packets += c.packets;
+                *bytes += c.bytes;
+                let small = class != 0 || *bytes <= *packets * cfg.dos_tcp_max_bytes_per_packet;
+                if *packets >= cfg.dos_packets && small && peer.dos_fired & (1 << class) == 0 {
+                    peer.dos_fired |= 1 << class;
+                    em.dos(class, *packets, *bytes);
+                }
+            }
+            if volume {
+                let hour = c.start / 3600;
+                if hour > peer.hour {
+                    peer.hour = hour;
+                    peer.hour_bytes = 0;
+                    peer.volume_fired = false;
+                }
+                if hour == peer.hour {
+                    peer.hour_bytes += c.bytes;
+                    let learning = c.start < inst.first_seen + cfg.learning_period_secs;
+                    let total = peer.hour_bytes;
+                    if learning {
+                        inst.peak_hour_bytes = inst.peak_hour_bytes.max(total);
+                    } else {
+                        let limit = (inst.peak_hour_bytes.saturating_mul(cfg.volume_factor))
+                            .max(cfg.volume_floor_bytes);
+                        if total > limit && !peer.volume_fired {
+                            peer.volume_fired = true;
+                            em.volume(total, inst.peak_hour_bytes);
+                        } else if total <= inst.peak_hour_bytes.saturating_mul(2) {
+                            // Ordinary growth moves the baseline; an anomaly does not.
+                            inst.peak_hour_bytes = inst.peak_hour_bytes.max(total);
+                        }
+                    }
+                }
+            }
+        }
+
+        // Probes of an open port from the internet.
+        if c.opener == Opener::Remote
+            && !c.sending
+            && c.accepted
+            && c.remote_public
+            && probe_shaped
+            && c.local_port != 0
+        {
+            let probe_window = c.start / cfg.probe_window_secs;
+            let probe = inst
+                .probes
+                .entry(u32::from(c.protocol) << 16 | u32::from(c.local_port))
+                .or_default();
+            if probe_window > probe.window {
+                *probe = Probe {
+                    window: probe_window,
+                    ..Probe::default()
+                };
+            }
+            if probe_window == probe.window && !probe.fired && !probe.remotes.contains(&c.remote) {
+                probe.remotes.push(c.remote);
+                if probe.remotes.len() >= cfg.probe_remotes {
+                    probe.fired = true;
+                    em.port_probe(&probe.remotes);
+                }
+            }
+        }
+
+        // Ports never used before.
+        if c.accepted && c.remote_public && matches!(c.protocol, 6 | 17) {
+            // Either record of a connection (request or response) names its server port.
+            let port_key = match c.opener {
+                Opener::Local => {
+                    Some(1 << 24 | u32::from(c.protocol) << 16 | u32::from(c.remote_port))
+                }
+                Opener::Remote => {
+                    Some(2 << 24 | u32::from(c.protocol) << 16 | u32::from(c.local_port))
+                }
+                Opener::Unknown => None,
+            };
+            if let Some(port_key) = port_key
+                && !inst.ports.contains(&port_key)
+                && inst.ports.len() < cfg.max_baseline_ports
+            {
+                inst.ports.insert(port_key);
+                if c.start >= inst.first_seen + cfg.learning_period_secs {
+                    em.unusual_port(c.opener == Opener::Local);
+                }
+            }
+        }
+    }
+
+    /// Drops windows that ended before `now` (Unix seconds); baselines stay.
+    pub fn sweep(&mut self, now: u64) {
+        self.since_sweep = 0;
+        let window_secs = self.config.window_secs;
+        let probe_secs = self.config.probe_window_secs;
+        for inst in self.instances.values_mut() {
+            inst.peers
+                .retain(|_, p| (p.window + 1) * window_secs >= now || (p.hour + 1) * 3600 >= now);
+            inst.probes
+                .retain(|_, p| (p.window + 1) * probe_secs >= now);
+        }
+    }
+
+    pub(super) fn baselines_json(&self) -> serde_json::Value {
+        let instances = self
+            .instances
+            .iter()
+            .map(|(key, inst)| {
+                let mut ports: Vec<u32> = inst.ports.iter().copied().collect();
+                ports.sort_unstable();
+                (
+                    key.to_string(),
+                    SavedBaseline {
+                        first_seen: inst.first_seen,
+                        ports,
+                        peak_hour_bytes: inst.peak_hour_bytes,
+                    },
+                )
+            })
+            .collect();
+        serde_json::to_value(SavedState {
+            version: 1,
+            instances,
+        })
+        .expect("baselines serialise")
+    }
+
+    pub(super) fn restore_baselines(&mut self, state: serde_json::Value) -> Result<(), String> {
+        let saved: SavedState =
+            serde_json::from_value(state).map_err(|e| format!("vpc-flow baselines: {e}"))?;
+        if saved.version != 1 {
+            return Err(format!(
+                "vpc-flow baselines: version {} is not supported (expected 1)",
+                saved.version
+            ));
+        }
+        for (key, b) in saved.instances {
+            let mut inst = Instance::new(b.first_seen);
+            inst.ports = b.ports.into_iter().collect();
+            inst.peak_hour_bytes = b.peak_hour_bytes;
+            self.instances.insert(key.into_boxed_str(), inst);
+        }
+        Ok(())
+    }
+}
+
+/// Index into [`DOS_TYPES`] for a packet of `protocol` to `remote_port`.
+fn dos_class(protocol: u8, remote_port: u16) -> usize {
+    match protocol {
+        6 if remote_port == 53 => 3,
+        6 => 0,
+        17 if remote_port == 53 => 3,
+        17 if TCP_ONLY_PORTS.contains(&remote_port) => 2,
+        17 => 1,
+        1 | 58 => 1, // ICMP floods are counted with UDP: no type of their own
+        _ => 4,
+    }
+}
+
+/// Builds the occurrences of one record.
+struct Emitter<'a, 'r> {
+    c: &'a Conn<'r>,
+    origin: &'a Origin<'a>,
+    window_secs: u64,
+    out: &'a mut Vec<Occurrence>,
+}
+
+impl Emitter<'_, '_> {
+    fn draft(&self, t: FindingType, rule: &str) -> Ec2Draft {
+        let mut d = Ec2Draft::new(t, format!("flow.{rule}"), self.origin);
+        d.event_time_ms = self.c.start as i64 * 1000;
+        d
+    }
+
+    fn connection(&self, inbound: bool) -> Action {
+        let c = self.c;
+        Action::network_connection(NetworkConnectionAction {
+            blocked: Some(!c.accepted),
+            connection_direction: Some(if inbound { "INBOUND" } else { "OUTBOUND" }.into()),
+            local_port_details: Some(port_details(c.local_port)),
+            protocol: Some(protocol_name(c.protocol)),
+            local_ip_details: Some(local_ip_details(IpAddr::V4(c.local))),
+            local_network_interface: c.target.eni.map(str::to_owned),
+            remote_ip_details: Some(remote_ip_details(IpAddr::V4(c.remote))),
+            remote_port_details: Some(port_details(c.remote_port)),
+        })
+    }
+
+    fn push(&mut self, d: Ec2Draft) {
+        if let Some(o) = d.build(&self.c.target) {
+            self.out.push(o);
+        }
+    }
+
+    fn intel(&mut self, hit: Hit) {
+        let c = self.c;
+        let inbound = c.opener == Opener::Remote;
+        let mut d = self.draft(hit.finding_type, &format!("intel.{}", hit.rule));
+        d.facts.push(("remoteIp", c.remote.to_string()));
+        d.title = format!(
+            "{} is communicating with {}, which is on threat list {}.",
+            c.target.label(),
+            c.remote,
+            hit.lists.join(", ")
+        );
+        d.action = Some(self.connection(inbound));
+        d.threat_list = hit.threat_list_name();
+        self.push(d);
+    }
+
+    fn brute_force(&mut self, service: usize, actor: bool, count: u32) {
+        let c = self.c;
+        let (_, _, t, name) = BRUTE_FORCE[service];
+        let mut d = self.draft(t, "brute-force");
+        d.actor = actor;
+        d.facts.push((
+            "resourceRole",
+            if actor { "ACTOR" } else { "TARGET" }.to_owned(),
+        ));
+        let level = if actor {
+            SeverityLevel::High
+        } else {
+            SeverityLevel::Low
+        };
+        d.severity = Some(level.default_severity());
+        d.title = if actor {
+            format!(
+                "{} is performing {name} brute force attacks against {}.",
+                c.target.label(),
+                c.remote
+            )
+        } else {
+            format!(
+                "{} is performing {name} brute force attacks against {}.",
+                c.remote,
+                c.target.label()
+            )
+        };
+        d.description = format!(
+            "{} {count} {name} connections in {} seconds.",
+            d.title, self.window_secs
+        );
+        d.action = Some(self.connection(!actor));
+        self.push(d);
+    }
+
+    fn portscan(&mut self, ports: usize) {
+        let c = self.c;
+        let mut d = self.draft(FindingType::ReconEc2Portscan, "portscan");
+        d.actor = true;
+        d.title = format!(
+            "{} is performing outbound port scans against remote host {}.",
+            c.target.label(),
+            c.remote
+        );
+        d.description = format!("{} {ports} distinct ports probed.", d.title);
+        d.action = Some(self.connection(false));
+        self.push(d);
+    }
+
+    fn port_probe(&mut self, remotes: &[Ipv4Addr]) {
+        let c = self.c;
+        let emr = EMR_PORTS.contains(&c.local_port);
+        let t = if emr {
+            FindingType::ReconEc2PortProbeEmrUnprotectedPort
+        } else {
+            FindingType::ReconEc2PortProbeUnprotectedPort
+        };
+        let mut d = self.draft(t, "port-probe");
+        if !emr && matches!(c.local_port, 9200 | 9300) {
+            d.severity = Some(SeverityLevel::High.default_severity());
+        }
+        d.title = format!(
+            "Unprotected port {} on {} is being probed.",
+            c.local_port,
+            c.target.label()
+        );
+        d.description = format!(
+            "{} {} public addresses probed it, the latest {}.",
+            d.title,
+            remotes.len(),
+            c.remote
+        );
+        d.action = Some(Action::port_probe(PortProbeAction {
+            blocked: Some(false),
+            port_probe_details: remotes
+                .iter()
+                .map(|r| PortProbeDetail {
+                    local_port_details: Some(port_details(c.local_port)),
+                    local_ip_details: Some(local_ip_details(IpAddr::V4(c.local))),
+                    remote_ip_details: Some(remote_ip_details(IpAddr::V4(*r))),
+                })
+                .collect(),
+        }));
+        self.push(d);
+    }
+
+    fn dos(&mut self, class: usize, packets: u64, bytes: u64) {
+        let c = self.c;
+        let mut d = self.draft(DOS_TYPES[class], "denial-of-service");
+        d.actor = true;
+        d.title = format!(
+            "{} is behaving in a manner that may indicate it is being used to perform a denial of service attack against {}.",
+            c.target.label(),
+            c.remote
+        );
+        d.description = format!(
+            "{} {packets} packets ({bytes} bytes) in one window.",
+            d.title
+        );
+        d.action = Some(self.connection(false));
+        self.push(d);
+    }
+
+    fn unusual_port(&mut self, outbound: bool) {
+        let c = self.c;
+        let (dir, port) = if outbound {
+            ("OUTBOUND", c.remote_port)
+        } else {
+            ("INBOUND", c.local_port)
+        };
+        let mut d = self.draft(FindingType::BehaviorEc2NetworkPortUnusual, "port-unusual");
+        d.facts.push((
+            "remote",
+            format!("{dir}/{}/{port}", protocol_name(c.protocol)),
+        ));
+        d.title = format!(
+            "{} is communicating with {} on the unusual {} port {port}.",
+            c.target.label(),
+            c.remote,
+            if outbound { "remote" } else { "local" }
+        );
+        d.action = Some(self.connection(!outbound));
+        self.push(d);
+    }
+
+    fn volume(&mut self, total: u64, peak: u64) {
+        let c = self.c;
+        let mut d = self.draft(
+            FindingType::BehaviorEc2TrafficVolumeUnusual,
+            "volume-unusual",
+        );
+        d.facts.push(("remote", c.remote.to_string()));
+        d.title = format!(
+            "{} is generating unusually large network traffic to remote host {}.",
+            c.target.label(),
+            c.remote
+        );
+        d.description = format!(
+            "{} {total} bytes sent in one hour; the largest hourly volume to one host learned for this instance is {peak} bytes.",
+            d.title
+        );
+        d.action = Some(self.connection(c.opener == Opener::Remote));
+        self.push(d);
+    }
+}

@@ -1,0 +1,605 @@
+//! Each flow analysis with a positive and a negative case. Records are real flow-log lines from the
+//! corpus (`../shared/corpus/`: the Panther compromised-credentials scenario, the AWS VPC guide
+//! examples) repeated with the fields an attack changes (source port, time), or generated in the
+//! same format where the corpus has no example; they go through the real line parser.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::event::flow::FlowFormat;
+use crate::event::{Event, Origin, Record};
+use crate::findings::{Finding, FindingType, Scope};
+use crate::foundational::{LogContext, LogDetector};
+use crate::intel::{IntelIndex, IntelList, ListFormat, ListKind, ListRole};
+use crate::logs::vpcflow::parse_line;
+
+/// The Panther scenario's inbound SSH record (`attacker_vpc.yml`): attacker 92.55.146.245 to the
+/// instance's port 22.
+const CORPUS_SSH_IN: &str = "2 493859302102 eni-0b13344793d4fde67 92.55.146.245 172.31.77.31 48316 22 6 19 7119 1604266544 1604266560 ACCEPT OK";
+/// The AWS guide's v5 ingress record (an S3 download with tcp-flags and flow-direction).
+const CORPUS_V5_INGRESS: &str = "5 52.95.128.179 10.0.0.71 80 34210 6 1616729292 1616729349 IPv4 14 15044 123456789012 vpc-abcdefab012345678 subnet-aaaaaaaa012345678 i-0c50d5961bcb2d47b eni-1235b8ca123456789 ap-southeast-2 apse2-az3 - - ACCEPT 19 52.95.128.179 10.0.0.71 S3 - - ingress OK";
+const V5_FORMAT: &str = "version srcaddr dstaddr srcport dstport protocol start end type packets bytes account-id vpc-id subnet-id instance-id interface-id region az-id sublocation-type sublocation-id action tcp-flags pkt-srcaddr pkt-dstaddr pkt-src-aws-service pkt-dst-aws-service traffic-path flow-direction log-status";
+
+/// Replaces whitespace-separated field `i` (0-based) of a v2 line.
+fn with_field(line: &str, i: usize, value: impl ToString) -> String {
+    let mut f: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+    f[i] = value.to_string();
+    f.join(" ")
+}
+
+/// A v2 default-format line.
+#[allow(clippy::too_many_arguments)]
+fn v2(
+    eni: &str,
+    src: &str,
+    dst: &str,
+    sport: u16,
+    dport: u16,
+    proto: u8,
+    packets: u64,
+    bytes: u64,
+    start: u64,
+    action: &str,
+) -> String {
+    format!(
+        "2 123456789012 {eni} {src} {dst} {sport} {dport} {proto} {packets} {bytes} {start} {} {action} OK",
+        start + 30
+    )
+}
+
+struct Run {
+    detector: FlowDetector,
+    intel: IntelIndex,
+    scope: Scope,
+}
+
+impl Run {
+    fn new(config: FlowConfig) -> Self {
+        Self::with(config, IntelIndex::default(), Categories::new())
+    }
+
+    fn with(config: FlowConfig, intel: IntelIndex, categories: Categories) -> Self {
+        Self {
+            detector: FlowDetector::new(config, categories),
+            intel,
+            scope: Scope::new("123456789012", "us-east-1", "ward"),
+        }
+    }
+
+    fn feed_format(&mut self, format: &FlowFormat, lines: &[String]) -> Vec<Finding> {
+        let ctx = LogContext {
+            intel: &self.intel,
+            scope: &self.scope,
+        };
+        let mut out = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let rec = parse_line(line, format).unwrap_or_else(|e| panic!("{line}: {e}"));
+            let event = Event {
+                origin: Origin {
+                    object: "flow.log",
+                    line: i as u64 + 1,
+                    index: None,
+                },
+                record: Record::Flow(&rec),
+            };
+            self.detector.on_event(&event, &ctx, &mut out);
+        }
+        out.into_iter().map(|o| o.details).collect()
+    }
+
+    fn feed(&mut self, lines: &[String]) -> Vec<Finding> {
+        self.feed_format(&FlowFormat::v2_default(), lines)
+    }
+}
+
+fn types(findings: &[Finding]) -> Vec<&str> {
+    findings
+        .iter()
+        .map(|f| f.finding_type_name.as_str())
+        .collect()
+}
+
+fn only(findings: &[Finding], t: FindingType) -> &Finding {
+    assert_eq!(types(findings), [t.name()], "{findings:#?}");
+    &findings[0]
+}
+
+fn connection(f: &Finding) -> &crate::findings::NetworkConnectionAction {
+    f.service
+        .action
+        .as_ref()
+        .and_then(|a| a.network_connection_action.as_ref())
+        .expect("networkConnectionAction")
+}
+
+/// `n` SSH connection attempts from the corpus attacker, one per source port, `gap` seconds apart.
+fn ssh_attempts(n: u16, gap: u64) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let line = with_field(CORPUS_SSH_IN, 5, 48316 + i);
+            let line = with_field(&line, 8, 3); // three packets: a failed login
+            with_field(&line, 10, 1_604_266_200 + u64::from(i) * gap)
+        })
+        .collect()
+}
+
+#[test]
+fn ssh_brute_force_against_the_instance_is_low_target() {
+    let findings = Run::new(FlowConfig::default()).feed(&ssh_attempts(25, 5));
+    let f = only(&findings, FindingType::UnauthorizedAccessEc2SshBruteForce);
+    assert_eq!(f.service.resource_role.as_deref(), Some("TARGET"));
+    assert_eq!(f.severity.level(), crate::findings::SeverityLevel::Low);
+    let c = connection(f);
+    assert_eq!(c.connection_direction.as_deref(), Some("INBOUND"));
+    assert_eq!(
+        c.remote_ip_details
+            .as_ref()
+            .unwrap()
+            .ip_address_v4
+            .as_deref(),
+        Some("92.55.146.245")
+    );
+    let local = c.local_port_details.as_ref().unwrap();
+    assert_eq!(
+        (local.port, local.port_name.as_deref()),
+        (Some(22), Some("SSH"))
+    );
+    assert_eq!(c.protocol.as_deref(), Some("TCP"));
+    assert_eq!(c.blocked, Some(false));
+    let instance = f.resource.instance_details.as_ref().unwrap();
+    assert_eq!(instance.instance_id, None, "v2 lines name no instance");
+    assert_eq!(
+        instance.network_interfaces[0]
+            .network_interface_id
+            .as_deref(),
+        Some("eni-0b13344793d4fde67")
+    );
+    let ward = f.service.ward_details().unwrap();
+    assert_eq!(
+        ward.event_ids,
+        ["flow.log:20"],
+        "the record that crossed 20"
+    );
+    assert_eq!(f.service.feature_name.as_deref(), Some("FlowLogs"));
+}
+
+#[test]
+fn a_real_ssh_session_or_a_slow_trickle_is_not_brute_force() {
+    let mut run = Run::new(FlowConfig::default());
+    // The corpus record itself and its response: one session.
+    let session = [
+        CORPUS_SSH_IN.to_owned(),
+        "2 493859302102 eni-0b13344793d4fde67 172.31.77.31 92.55.146.245 22 48316 6 19 7119 1604266545 1604266560 ACCEPT OK".to_owned(),
+    ];
+    assert!(run.feed(&session).is_empty());
+    // 19 attempts in a window: under the threshold.
+    assert!(
+        Run::new(FlowConfig::default())
+            .feed(&ssh_attempts(19, 5))
+            .is_empty()
+    );
+    // 40 attempts, one every 2 minutes: never 20 in one 10-minute window.
+    assert!(
+        Run::new(FlowConfig::default())
+            .feed(&ssh_attempts(40, 120))
+            .is_empty()
+    );
+}
+
+#[test]
+fn the_instance_brute_forcing_others_is_high_actor_and_a_separate_finding() {
+    let mut lines: Vec<String> = (0..20)
+        .map(|i| {
+            v2(
+                "eni-0b13344793d4fde67",
+                "172.31.77.31",
+                "203.0.113.50",
+                40000 + i,
+                3389,
+                6,
+                3,
+                180,
+                1_604_266_200 + u64::from(i),
+                "ACCEPT",
+            )
+        })
+        .collect();
+    lines.extend(ssh_attempts(20, 1));
+    let findings = Run::new(FlowConfig::default()).feed(&lines);
+    assert_eq!(
+        types(&findings),
+        [
+            FindingType::UnauthorizedAccessEc2RdpBruteForce.name(),
+            FindingType::UnauthorizedAccessEc2SshBruteForce.name()
+        ]
+    );
+    let rdp = &findings[0];
+    assert_eq!(rdp.service.resource_role.as_deref(), Some("ACTOR"));
+    assert_eq!(rdp.severity.level(), crate::findings::SeverityLevel::High);
+    assert_eq!(
+        connection(rdp).connection_direction.as_deref(),
+        Some("OUTBOUND")
+    );
+    assert_eq!(findings[1].service.resource_role.as_deref(), Some("TARGET"));
+}
+
+#[test]
+fn outbound_port_scan() {
+    let scan: Vec<String> = (1..=30)
+        .map(|port| {
+            v2(
+                "eni-0b13344793d4fde67",
+                "172.31.77.31",
+                "172.31.77.1",
+                50000,
+                port,
+                6,
+                1,
+                44,
+                1_604_266_590,
+                "REJECT",
+            )
+        })
+        .collect();
+    // Internal only: the interface's address is learned from the corpus SSH record first.
+    let mut lines = vec![CORPUS_SSH_IN.to_owned()];
+    lines.extend(scan.iter().cloned());
+    let findings = Run::new(FlowConfig::default()).feed(&lines);
+    let f = only(&findings, FindingType::ReconEc2Portscan);
+    assert_eq!(f.service.resource_role.as_deref(), Some("ACTOR"));
+    assert_eq!(
+        connection(f)
+            .remote_ip_details
+            .as_ref()
+            .unwrap()
+            .ip_address_v4
+            .as_deref(),
+        Some("172.31.77.1")
+    );
+    assert_eq!(connection(f).blocked, Some(true));
+    // Without the learned address the internal records are not attributed.
+    assert!(Run::new(FlowConfig::default()).feed(&scan).is_empty());
+    // Many full connections to a service's ports (data, not probes) are not a scan.
+    let busy: Vec<String> = (1..=30)
+        .map(|port| with_field(&with_field(&scan[port - 1], 8, 40), 9, 40_000))
+        .collect();
+    let mut lines = vec![CORPUS_SSH_IN.to_owned()];
+    lines.extend(busy);
+    assert!(Run::new(FlowConfig::default()).feed(&lines).is_empty());
+}
+
+fn probes(port: u16, remotes: usize) -> Vec<String> {
+    (0..remotes)
+        .map(|i| {
+            v2(
+                "eni-0aa",
+                &format!("198.51.100.{}", 10 + i),
+                "10.0.0.8",
+                40000 + i as u16,
+                port,
+                6,
+                2,
+                88,
+                1_700_000_000 + i as u64 * 60,
+                "ACCEPT",
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn unprotected_port_probes_and_the_emr_and_elasticsearch_variants() {
+    let f = Run::new(FlowConfig::default()).feed(&probes(5432, 5));
+    let f = only(&f, FindingType::ReconEc2PortProbeUnprotectedPort);
+    assert_eq!(f.severity.level(), crate::findings::SeverityLevel::Low);
+    let action = f.service.action.as_ref().unwrap();
+    assert_eq!(action.action_type.as_deref(), Some("PORT_PROBE"));
+    let probe = action.port_probe_action.as_ref().unwrap();
+    assert_eq!(probe.port_probe_details.len(), 5);
+    assert_eq!(
+        probe.port_probe_details[4]
+            .remote_ip_details
+            .as_ref()
+            .unwrap()
+            .ip_address_v4
+            .as_deref(),
+        Some("198.51.100.14")
+    );
+
+    let f = Run::new(FlowConfig::default()).feed(&probes(9200, 5));
+    let f = only(&f, FindingType::ReconEc2PortProbeUnprotectedPort);
+    assert_eq!(f.severity.level(), crate::findings::SeverityLevel::High);
+
+    let f = Run::new(FlowConfig::default()).feed(&probes(8088, 6));
+    only(&f, FindingType::ReconEc2PortProbeEmrUnprotectedPort);
+
+    // Four prober addresses, rejected probes, or a port whose probes go to different ports:
+    // nothing.
+    assert!(
+        Run::new(FlowConfig::default())
+            .feed(&probes(5432, 4))
+            .is_empty()
+    );
+    let rejected: Vec<String> = probes(5432, 8)
+        .iter()
+        .map(|l| l.replace("ACCEPT", "REJECT"))
+        .collect();
+    assert!(Run::new(FlowConfig::default()).feed(&rejected).is_empty());
+}
+
+#[test]
+fn denial_of_service_variants() {
+    let flood = |dport: u16, proto: u8, packets: u64, bytes: u64| -> Vec<String> {
+        (0..4)
+            .map(|i| {
+                v2(
+                    "eni-0bb",
+                    "10.0.0.9",
+                    "198.51.100.99",
+                    50000 + i,
+                    dport,
+                    proto,
+                    packets,
+                    bytes,
+                    1_700_000_000 + u64::from(i) * 10,
+                    "ACCEPT",
+                )
+            })
+            .collect()
+    };
+    let cases = [
+        (80, 17, FindingType::BackdoorEc2DenialOfServiceUdp),
+        (53, 17, FindingType::BackdoorEc2DenialOfServiceDns),
+        (22, 17, FindingType::BackdoorEc2DenialOfServiceUdpOnTcpPorts),
+        (80, 6, FindingType::BackdoorEc2DenialOfServiceTcp),
+    ];
+    for (port, proto, t) in cases {
+        let f = Run::new(FlowConfig::default()).feed(&flood(port, proto, 30_000, 30_000 * 60));
+        let f = only(&f, t);
+        assert_eq!(f.service.resource_role.as_deref(), Some("ACTOR"));
+    }
+    let igmp: Vec<String> = (0..4)
+        .map(|i| {
+            v2(
+                "eni-0bb",
+                "10.0.0.9",
+                "198.51.100.99",
+                0,
+                0,
+                2,
+                30_000,
+                1_000_000,
+                1_700_000_000 + i * 10,
+                "ACCEPT",
+            )
+        })
+        .collect();
+    only(
+        &Run::new(FlowConfig::default()).feed(&igmp),
+        FindingType::BackdoorEc2DenialOfServiceUnusualProtocol,
+    );
+    // A large upload (big packets), or a flood under the threshold: nothing.
+    assert!(
+        Run::new(FlowConfig::default())
+            .feed(&flood(443, 6, 30_000, 30_000 * 1400))
+            .is_empty()
+    );
+    assert!(
+        Run::new(FlowConfig::default())
+            .feed(&flood(80, 17, 20_000, 20_000 * 60))
+            .is_empty()
+    );
+}
+
+#[test]
+fn threat_lists_by_category_and_tor() {
+    let lists = IntelIndex::new([
+        Arc::new(IntelList::parse(
+            "c2",
+            ListRole::Threat,
+            ListKind::IpList,
+            ListFormat::Txt,
+            "92.55.146.245\n",
+        )),
+        Arc::new(IntelList::parse(
+            "tor-nodes",
+            ListRole::Threat,
+            ListKind::IpList,
+            ListFormat::Txt,
+            "198.51.100.20\n",
+        )),
+        Arc::new(IntelList::parse(
+            "corp",
+            ListRole::Threat,
+            ListKind::IpList,
+            ListFormat::Txt,
+            "203.0.113.66\n",
+        )),
+    ]);
+    let categories: Categories = [
+        ("c2".to_owned(), ThreatCategory::CommandAndControl),
+        ("tor-nodes".to_owned(), ThreatCategory::TorNode),
+    ]
+    .into();
+    let mut run = Run::with(FlowConfig::default(), lists, categories);
+    // The corpus's exfiltration records to the attacker: one finding per window, not per record.
+    let exfil = [
+        "2 493859302102 eni-0b13344793d4fde67 172.31.77.31 92.55.146.245 38316 22 6 19 1048576 1604271600 1604271660 ACCEPT OK".to_owned(),
+        "2 493859302102 eni-0b13344793d4fde67 172.31.77.31 92.55.146.245 38316 22 6 19 1048576 1604271660 1604271690 ACCEPT OK".to_owned(),
+    ];
+    let f = run.feed(&exfil);
+    let f = only(&f, FindingType::BackdoorEc2CncActivityB);
+    assert_eq!(f.service.threat_list_name().as_deref(), Some("c2"));
+    assert_eq!(
+        connection(f).connection_direction.as_deref(),
+        Some("OUTBOUND")
+    );
+
+    let tor_out = v2(
+        "eni-0cc",
+        "10.0.0.4",
+        "198.51.100.20",
+        50000,
+        9001,
+        6,
+        10,
+        900,
+        1_700_000_000,
+        "ACCEPT",
+    );
+    let tor_in = v2(
+        "eni-0dd",
+        "198.51.100.20",
+        "10.0.0.5",
+        50000,
+        9001,
+        6,
+        10,
+        900,
+        1_700_000_000,
+        "ACCEPT",
+    );
+    let custom = v2(
+        "eni-0ee",
+        "10.0.0.6",
+        "203.0.113.66",
+        50000,
+        8009,
+        6,
+        3,
+        200,
+        1_700_000_000,
+        "REJECT",
+    );
+    let f = run.feed(&[tor_out, tor_in, custom]);
+    assert_eq!(
+        types(&f),
+        [
+            FindingType::UnauthorizedAccessEc2TorClient.name(),
+            FindingType::UnauthorizedAccessEc2TorRelay.name(),
+            FindingType::UnauthorizedAccessEc2MaliciousIpCallerCustom.name()
+        ]
+    );
+    assert_eq!(connection(&f[2]).blocked, Some(true));
+    assert_eq!(f[2].service.threat_list_name().as_deref(), Some("corp"));
+    // Unlisted addresses (the corpus S3 download) raise nothing.
+    let s3 = "2 493859302102 eni-0b13344793d4fde67 52.216.229.53 172.31.77.31 58316 443 6 19 3048576 1604271590 1604271595 ACCEPT OK".to_owned();
+    assert!(run.feed(&[s3]).is_empty());
+}
+
+fn learning_config() -> FlowConfig {
+    FlowConfig {
+        learning_period_secs: 3600,
+        ..FlowConfig::default()
+    }
+}
+
+/// The AWS guide's v5 ingress record at `start`, with the given remote port.
+fn v5_download(start: u64, remote_port: u16) -> String {
+    let line =
+        CORPUS_V5_INGRESS.replace("1616729292 1616729349", &format!("{start} {}", start + 57));
+    line.replacen(" 80 34210 ", &format!(" {remote_port} 34210 "), 1)
+}
+
+#[test]
+fn unusual_ports_after_the_learning_period_with_persisted_baselines() {
+    let v5 = FlowFormat::parse(V5_FORMAT).unwrap();
+    let t0 = 1_616_729_292;
+    let mut run = Run::new(learning_config());
+    // Learning: port 80 is the instance's normal remote port.
+    assert!(run.feed_format(&v5, &[v5_download(t0, 80)]).is_empty());
+    // After learning: 80 again is fine, 4444 is new.
+    let f = run.feed_format(
+        &v5,
+        &[v5_download(t0 + 7200, 80), v5_download(t0 + 7260, 4444)],
+    );
+    let f = only(&f, FindingType::BehaviorEc2NetworkPortUnusual);
+    assert_eq!(
+        f.resource
+            .instance_details
+            .as_ref()
+            .unwrap()
+            .instance_id
+            .as_deref(),
+        Some("i-0c50d5961bcb2d47b"),
+        "v5 lines name the instance"
+    );
+    assert_eq!(
+        connection(f).connection_direction.as_deref(),
+        Some("OUTBOUND")
+    );
+    assert_eq!(
+        connection(f).remote_port_details.as_ref().unwrap().port,
+        Some(4444)
+    );
+    // Once reported, the port is part of the baseline.
+    assert!(
+        run.feed_format(&v5, &[v5_download(t0 + 7300, 4444)])
+            .is_empty()
+    );
+
+    // A restart keeps the baseline: a fresh detector restored from the saved state knows 80 and
+    // 4444 and is past its learning period.
+    let state = run.detector.save_state().unwrap();
+    let mut restarted = Run::new(learning_config());
+    restarted.detector.restore_state(state).unwrap();
+    let f = restarted.feed_format(
+        &v5,
+        &[
+            v5_download(t0 + 9000, 80),
+            v5_download(t0 + 9000, 4444),
+            v5_download(t0 + 9060, 6667),
+        ],
+    );
+    assert_eq!(
+        types(&f),
+        [FindingType::BehaviorEc2NetworkPortUnusual.name()]
+    );
+    // Without the state, the restarted detector would be learning again: nothing.
+    assert!(
+        Run::new(learning_config())
+            .feed_format(&v5, &[v5_download(t0 + 9060, 6667)])
+            .is_empty()
+    );
+    assert!(
+        restarted
+            .detector
+            .restore_state(serde_json::json!({"version": 9, "instances": {}}))
+            .unwrap_err()
+            .contains("version 9")
+    );
+}
+
+#[test]
+fn unusual_traffic_volume_to_one_host() {
+    let upload = |start: u64, bytes: u64| {
+        v2(
+            "eni-0ff",
+            "10.0.0.7",
+            "198.51.100.77",
+            50000,
+            443,
+            6,
+            bytes / 1400,
+            bytes,
+            start,
+            "ACCEPT",
+        )
+    };
+    let t0 = 1_700_000_000 - 1_700_000_000 % 3600;
+    let mut run = Run::new(learning_config());
+    // Learning hour: 20 MB to the host.
+    assert!(run.feed(&[upload(t0, 20 << 20)]).is_empty());
+    // Two hours later: 150 MB (under 10 × 20 MB), then 250 MB in the next hour (over it).
+    assert!(run.feed(&[upload(t0 + 7200, 150 << 20)]).is_empty());
+    let f = run.feed(&[
+        upload(t0 + 10_800, 150 << 20),
+        upload(t0 + 10_900, 100 << 20),
+    ]);
+    let f = only(&f, FindingType::BehaviorEc2TrafficVolumeUnusual);
+    assert!(
+        f.description.contains("262144000 bytes"),
+        "{}",
+        f.description
+    );
+}
