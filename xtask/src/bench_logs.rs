@@ -294,23 +294,23 @@ print(time.perf_counter() - t, n)
 "#;
 
 /// SplitMix64: tiny, deterministic, good enough to vary generated fields.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+    pub(crate) fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
         xs[self.below(xs.len() as u64) as usize]
     }
-    fn hex(&mut self, len: usize) -> String {
+    pub(crate) fn hex(&mut self, len: usize) -> String {
         let mut s = String::with_capacity(len);
         while s.len() < len {
             let _ = write!(s, "{:016x}", self.next());
@@ -318,7 +318,7 @@ impl Rng {
         s.truncate(len);
         s
     }
-    fn ip(&mut self) -> String {
+    pub(crate) fn ip(&mut self) -> String {
         let v = self.next();
         format!(
             "{}.{}.{}.{}",
@@ -425,7 +425,7 @@ const AGENTS: &[&str] = &[
     "[aws-sdk-java/1.12.675 Linux/5.10.210 OpenJDK_64-Bit_Server_VM/17.0.10+7-LTS java/17.0.10 vendor/Amazon.com_Inc.]",
 ];
 
-fn cloudtrail_record(rng: &mut Rng, s: &mut String) {
+pub(crate) fn cloudtrail_record(rng: &mut Rng, s: &mut String) {
     let (source, name) = EVENTS[rng.below(EVENTS.len() as u64) as usize];
     let acct = "123456789012";
     let role = rng.pick(&[
@@ -480,7 +480,7 @@ fn cloudtrail_record(rng: &mut Rng, s: &mut String) {
     );
 }
 
-fn flow_line(rng: &mut Rng, s: &mut String) {
+pub(crate) fn flow_line(rng: &mut Rng, s: &mut String) {
     let start = 1_704_067_200 + rng.below(86_400);
     match rng.below(200) {
         0 => {
@@ -524,7 +524,7 @@ fn flow_line(rng: &mut Rng, s: &mut String) {
     }
 }
 
-fn dns_line(rng: &mut Rng, s: &mut String) {
+pub(crate) fn dns_line(rng: &mut Rng, s: &mut String) {
     let t = rng.below(86_400);
     let name = format!(
         "{}.{}",

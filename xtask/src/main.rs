@@ -2,6 +2,7 @@
 
 mod bench_agent;
 mod bench_detect;
+mod bench_foundational;
 mod bench_logs;
 mod bench_store;
 mod bench_transport;
@@ -60,6 +61,8 @@ enum Bench {
     Detect(bench_detect::Args),
     /// Findings store: findings and events written per second, list latency over 1M findings.
     Store(bench_store::Args),
+    /// Foundational detections: records/s through cloud-log parsing plus detection, next to parse only.
+    Foundational(bench_foundational::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -79,6 +82,7 @@ fn main() -> anyhow::Result<()> {
             Bench::Logs(args) => bench_logs::run(args),
             Bench::Detect(args) => bench_detect::run(args),
             Bench::Store(args) => bench_store::run(args),
+            Bench::Foundational(args) => bench_foundational::run(args),
         },
     }
 }

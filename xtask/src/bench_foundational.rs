@@ -1,0 +1,336 @@
+//! `cargo xtask bench foundational`: records/s through cloud-log parsing plus the foundational
+//! detectors, per source, next to the parse-only rate of the same objects in the same run, so the
+//! cost of detection is visible as a ratio (target: detection adds under 30 % to parse time).
+//!
+//! Logs come from the generators of `bench logs` (same shapes), made realistic for stateful
+//! detection: flow records name 2,000 network interfaces and DNS queries 2,000 instances (instead
+//! of a new one per record), and event time advances through the run (one hour per source) instead
+//! of jumping around a day. Threat lists of `--list-entries` entries (half addresses, half domains)
+//! are loaded, so every remote address and queried name is looked up as in production.
+//!
+//! Measured in a release build of this program (`--inner`), single-threaded: rates are per core.
+
+use std::io::Cursor;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ward_collector::event::{Event, SourceKind};
+use ward_collector::findings::{Aggregator, Occurrence, Scope};
+use ward_collector::foundational::dns::DnsDetector;
+use ward_collector::foundational::flow::FlowDetector;
+use ward_collector::foundational::{LogContext, LogDetector};
+use ward_collector::intel::{IntelIndex, IntelList, ListFormat, ListKind, ListRole};
+use ward_collector::logs::{Problem, ReadOptions, Sink, read_object};
+
+use crate::bench_logs::{Rng, cloudtrail_record, dns_line, flow_line};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Records per source.
+    #[arg(long, default_value_t = 400_000)]
+    records: usize,
+    /// Entries in the threat list (half IPv4 addresses, half domains).
+    #[arg(long, default_value_t = 100_000)]
+    list_entries: usize,
+    /// Runs per measurement; the fastest is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: u32,
+    /// Run the measurement in this process (what the release build is started with).
+    #[arg(long, hide = true)]
+    inner: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.inner {
+        return inner(&args);
+    }
+    crate::cargo(&["build", "--release", "-p", "xtask"], &[])?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::workspace_root().join("target"));
+    let status = std::process::Command::new(target.join("release").join("xtask"))
+        .args(["bench", "foundational", "--inner"])
+        .args(["--records", &args.records.to_string()])
+        .args(["--list-entries", &args.list_entries.to_string()])
+        .args(["--runs", &args.runs.to_string()])
+        .status()?;
+    anyhow::ensure!(status.success(), "release bench failed");
+    Ok(())
+}
+
+const FLEET: u64 = 2_000;
+/// 2024-01-01T00:00:00Z, the day the `bench logs` generators write.
+const T0: u64 = 1_704_067_200;
+const SPAN_SECS: u64 = 3_600;
+/// Records per generated object (file).
+const PER_OBJECT: usize = 50_000;
+
+fn fleet_id(rng: &mut Rng) -> String {
+    let k = rng.below(FLEET);
+    format!("{:016x}", k.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// `bench logs` flow lines, on a fleet of interfaces, in time order.
+fn flow_objects(rng: &mut Rng, n: usize) -> Vec<Vec<u8>> {
+    let header = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n";
+    let mut objects = Vec::new();
+    let mut text = String::from(header);
+    let mut line = String::new();
+    for i in 0..n {
+        line.clear();
+        flow_line(rng, &mut line);
+        let mut f: Vec<&str> = line.split_ascii_whitespace().collect();
+        let eni = format!("eni-0{}", fleet_id(rng));
+        let start = T0 + i as u64 * SPAN_SECS / n as u64;
+        let duration = f[11]
+            .parse::<u64>()
+            .unwrap_or(0)
+            .saturating_sub(f[10].parse::<u64>().unwrap_or(0));
+        let (start, end) = (start.to_string(), (start + duration).to_string());
+        f[2] = &eni;
+        f[10] = &start;
+        f[11] = &end;
+        text.push_str(&f.join(" "));
+        text.push('\n');
+        if (i + 1) % PER_OBJECT == 0 {
+            objects.push(std::mem::replace(&mut text, header.to_owned()).into_bytes());
+        }
+    }
+    if text.len() > header.len() {
+        objects.push(text.into_bytes());
+    }
+    objects
+}
+
+/// `bench logs` Resolver query lines, from a fleet of instances, in time order.
+fn dns_objects(rng: &mut Rng, n: usize) -> Vec<Vec<u8>> {
+    let mut objects = Vec::new();
+    let mut text = String::new();
+    let mut line = String::new();
+    for i in 0..n {
+        line.clear();
+        dns_line(rng, &mut line);
+        let at = |line: &str, key: &str| line.find(key).map(|p| p + key.len());
+        let instance = at(&line, r#""instance":"i-0"#).expect("generator writes srcids.instance");
+        let id = fleet_id(rng);
+        line.replace_range(instance..instance + 16, &id);
+        let ts = at(&line, r#""query_timestamp":""#).expect("generator writes query_timestamp");
+        let ms = i as u64 * SPAN_SECS * 1000 / n as u64;
+        let stamp = format!(
+            "2024-01-01T{:02}:{:02}:{:02}.{:03}Z",
+            ms / 3_600_000,
+            ms / 60_000 % 60,
+            ms / 1000 % 60,
+            ms % 1000
+        );
+        line.replace_range(ts..ts + stamp.len(), &stamp);
+        text.push_str(&line);
+        if (i + 1) % PER_OBJECT == 0 {
+            objects.push(std::mem::take(&mut text).into_bytes());
+        }
+    }
+    if !text.is_empty() {
+        objects.push(text.into_bytes());
+    }
+    objects
+}
+
+/// `bench logs` CloudTrail records as S3 envelopes of 5,000 records.
+fn cloudtrail_objects(rng: &mut Rng, n: usize) -> Vec<Vec<u8>> {
+    let mut objects = Vec::new();
+    let mut done = 0;
+    while done < n {
+        let count = (n - done).min(5_000);
+        let mut text = String::from(r#"{"Records":["#);
+        for i in 0..count {
+            if i > 0 {
+                text.push(',');
+            }
+            cloudtrail_record(rng, &mut text);
+        }
+        text.push_str("]}");
+        objects.push(text.into_bytes());
+        done += count;
+    }
+    objects
+}
+
+fn threat_list(rng: &mut Rng, entries: usize) -> Arc<IntelList> {
+    let mut text = String::with_capacity(entries * 24);
+    for i in 0..entries {
+        if i % 2 == 0 {
+            text.push_str(&rng.ip());
+        } else {
+            text.push_str(&format!("h{}.example{}.com", rng.hex(8), rng.below(50)));
+        }
+        text.push('\n');
+    }
+    Arc::new(IntelList::parse(
+        "bench-threats",
+        ListRole::Threat,
+        ListKind::EntityList,
+        ListFormat::Txt,
+        &text,
+    ))
+}
+
+/// The foundational detectors of a source.
+fn detectors(source: SourceKind) -> Vec<Box<dyn LogDetector>> {
+    let all: Vec<Box<dyn LogDetector>> = vec![
+        Box::new(FlowDetector::default()),
+        Box::new(DnsDetector::default()),
+    ];
+    all.into_iter()
+        .filter(|d| d.sources().contains(&source))
+        .collect()
+}
+
+/// Counts records, and with detectors runs them and folds what they raise into findings. Event
+/// time advances with the newest record; windows close one minute behind it.
+struct Bench<'a> {
+    detectors: Vec<Box<dyn LogDetector>>,
+    ctx: LogContext<'a>,
+    aggregator: Aggregator,
+    out: Vec<Occurrence>,
+    records: u64,
+    malformed: u64,
+    newest_ms: i64,
+    tick: u32,
+}
+
+impl Sink for Bench<'_> {
+    fn event(&mut self, event: &Event<'_>) {
+        self.records += 1;
+        if self.detectors.is_empty() {
+            return;
+        }
+        if let Some(t) = event.time_ms() {
+            self.newest_ms = self.newest_ms.max(t);
+        }
+        for d in &mut self.detectors {
+            d.on_event(event, &self.ctx, &mut self.out);
+        }
+        self.tick += 1;
+        if self.tick == 10_000 {
+            self.tick = 0;
+            for d in &mut self.detectors {
+                d.on_time(self.newest_ms - 60_000, &self.ctx, &mut self.out);
+            }
+        }
+        for o in self.out.drain(..) {
+            let _ = self.aggregator.record(o);
+        }
+    }
+
+    fn malformed(&mut self, _problem: &Problem<'_>) {
+        self.malformed += 1;
+    }
+}
+
+struct Measure {
+    best: Duration,
+    records: u64,
+    findings: usize,
+}
+
+fn measure(
+    source: SourceKind,
+    objects: &[Vec<u8>],
+    detect: bool,
+    intel: &IntelIndex,
+    scope: &Scope,
+    runs: u32,
+) -> anyhow::Result<Measure> {
+    let mut best = Duration::MAX;
+    let (mut records, mut findings) = (0, 0);
+    for _ in 0..runs {
+        let copies: Vec<Vec<u8>> = objects.to_vec();
+        let mut sink = Bench {
+            detectors: if detect {
+                detectors(source)
+            } else {
+                Vec::new()
+            },
+            ctx: LogContext { intel, scope },
+            aggregator: Aggregator::new(scope.clone()),
+            out: Vec::new(),
+            records: 0,
+            malformed: 0,
+            newest_ms: 0,
+            tick: 0,
+        };
+        let opts = ReadOptions::default();
+        let start = Instant::now();
+        for (i, object) in copies.into_iter().enumerate() {
+            read_object(
+                source,
+                &format!("bench-{i}"),
+                Cursor::new(object),
+                &opts,
+                &mut sink,
+            );
+        }
+        best = best.min(start.elapsed());
+        anyhow::ensure!(
+            sink.malformed == 0,
+            "{source}: {} malformed records",
+            sink.malformed
+        );
+        records = sink.records;
+        findings = sink.aggregator.len();
+    }
+    Ok(Measure {
+        best,
+        records,
+        findings,
+    })
+}
+
+fn inner(args: &Args) -> anyhow::Result<()> {
+    let mut rng = Rng(42);
+    let intel = IntelIndex::new([threat_list(&mut rng, args.list_entries)]);
+    let scope = Scope::new("123456789012", "us-east-1", "bench");
+    let sources = [
+        (
+            SourceKind::CloudTrail,
+            cloudtrail_objects(&mut rng, args.records),
+        ),
+        (SourceKind::VpcFlow, flow_objects(&mut rng, args.records)),
+        (SourceKind::Dns, dns_objects(&mut rng, args.records)),
+    ];
+    println!(
+        "bench foundational: {} records per source, threat list of {} entries, best of {} runs, 1 thread",
+        args.records, args.list_entries, args.runs
+    );
+    println!(
+        "  {:<11} {:>9} {:>10} {:>14} {:>14} {:>10} {:>9}",
+        "source", "records", "MB", "parse rec/s", "+detect rec/s", "detection", "findings"
+    );
+    for (source, objects) in &sources {
+        let bytes: usize = objects.iter().map(Vec::len).sum();
+        let parse = measure(*source, objects, false, &intel, &scope, args.runs)?;
+        let detectors = detectors(*source).len();
+        let both = measure(*source, objects, true, &intel, &scope, args.runs)?;
+        anyhow::ensure!(parse.records == both.records, "record counts differ");
+        let rate = |m: &Measure| m.records as f64 / m.best.as_secs_f64();
+        let added = if detectors == 0 {
+            "no detectors".to_owned()
+        } else {
+            format!(
+                "{:+.1} %",
+                (both.best.as_secs_f64() / parse.best.as_secs_f64() - 1.0) * 100.0
+            )
+        };
+        println!(
+            "  {:<11} {:>9} {:>10.1} {:>14.0} {:>14.0} {:>10} {:>9}",
+            source.name(),
+            parse.records,
+            bytes as f64 / 1e6,
+            rate(&parse),
+            rate(&both),
+            added,
+            both.findings
+        );
+    }
+    Ok(())
+}
