@@ -146,6 +146,8 @@ pub trait LogDetector: Send {
 /// Every built-in foundational detector. The VPC Flow and DNS families add theirs here.
 pub fn builtin() -> Vec<Box<dyn LogDetector>> {
     let mut all = cloudtrail::detectors();
+    all.push(Box::new(flow::FlowDetector::default()));
+    all.push(Box::new(dns::DnsDetector::default()));
     all.shrink_to_fit();
     all
 }

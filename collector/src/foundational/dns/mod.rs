@@ -25,9 +25,8 @@ use foldhash::{HashMap, HashMapExt};
 use serde::{Deserialize, Serialize};
 
 use crate::event::net::parse_ip_lenient;
-use crate::event::{DnsQuery, Event, Origin, Record, SourceKind};
+use crate::event::{DnsQuery, Event, Record, SourceKind};
 use crate::findings::{Action, AffectedResource, DnsRequestAction, FindingType, Occurrence};
-use crate::foundational::flow::Categories;
 use crate::foundational::flow::finding::{Ec2Draft, Ec2Target};
 use crate::foundational::{LogContext, LogDetector};
 use crate::intel::classify::{
@@ -74,7 +73,6 @@ struct DgaWindow {
 
 pub struct DnsDetector {
     config: DnsConfig,
-    categories: Categories,
     /// Keyed by `instance \0 registrable domain`.
     exfil: HashMap<Box<str>, ExfilWindow>,
     dga: HashMap<Box<str>, DgaWindow>,
@@ -85,15 +83,14 @@ pub struct DnsDetector {
 
 impl Default for DnsDetector {
     fn default() -> Self {
-        Self::new(DnsConfig::default(), Categories::new())
+        Self::new(DnsConfig::default())
     }
 }
 
 impl DnsDetector {
-    pub fn new(config: DnsConfig, categories: Categories) -> Self {
+    pub fn new(config: DnsConfig) -> Self {
         Self {
             config,
-            categories,
             exfil: HashMap::new(),
             dga: HashMap::new(),
             hits: Vec::new(),
@@ -105,7 +102,7 @@ impl DnsDetector {
     fn query(
         &mut self,
         q: &DnsQuery<'_>,
-        origin: &Origin<'_>,
+        event: &Event<'_>,
         ctx: &LogContext<'_>,
         out: &mut Vec<Occurrence>,
     ) {
@@ -139,11 +136,12 @@ impl DnsDetector {
         let em = DnsEmitter {
             q,
             name,
-            origin,
+            event,
+            ctx,
             target,
             time_ms,
         };
-        let categories = &self.categories;
+        let categories = &ctx.settings.threat_categories;
         let category = |list: &str| categories.get(list).copied();
 
         self.hits.clear();
@@ -155,8 +153,12 @@ impl DnsDetector {
             &mut self.hits,
         );
         for hit in self.hits.drain(..) {
-            let rule = format!("dns.intel.{}", hit.rule);
-            em.emit(hit.finding_type, &rule, hit.threat_list_name(), None, out);
+            let rule = match hit.rule {
+                "test-domain" => "dns.intel.test-domain",
+                "mining-pool" => "dns.intel.mining-pool",
+                _ => "dns.intel.threat-list",
+            };
+            em.emit(hit.finding_type, rule, hit.lists, None, out);
         }
 
         let answers = || {
@@ -170,7 +172,7 @@ impl DnsDetector {
             em.emit(
                 FindingType::UnauthorizedAccessEc2MetadataDnsRebind,
                 "dns.metadata-rebind",
-                None,
+                Vec::new(),
                 Some(note),
                 out,
             );
@@ -199,7 +201,7 @@ impl DnsDetector {
                         em.emit(
                             FindingType::TrojanEc2BlackholeTrafficDns,
                             "dns.intel.blackhole-answer",
-                            hit.threat_list_name(),
+                            hit.lists,
                             Some(note),
                             out,
                         );
@@ -261,7 +263,7 @@ impl DnsDetector {
                     em.emit(
                         FindingType::TrojanEc2DgaDomainRequestB,
                         "dns.dga",
-                        None,
+                        Vec::new(),
                         Some(note),
                         out,
                     );
@@ -287,7 +289,8 @@ fn hash(name: &str) -> u64 {
 struct DnsEmitter<'a> {
     q: &'a DnsQuery<'a>,
     name: &'a str,
-    origin: &'a Origin<'a>,
+    event: &'a Event<'a>,
+    ctx: &'a LogContext<'a>,
     target: Ec2Target<'a>,
     time_ms: i64,
 }
@@ -307,12 +310,12 @@ impl DnsEmitter<'_> {
     fn emit(
         &self,
         t: FindingType,
-        rule: &str,
-        threat_list: Option<String>,
+        rule: &'static str,
+        threat_lists: Vec<String>,
         note: Option<String>,
         out: &mut Vec<Occurrence>,
     ) {
-        let mut d = Ec2Draft::new(t, rule, self.origin);
+        let mut d = Ec2Draft::new(t, rule, self.event, self.ctx);
         d.event_time_ms = self.time_ms;
         d.facts.push(("domain", self.name.to_owned()));
         d.title = format!("{} is querying {}.", self.target.label(), self.name);
@@ -321,7 +324,7 @@ impl DnsEmitter<'_> {
             None => d.title.clone(),
         };
         d.action = Some(self.action());
-        d.threat_list = threat_list;
+        d.threat_lists = threat_lists;
         if let Some(o) = d.build(&self.target) {
             out.push(o);
         }
@@ -331,7 +334,8 @@ impl DnsEmitter<'_> {
         let mut d = Ec2Draft::new(
             FindingType::TrojanEc2DnsDataExfiltration,
             "dns.exfiltration",
-            self.origin,
+            self.event,
+            self.ctx,
         );
         d.event_time_ms = self.time_ms;
         d.actor = true;
@@ -359,7 +363,7 @@ impl LogDetector for DnsDetector {
 
     fn on_event(&mut self, event: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
         if let Record::Dns(q) = event.record {
-            self.query(q, &event.origin, ctx, out);
+            self.query(q, event, ctx, out);
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::*;
 use crate::event::{Event, SourceKind};
 use crate::findings::{Finding, FindingType, Scope};
-use crate::foundational::{LogContext, LogDetector};
+use crate::foundational::{LogContext, LogDetector, Settings};
 use crate::intel::{IntelIndex, IntelList, ListFormat, ListKind, ListRole};
 use crate::logs::{Problem, ReadOptions, Sink, read_object};
 
@@ -54,13 +54,19 @@ impl Sink for Collect<'_> {
     }
 }
 
-fn run_with(detector: &mut DnsDetector, intel: &IntelIndex, lines: &[String]) -> Vec<Finding> {
+fn run_with(
+    detector: &mut DnsDetector,
+    intel: &IntelIndex,
+    settings: &Settings,
+    lines: &[String],
+) -> Vec<Finding> {
     let scope = Scope::new("123456789012", "us-east-1", "ward");
     let mut sink = Collect {
         detector,
         ctx: LogContext {
             intel,
             scope: &scope,
+            settings,
         },
         out: Vec::new(),
         problems: Vec::new(),
@@ -78,7 +84,12 @@ fn run_with(detector: &mut DnsDetector, intel: &IntelIndex, lines: &[String]) ->
 }
 
 fn run(lines: &[String]) -> Vec<Finding> {
-    run_with(&mut DnsDetector::default(), &IntelIndex::default(), lines)
+    run_with(
+        &mut DnsDetector::default(),
+        &IntelIndex::default(),
+        &Settings::default(),
+        lines,
+    )
 }
 
 fn types(findings: &[Finding]) -> Vec<&str> {
@@ -146,13 +157,16 @@ fn panther_crypto_domain_tests() {
             ListFormat::Txt,
             "moneropool.ru\n*.moneropool.ru\nwebservicepag.webhop.net\n",
         ))]);
-        let categories: Categories = [("crypto-iocs".to_owned(), ThreatCategory::Bitcoin)].into();
-        let mut detector = DnsDetector::new(DnsConfig::default(), categories);
+        let settings = Settings {
+            threat_categories: [("crypto-iocs".to_owned(), ThreatCategory::Bitcoin)].into(),
+            ..Settings::default()
+        };
+        let mut detector = DnsDetector::new(DnsConfig::default());
         let mut log = test["log"].clone();
         log.as_object_mut()
             .unwrap()
             .retain(|k, _| !k.starts_with("p_"));
-        let f = run_with(&mut detector, &intel, &[log.to_string()]);
+        let f = run_with(&mut detector, &intel, &settings, &[log.to_string()]);
         if expected {
             assert_eq!(
                 types(&f),
@@ -225,8 +239,8 @@ fn the_testers_exfiltration_queries_fire_once_per_window() {
         exfil[0].severity.level(),
         crate::findings::SeverityLevel::High
     );
-    let ward = exfil[0].service.ward_details().unwrap();
-    assert_eq!(ward.event_ids, ["dns.log:20"]);
+    let record = exfil[0].service.ward_details().unwrap().log_record.unwrap();
+    assert_eq!((record.source.as_str(), record.line), ("dns", 20));
     // 19 of them are not enough.
     assert!(run(&exfil_queries(19)).is_empty());
 }
@@ -334,7 +348,7 @@ fn reputation_and_custom_lists_and_blackhole_answers() {
             "crypto.guarddutyc2activityb.com\n",
         )),
     ]);
-    let categories: Categories = [
+    let threat_categories = [
         (
             "young-domains".to_owned(),
             ThreatCategory::SuspiciousReputation,
@@ -342,7 +356,11 @@ fn reputation_and_custom_lists_and_blackhole_answers() {
         ("sinkholes".to_owned(), ThreatCategory::Blackhole),
     ]
     .into();
-    let mut detector = DnsDetector::new(DnsConfig::default(), categories);
+    let settings = Settings {
+        threat_categories,
+        ..Settings::default()
+    };
+    let mut detector = DnsDetector::new(DnsConfig::default());
     let mut sinkholed: serde_json::Value =
         serde_json::from_str(&panther_query("parked.example.com", T0)).unwrap();
     sinkholed["answers"] =
@@ -350,6 +368,7 @@ fn reputation_and_custom_lists_and_blackhole_answers() {
     let f = run_with(
         &mut detector,
         &intel,
+        &settings,
         &[
             panther_query("fresh.example.net", T0),
             panther_query("bad.example.org", T0),

@@ -1,16 +1,17 @@
 //! Building the occurrence of an EC2 finding from a flow or DNS record: the instance resource,
-//! GuardDuty's evidence (`service.action`, threat-list details) and Ward's pointer to the log record
-//! (`additionalInfo.ward.eventIds` = `object:line[ record #index]`).
+//! GuardDuty's evidence (`service.action`, threat-list details) and the pointer to the log record
+//! (`additionalInfo.ward.logRecord`), through the engine's [`Draft`].
 
 use std::net::IpAddr;
 
-use crate::event::Origin;
-use crate::findings::finding::{feature_name, resource_role};
+use crate::event::Event;
+use crate::findings::finding::resource_role;
 use crate::findings::{
-    AggregationKey, Evidence, Finding, FindingType, InstanceDetails, LocalIpDetails,
-    NetworkInterface, Occurrence, PortDetails, RemoteIpDetails, Resource, Severity,
-    ThreatIntelligenceDetail, WardDetails,
+    FindingType, InstanceDetails, LocalIpDetails, LogRecordRef, NetworkInterface, Occurrence,
+    PortDetails, RemoteIpDetails, Resource, Severity,
 };
+use crate::foundational::LogContext;
+use crate::foundational::occurrence::Draft;
 
 /// The instance a record is about. Flow logs without `instance-id` (the v2 default format) name
 /// only the network interface; the finding then carries `instanceDetails.networkInterfaces[0]`
@@ -59,7 +60,8 @@ impl Ec2Target<'_> {
     }
 }
 
-/// What a detector says about one occurrence; [`Ec2Draft::build`] turns it into an [`Occurrence`].
+/// What a flow or DNS analysis says about one occurrence; [`Ec2Draft::build`] turns it into the
+/// engine's [`Draft`] (catalogue defaults, `featureName`, threat-list evidence, record pointer).
 pub struct Ec2Draft {
     pub finding_type: FindingType,
     pub severity: Option<Severity>,
@@ -69,15 +71,22 @@ pub struct Ec2Draft {
     /// `TARGET` unless the instance is the actor (brute force it runs, scans, floods).
     pub actor: bool,
     pub facts: Vec<(&'static str, String)>,
-    pub threat_list: Option<String>,
-    pub rule_id: String,
+    pub threat_lists: Vec<String>,
+    pub rule_id: &'static str,
     pub event_time_ms: i64,
-    /// The log records behind this occurrence, newest last (`object:line[ record #index]`).
-    pub records: Vec<String>,
+    record: LogRecordRef,
+    account_id: String,
+    region: String,
 }
 
 impl Ec2Draft {
-    pub fn new(finding_type: FindingType, rule_id: impl Into<String>, origin: &Origin<'_>) -> Self {
+    /// A draft about `event`, filed under the scope the engine gave the record.
+    pub fn new(
+        finding_type: FindingType,
+        rule_id: &'static str,
+        event: &Event<'_>,
+        ctx: &LogContext<'_>,
+    ) -> Self {
         Self {
             finding_type,
             severity: None,
@@ -86,75 +95,44 @@ impl Ec2Draft {
             action: None,
             actor: false,
             facts: Vec::new(),
-            threat_list: None,
-            rule_id: rule_id.into(),
-            event_time_ms: 0,
-            records: vec![origin.to_string()],
+            threat_lists: Vec::new(),
+            rule_id,
+            event_time_ms: event.time_ms().unwrap_or_default(),
+            record: LogRecordRef {
+                source: event.source().name().to_owned(),
+                object: event.origin.object.to_owned(),
+                line: event.origin.line,
+                index: event.origin.index,
+            },
+            account_id: ctx.scope.account_id.clone(),
+            region: ctx.scope.region.clone(),
         }
-    }
-
-    pub fn fact(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.facts.push((name, value.into()));
-        self
     }
 
     /// The occurrence, or `None` when the target names no instance or interface (nothing to key
-    /// the finding on; the caller skipped such records already, so this is a safety net).
+    /// the finding on; the analyses skip such records already, so this is a safety net).
     pub fn build(self, target: &Ec2Target<'_>) -> Option<Occurrence> {
-        let resource = target.resource();
-        let key = AggregationKey::new(
+        let mut d = Draft::new(
             self.finding_type,
-            &resource,
-            self.facts.iter().map(|(k, v)| (*k, v.as_str())),
-        )
-        .ok()?;
-        let mut finding = Finding::draft(self.finding_type, resource);
-        if let Some(severity) = self.severity {
-            finding.severity = severity;
-        }
-        finding.title = self.title;
-        finding.description = if self.description.is_empty() {
-            finding.title.clone()
+            target.resource(),
+            self.rule_id,
+            self.event_time_ms,
+        );
+        d.facts = self.facts;
+        d.severity = self.severity;
+        d.title = self.title;
+        d.description = self.description;
+        d.action = self.action;
+        d.resource_role = if self.actor {
+            resource_role::ACTOR
         } else {
-            self.description
+            resource_role::TARGET
         };
-        let service = &mut finding.service;
-        service.action = self.action;
-        service.resource_role = Some(
-            if self.actor {
-                resource_role::ACTOR
-            } else {
-                resource_role::TARGET
-            }
-            .to_owned(),
-        );
-        service.feature_name = Some(
-            if self.finding_type.source() == crate::findings::DataSource::DnsLogs {
-                feature_name::DNS_LOGS
-            } else {
-                feature_name::FLOW_LOGS
-            }
-            .to_owned(),
-        );
-        if let Some(list) = self.threat_list {
-            service.set_additional_info("threatListName", list.clone().into());
-            service.evidence = Some(Evidence {
-                threat_intelligence_details: vec![ThreatIntelligenceDetail {
-                    threat_list_name: Some(list),
-                    ..ThreatIntelligenceDetail::default()
-                }],
-            });
-        }
-        service.set_ward_details(&WardDetails {
-            event_ids: self.records,
-            rule_id: Some(self.rule_id),
-            ..WardDetails::default()
-        });
-        Some(Occurrence {
-            key,
-            event_time: self.event_time_ms,
-            details: finding,
-        })
+        d.threat_lists = self.threat_lists;
+        d.record = Some(self.record);
+        d.account_id = self.account_id;
+        d.region = self.region;
+        d.build()
     }
 }
 

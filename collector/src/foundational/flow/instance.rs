@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::conn::{Conn, Interfaces, Opener};
 use super::finding::{Ec2Draft, local_ip_details, port_details, protocol_name, remote_ip_details};
-use super::{Categories, EMR_PORTS, FlowConfig, TCP_ONLY_PORTS};
-use crate::event::{FlowRecord, Origin};
+use super::{EMR_PORTS, FlowConfig, TCP_ONLY_PORTS};
+use crate::event::{Event, FlowRecord};
 use crate::findings::{
     Action, AffectedResource, FindingType, NetworkConnectionAction, Occurrence, PortProbeAction,
     PortProbeDetail, SeverityLevel,
@@ -136,17 +136,18 @@ struct SavedState {
 /// Every VPC-flow analysis; see the parent module.
 pub struct FlowDetector {
     config: FlowConfig,
-    categories: Categories,
     interfaces: Interfaces,
     instances: HashMap<Box<str>, Instance>,
     newest: u64,
     since_sweep: u32,
+    /// Event time (Unix seconds) of the last sweep.
+    swept_at: u64,
     hits: Vec<Hit>,
 }
 
 impl Default for FlowDetector {
     fn default() -> Self {
-        Self::new(FlowConfig::default(), Categories::new())
+        Self::new(FlowConfig::default())
     }
 }
 
@@ -154,14 +155,14 @@ impl Default for FlowDetector {
 const SWEEP_EVERY: u32 = 1 << 16;
 
 impl FlowDetector {
-    pub fn new(config: FlowConfig, categories: Categories) -> Self {
+    pub fn new(config: FlowConfig) -> Self {
         Self {
             config,
-            categories,
             interfaces: Interfaces::default(),
             instances: HashMap::new(),
             newest: 0,
             since_sweep: 0,
+            swept_at: 0,
             hits: Vec::new(),
         }
     }
@@ -170,10 +171,14 @@ impl FlowDetector {
         &self.config
     }
 
+    pub(super) fn swept_at(&self) -> u64 {
+        self.swept_at
+    }
+
     pub(super) fn record(
         &mut self,
         record: &FlowRecord<'_>,
-        origin: &Origin<'_>,
+        event: &Event<'_>,
         ctx: &LogContext<'_>,
         out: &mut Vec<Occurrence>,
     ) {
@@ -200,9 +205,11 @@ impl FlowDetector {
             inst.first_seen = c.start;
         }
         let window = c.start / cfg.window_secs;
+        let learning_secs = (ctx.settings.learning_period_ms.max(0) / 1000) as u64;
         let em = Emitter {
             c: &c,
-            origin,
+            event,
+            ctx,
             window_secs: cfg.window_secs,
             out,
         };
@@ -214,7 +221,7 @@ impl FlowDetector {
         } else {
             IndicatorUse::Outbound
         };
-        let categories = &self.categories;
+        let categories = &ctx.settings.threat_categories;
         classify_ip(
             c.remote,
             usage,
@@ -285,7 +292,7 @@ impl FlowDetector {
                 }
                 if hour == peer.hour {
                     peer.hour_bytes += c.bytes;
-                    let learning = c.start < inst.first_seen + cfg.learning_period_secs;
+                    let learning = c.start < inst.first_seen + learning_secs;
                     let total = peer.hour_bytes;
                     if learning {
                         inst.peak_hour_bytes = inst.peak_hour_bytes.max(total);
@@ -349,7 +356,7 @@ impl FlowDetector {
                 && inst.ports.len() < cfg.max_baseline_ports
             {
                 inst.ports.insert(port_key);
-                if c.start >= inst.first_seen + cfg.learning_period_secs {
+                if c.start >= inst.first_seen + learning_secs {
                     em.unusual_port(c.opener == Opener::Local);
                 }
             }
@@ -359,6 +366,7 @@ impl FlowDetector {
     /// Drops windows that ended before `now` (Unix seconds); baselines stay.
     pub fn sweep(&mut self, now: u64) {
         self.since_sweep = 0;
+        self.swept_at = now;
         let window_secs = self.config.window_secs;
         let probe_secs = self.config.probe_window_secs;
         for inst in self.instances.values_mut() {
@@ -428,14 +436,15 @@ fn dos_class(protocol: u8, remote_port: u16) -> usize {
 /// Builds the occurrences of one record.
 struct Emitter<'a, 'r> {
     c: &'a Conn<'r>,
-    origin: &'a Origin<'a>,
+    event: &'a Event<'a>,
+    ctx: &'a LogContext<'a>,
     window_secs: u64,
     out: &'a mut Vec<Occurrence>,
 }
 
 impl Emitter<'_, '_> {
-    fn draft(&self, t: FindingType, rule: &str) -> Ec2Draft {
-        let mut d = Ec2Draft::new(t, format!("flow.{rule}"), self.origin);
+    fn draft(&self, t: FindingType, rule: &'static str) -> Ec2Draft {
+        let mut d = Ec2Draft::new(t, rule, self.event, self.ctx);
         d.event_time_ms = self.c.start as i64 * 1000;
         d
     }
@@ -463,7 +472,12 @@ impl Emitter<'_, '_> {
     fn intel(&mut self, hit: Hit) {
         let c = self.c;
         let inbound = c.opener == Opener::Remote;
-        let mut d = self.draft(hit.finding_type, &format!("intel.{}", hit.rule));
+        let rule = match hit.rule {
+            "test-domain" => "flow.intel.test-domain",
+            "mining-pool" => "flow.intel.mining-pool",
+            _ => "flow.intel.threat-list",
+        };
+        let mut d = self.draft(hit.finding_type, rule);
         d.facts.push(("remoteIp", c.remote.to_string()));
         d.title = format!(
             "{} is communicating with {}, which is on threat list {}.",
@@ -472,14 +486,14 @@ impl Emitter<'_, '_> {
             hit.lists.join(", ")
         );
         d.action = Some(self.connection(inbound));
-        d.threat_list = hit.threat_list_name();
+        d.threat_lists = hit.lists;
         self.push(d);
     }
 
     fn brute_force(&mut self, service: usize, actor: bool, count: u32) {
         let c = self.c;
         let (_, _, t, name) = BRUTE_FORCE[service];
-        let mut d = self.draft(t, "brute-force");
+        let mut d = self.draft(t, "flow.brute-force");
         d.actor = actor;
         d.facts.push((
             "resourceRole",
@@ -514,7 +528,7 @@ impl Emitter<'_, '_> {
 
     fn portscan(&mut self, ports: usize) {
         let c = self.c;
-        let mut d = self.draft(FindingType::ReconEc2Portscan, "portscan");
+        let mut d = self.draft(FindingType::ReconEc2Portscan, "flow.portscan");
         d.actor = true;
         d.title = format!(
             "{} is performing outbound port scans against remote host {}.",
@@ -534,7 +548,7 @@ impl Emitter<'_, '_> {
         } else {
             FindingType::ReconEc2PortProbeUnprotectedPort
         };
-        let mut d = self.draft(t, "port-probe");
+        let mut d = self.draft(t, "flow.port-probe");
         if !emr && matches!(c.local_port, 9200 | 9300) {
             d.severity = Some(SeverityLevel::High.default_severity());
         }
@@ -565,7 +579,7 @@ impl Emitter<'_, '_> {
 
     fn dos(&mut self, class: usize, packets: u64, bytes: u64) {
         let c = self.c;
-        let mut d = self.draft(DOS_TYPES[class], "denial-of-service");
+        let mut d = self.draft(DOS_TYPES[class], "flow.denial-of-service");
         d.actor = true;
         d.title = format!(
             "{} is behaving in a manner that may indicate it is being used to perform a denial of service attack against {}.",
@@ -587,7 +601,10 @@ impl Emitter<'_, '_> {
         } else {
             ("INBOUND", c.local_port)
         };
-        let mut d = self.draft(FindingType::BehaviorEc2NetworkPortUnusual, "port-unusual");
+        let mut d = self.draft(
+            FindingType::BehaviorEc2NetworkPortUnusual,
+            "flow.port-unusual",
+        );
         d.facts.push((
             "remote",
             format!("{dir}/{}/{port}", protocol_name(c.protocol)),
@@ -606,7 +623,7 @@ impl Emitter<'_, '_> {
         let c = self.c;
         let mut d = self.draft(
             FindingType::BehaviorEc2TrafficVolumeUnusual,
-            "volume-unusual",
+            "flow.volume-unusual",
         );
         d.facts.push(("remote", c.remote.to_string()));
         d.title = format!(

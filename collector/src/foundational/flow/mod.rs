@@ -24,8 +24,9 @@
 //! | `Backdoor:EC2/C&CActivity.B`, `CryptoCurrency:EC2/BitcoinTool.B`, `Trojan:EC2/BlackholeTraffic`, `Trojan:EC2/DropPoint`, `UnauthorizedAccess:EC2/TorClient`, `TorRelay`, `MaliciousIPCaller.Custom` | the remote address is on a threat list; the type follows the list's category (`intel::classify`), `.Custom` without one; a Tor node connecting in makes the instance a relay | as catalogued |
 //!
 //! Baselines (learned ports, largest hourly volume, learning start) are per instance and persisted
-//! through [`crate::foundational::LogDetector::save_state`]. The learning period is counted from the
-//! first record of each instance (default 7 days). Internal traffic (both sides private) feeds
+//! through [`crate::foundational::LogDetector::save_state`]. The learning period
+//! (`Settings::learning_period_ms`, default 7 days) is counted from the first record of each
+//! instance. Threat-list categories come from `Settings::threat_categories`. Internal traffic (both sides private) feeds
 //! brute-force and port-scan detection but not the baselines or probes, which are about exposure
 //! to the internet.
 //!
@@ -41,7 +42,6 @@ use serde::{Deserialize, Serialize};
 use crate::event::{Event, Record, SourceKind};
 use crate::findings::Occurrence;
 use crate::foundational::{LogContext, LogDetector};
-use crate::intel::classify::ThreatCategory;
 
 pub use instance::FlowDetector;
 
@@ -60,7 +60,6 @@ pub struct FlowConfig {
     pub dos_packets: u64,
     /// A TCP flood sends small packets; uploads do not count.
     pub dos_tcp_max_bytes_per_packet: u64,
-    pub learning_period_secs: u64,
     pub volume_factor: u64,
     pub volume_floor_bytes: u64,
     /// Largest number of ports one instance's baseline keeps.
@@ -78,7 +77,6 @@ impl Default for FlowConfig {
             probe_remotes: 5,
             dos_packets: 100_000,
             dos_tcp_max_bytes_per_packet: 200,
-            learning_period_secs: 7 * 86_400,
             volume_factor: 10,
             volume_floor_bytes: 100 << 20,
             max_baseline_ports: 4096,
@@ -110,12 +108,16 @@ impl LogDetector for FlowDetector {
 
     fn on_event(&mut self, event: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
         if let Record::Flow(record) = event.record {
-            self.record(record, &event.origin, ctx, out);
+            self.record(record, event, ctx, out);
         }
     }
 
     fn on_time(&mut self, now_ms: i64, _ctx: &LogContext<'_>, _out: &mut Vec<Occurrence>) {
-        self.sweep((now_ms.max(0) / 1000) as u64);
+        // The engine calls this whenever event time moves; sweeping once a window is enough.
+        let now = (now_ms.max(0) / 1000) as u64;
+        if now >= self.swept_at() + self.config().window_secs {
+            self.sweep(now);
+        }
     }
 
     fn save_state(&self) -> Option<serde_json::Value> {
@@ -126,9 +128,6 @@ impl LogDetector for FlowDetector {
         self.restore_baselines(state)
     }
 }
-
-/// Threat-list categories, by list name (lists not named are `.Custom`).
-pub type Categories = std::collections::HashMap<String, ThreatCategory>;
 
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,8 @@ use super::*;
 use crate::event::flow::FlowFormat;
 use crate::event::{Event, Origin, Record};
 use crate::findings::{Finding, FindingType, Scope};
-use crate::foundational::{LogContext, LogDetector};
+use crate::foundational::{LogContext, LogDetector, Settings};
+use crate::intel::classify::ThreatCategory;
 use crate::intel::{IntelIndex, IntelList, ListFormat, ListKind, ListRole};
 use crate::logs::vpcflow::parse_line;
 
@@ -51,18 +52,20 @@ struct Run {
     detector: FlowDetector,
     intel: IntelIndex,
     scope: Scope,
+    settings: Settings,
 }
 
 impl Run {
-    fn new(config: FlowConfig) -> Self {
-        Self::with(config, IntelIndex::default(), Categories::new())
+    fn new(settings: Settings) -> Self {
+        Self::with(settings, IntelIndex::default())
     }
 
-    fn with(config: FlowConfig, intel: IntelIndex, categories: Categories) -> Self {
+    fn with(settings: Settings, intel: IntelIndex) -> Self {
         Self {
-            detector: FlowDetector::new(config, categories),
+            detector: FlowDetector::new(FlowConfig::default()),
             intel,
             scope: Scope::new("123456789012", "us-east-1", "ward"),
+            settings,
         }
     }
 
@@ -70,6 +73,7 @@ impl Run {
         let ctx = LogContext {
             intel: &self.intel,
             scope: &self.scope,
+            settings: &self.settings,
         };
         let mut out = Vec::new();
         for (i, line) in lines.iter().enumerate() {
@@ -125,7 +129,7 @@ fn ssh_attempts(n: u16, gap: u64) -> Vec<String> {
 
 #[test]
 fn ssh_brute_force_against_the_instance_is_low_target() {
-    let findings = Run::new(FlowConfig::default()).feed(&ssh_attempts(25, 5));
+    let findings = Run::new(Settings::default()).feed(&ssh_attempts(25, 5));
     let f = only(&findings, FindingType::UnauthorizedAccessEc2SshBruteForce);
     assert_eq!(f.service.resource_role.as_deref(), Some("TARGET"));
     assert_eq!(f.severity.level(), crate::findings::SeverityLevel::Low);
@@ -154,18 +158,19 @@ fn ssh_brute_force_against_the_instance_is_low_target() {
             .as_deref(),
         Some("eni-0b13344793d4fde67")
     );
-    let ward = f.service.ward_details().unwrap();
+    let record = f.service.ward_details().unwrap().log_record.unwrap();
     assert_eq!(
-        ward.event_ids,
-        ["flow.log:20"],
+        (record.source.as_str(), record.object.as_str(), record.line),
+        ("vpc-flow", "flow.log", 20),
         "the record that crossed 20"
     );
+    assert_eq!(f.account_id, "123456789012");
     assert_eq!(f.service.feature_name.as_deref(), Some("FlowLogs"));
 }
 
 #[test]
 fn a_real_ssh_session_or_a_slow_trickle_is_not_brute_force() {
-    let mut run = Run::new(FlowConfig::default());
+    let mut run = Run::new(Settings::default());
     // The corpus record itself and its response: one session.
     let session = [
         CORPUS_SSH_IN.to_owned(),
@@ -174,13 +179,13 @@ fn a_real_ssh_session_or_a_slow_trickle_is_not_brute_force() {
     assert!(run.feed(&session).is_empty());
     // 19 attempts in a window: under the threshold.
     assert!(
-        Run::new(FlowConfig::default())
+        Run::new(Settings::default())
             .feed(&ssh_attempts(19, 5))
             .is_empty()
     );
     // 40 attempts, one every 2 minutes: never 20 in one 10-minute window.
     assert!(
-        Run::new(FlowConfig::default())
+        Run::new(Settings::default())
             .feed(&ssh_attempts(40, 120))
             .is_empty()
     );
@@ -205,7 +210,7 @@ fn the_instance_brute_forcing_others_is_high_actor_and_a_separate_finding() {
         })
         .collect();
     lines.extend(ssh_attempts(20, 1));
-    let findings = Run::new(FlowConfig::default()).feed(&lines);
+    let findings = Run::new(Settings::default()).feed(&lines);
     assert_eq!(
         types(&findings),
         [
@@ -244,7 +249,7 @@ fn outbound_port_scan() {
     // Internal only: the interface's address is learned from the corpus SSH record first.
     let mut lines = vec![CORPUS_SSH_IN.to_owned()];
     lines.extend(scan.iter().cloned());
-    let findings = Run::new(FlowConfig::default()).feed(&lines);
+    let findings = Run::new(Settings::default()).feed(&lines);
     let f = only(&findings, FindingType::ReconEc2Portscan);
     assert_eq!(f.service.resource_role.as_deref(), Some("ACTOR"));
     assert_eq!(
@@ -258,14 +263,14 @@ fn outbound_port_scan() {
     );
     assert_eq!(connection(f).blocked, Some(true));
     // Without the learned address the internal records are not attributed.
-    assert!(Run::new(FlowConfig::default()).feed(&scan).is_empty());
+    assert!(Run::new(Settings::default()).feed(&scan).is_empty());
     // Many full connections to a service's ports (data, not probes) are not a scan.
     let busy: Vec<String> = (1..=30)
         .map(|port| with_field(&with_field(&scan[port - 1], 8, 40), 9, 40_000))
         .collect();
     let mut lines = vec![CORPUS_SSH_IN.to_owned()];
     lines.extend(busy);
-    assert!(Run::new(FlowConfig::default()).feed(&lines).is_empty());
+    assert!(Run::new(Settings::default()).feed(&lines).is_empty());
 }
 
 fn probes(port: u16, remotes: usize) -> Vec<String> {
@@ -289,7 +294,7 @@ fn probes(port: u16, remotes: usize) -> Vec<String> {
 
 #[test]
 fn unprotected_port_probes_and_the_emr_and_elasticsearch_variants() {
-    let f = Run::new(FlowConfig::default()).feed(&probes(5432, 5));
+    let f = Run::new(Settings::default()).feed(&probes(5432, 5));
     let f = only(&f, FindingType::ReconEc2PortProbeUnprotectedPort);
     assert_eq!(f.severity.level(), crate::findings::SeverityLevel::Low);
     let action = f.service.action.as_ref().unwrap();
@@ -306,17 +311,17 @@ fn unprotected_port_probes_and_the_emr_and_elasticsearch_variants() {
         Some("198.51.100.14")
     );
 
-    let f = Run::new(FlowConfig::default()).feed(&probes(9200, 5));
+    let f = Run::new(Settings::default()).feed(&probes(9200, 5));
     let f = only(&f, FindingType::ReconEc2PortProbeUnprotectedPort);
     assert_eq!(f.severity.level(), crate::findings::SeverityLevel::High);
 
-    let f = Run::new(FlowConfig::default()).feed(&probes(8088, 6));
+    let f = Run::new(Settings::default()).feed(&probes(8088, 6));
     only(&f, FindingType::ReconEc2PortProbeEmrUnprotectedPort);
 
     // Four prober addresses, rejected probes, or a port whose probes go to different ports:
     // nothing.
     assert!(
-        Run::new(FlowConfig::default())
+        Run::new(Settings::default())
             .feed(&probes(5432, 4))
             .is_empty()
     );
@@ -324,7 +329,7 @@ fn unprotected_port_probes_and_the_emr_and_elasticsearch_variants() {
         .iter()
         .map(|l| l.replace("ACCEPT", "REJECT"))
         .collect();
-    assert!(Run::new(FlowConfig::default()).feed(&rejected).is_empty());
+    assert!(Run::new(Settings::default()).feed(&rejected).is_empty());
 }
 
 #[test]
@@ -354,7 +359,7 @@ fn denial_of_service_variants() {
         (80, 6, FindingType::BackdoorEc2DenialOfServiceTcp),
     ];
     for (port, proto, t) in cases {
-        let f = Run::new(FlowConfig::default()).feed(&flood(port, proto, 30_000, 30_000 * 60));
+        let f = Run::new(Settings::default()).feed(&flood(port, proto, 30_000, 30_000 * 60));
         let f = only(&f, t);
         assert_eq!(f.service.resource_role.as_deref(), Some("ACTOR"));
     }
@@ -375,17 +380,17 @@ fn denial_of_service_variants() {
         })
         .collect();
     only(
-        &Run::new(FlowConfig::default()).feed(&igmp),
+        &Run::new(Settings::default()).feed(&igmp),
         FindingType::BackdoorEc2DenialOfServiceUnusualProtocol,
     );
     // A large upload (big packets), or a flood under the threshold: nothing.
     assert!(
-        Run::new(FlowConfig::default())
+        Run::new(Settings::default())
             .feed(&flood(443, 6, 30_000, 30_000 * 1400))
             .is_empty()
     );
     assert!(
-        Run::new(FlowConfig::default())
+        Run::new(Settings::default())
             .feed(&flood(80, 17, 20_000, 20_000 * 60))
             .is_empty()
     );
@@ -416,12 +421,15 @@ fn threat_lists_by_category_and_tor() {
             "203.0.113.66\n",
         )),
     ]);
-    let categories: Categories = [
-        ("c2".to_owned(), ThreatCategory::CommandAndControl),
-        ("tor-nodes".to_owned(), ThreatCategory::TorNode),
-    ]
-    .into();
-    let mut run = Run::with(FlowConfig::default(), lists, categories);
+    let settings = Settings {
+        threat_categories: [
+            ("c2".to_owned(), ThreatCategory::CommandAndControl),
+            ("tor-nodes".to_owned(), ThreatCategory::TorNode),
+        ]
+        .into(),
+        ..Settings::default()
+    };
+    let mut run = Run::with(settings, lists);
     // The corpus's exfiltration records to the attacker: one finding per window, not per record.
     let exfil = [
         "2 493859302102 eni-0b13344793d4fde67 172.31.77.31 92.55.146.245 38316 22 6 19 1048576 1604271600 1604271660 ACCEPT OK".to_owned(),
@@ -487,10 +495,10 @@ fn threat_lists_by_category_and_tor() {
     assert!(run.feed(&[s3]).is_empty());
 }
 
-fn learning_config() -> FlowConfig {
-    FlowConfig {
-        learning_period_secs: 3600,
-        ..FlowConfig::default()
+fn learning_config() -> Settings {
+    Settings {
+        learning_period_ms: 3_600_000,
+        ..Settings::default()
     }
 }
 
@@ -601,5 +609,85 @@ fn unusual_traffic_volume_to_one_host() {
         f.description.contains("262144000 bytes"),
         "{}",
         f.description
+    );
+}
+
+#[test]
+fn through_the_engine_with_every_builtin_detector() {
+    use crate::foundational::builtin;
+    use crate::foundational::engine::{EngineOptions, FoundationalEngine};
+    use crate::suppression::RuleSet;
+
+    let settings = learning_config();
+    let engine = || {
+        FoundationalEngine::new(
+            EngineOptions::default(),
+            settings.clone(),
+            builtin(),
+            IntelIndex::default(),
+            RuleSet::default(),
+        )
+    };
+    let run = |engine: &mut FoundationalEngine, lines: &[String]| -> Vec<Finding> {
+        let format = FlowFormat::v2_default();
+        let mut found = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let rec = parse_line(line, &format).unwrap();
+            let event = Event {
+                origin: Origin {
+                    object: "s3://logs/flow.log.gz",
+                    line: i as u64 + 2,
+                    index: None,
+                },
+                record: Record::Flow(&rec),
+            };
+            found.extend(engine.process(&event).into_iter().map(|e| e.finding));
+        }
+        found.extend(engine.finish().into_iter().map(|e| e.finding));
+        found
+    };
+
+    // Brute force and, from the same interface an hour later, a never-seen port.
+    let mut e = engine();
+    let mut lines = ssh_attempts(25, 5);
+    let first = run(&mut e, &lines);
+    let f = only(&first, FindingType::UnauthorizedAccessEc2SshBruteForce);
+    assert_eq!(
+        f.account_id, "493859302102",
+        "filed under the record's account"
+    );
+    assert_eq!(f.service.count, 1);
+    let record = f.service.ward_details().unwrap().log_record.unwrap();
+    assert_eq!(
+        (record.object.as_str(), record.line),
+        ("s3://logs/flow.log.gz", 21)
+    );
+
+    // The engine's saved state carries the flow baselines: a new engine restored from it is past
+    // the learning period for this interface and reports a new port at once.
+    let state = e.save_state();
+    let mut restored = engine();
+    restored.restore_state(state).unwrap();
+    lines = vec![v2(
+        "eni-0b13344793d4fde67",
+        "172.31.77.31",
+        "198.51.100.9",
+        51000,
+        6667,
+        6,
+        10,
+        900,
+        1_604_266_200 + 7200,
+        "ACCEPT",
+    )];
+    let f = run(&mut restored, &lines);
+    assert_eq!(
+        types(&f),
+        [FindingType::BehaviorEc2NetworkPortUnusual.name()]
+    );
+    let mut fresh = engine();
+    assert!(
+        run(&mut fresh, &lines).is_empty(),
+        "a fresh engine is learning"
     );
 }
