@@ -8,6 +8,9 @@
 //! of jumping around a day. Threat lists of `--list-entries` entries (half addresses, half domains)
 //! are loaded, so every remote address and queried name is looked up as in production.
 //!
+//! Detection is the foundational engine with every built-in detector (`foundational::builtin()`),
+//! as `scan` and `serve` run it: routing, event time, aggregation and suppression included.
+//!
 //! Measured in a release build of this program (`--inner`), single-threaded: rates are per core.
 
 use std::io::Cursor;
@@ -15,12 +18,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ward_collector::event::{Event, SourceKind};
-use ward_collector::findings::{Aggregator, Occurrence, Scope};
-use ward_collector::foundational::dns::DnsDetector;
-use ward_collector::foundational::flow::FlowDetector;
-use ward_collector::foundational::{LogContext, LogDetector};
+use ward_collector::foundational::engine::{EngineOptions, FoundationalEngine};
+use ward_collector::foundational::{Settings, builtin};
 use ward_collector::intel::{IntelIndex, IntelList, ListFormat, ListKind, ListRole};
 use ward_collector::logs::{Problem, ReadOptions, Sink, read_object};
+use ward_collector::suppression::RuleSet;
 
 use crate::bench_logs::{Rng, cloudtrail_record, dns_line, flow_line};
 
@@ -174,51 +176,28 @@ fn threat_list(rng: &mut Rng, entries: usize) -> Arc<IntelList> {
     ))
 }
 
-/// The foundational detectors of a source.
-fn detectors(source: SourceKind) -> Vec<Box<dyn LogDetector>> {
-    let all: Vec<Box<dyn LogDetector>> = vec![
-        Box::new(FlowDetector::default()),
-        Box::new(DnsDetector::default()),
-    ];
-    all.into_iter()
-        .filter(|d| d.sources().contains(&source))
-        .collect()
+/// How much of the pipeline a measurement runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Parse only.
+    Parse,
+    /// Parse, then the engine with every built-in detector (routing, event time, aggregation,
+    /// suppression): what `scan` and `serve` do.
+    Engine,
 }
 
-/// Counts records, and with detectors runs them and folds what they raise into findings. Event
-/// time advances with the newest record; windows close one minute behind it.
-struct Bench<'a> {
-    detectors: Vec<Box<dyn LogDetector>>,
-    ctx: LogContext<'a>,
-    aggregator: Aggregator,
-    out: Vec<Occurrence>,
+/// Counts records and, at [`Stage::Engine`], runs them through the foundational engine.
+struct Bench {
+    engine: Option<FoundationalEngine>,
     records: u64,
     malformed: u64,
-    newest_ms: i64,
-    tick: u32,
 }
 
-impl Sink for Bench<'_> {
+impl Sink for Bench {
     fn event(&mut self, event: &Event<'_>) {
         self.records += 1;
-        if self.detectors.is_empty() {
-            return;
-        }
-        if let Some(t) = event.time_ms() {
-            self.newest_ms = self.newest_ms.max(t);
-        }
-        for d in &mut self.detectors {
-            d.on_event(event, &self.ctx, &mut self.out);
-        }
-        self.tick += 1;
-        if self.tick == 10_000 {
-            self.tick = 0;
-            for d in &mut self.detectors {
-                d.on_time(self.newest_ms - 60_000, &self.ctx, &mut self.out);
-            }
-        }
-        for o in self.out.drain(..) {
-            let _ = self.aggregator.record(o);
+        if let Some(engine) = &mut self.engine {
+            std::hint::black_box(engine.process(event));
         }
     }
 
@@ -236,9 +215,8 @@ struct Measure {
 fn measure(
     source: SourceKind,
     objects: &[Vec<u8>],
-    detect: bool,
+    stage: Stage,
     intel: &IntelIndex,
-    scope: &Scope,
     runs: u32,
 ) -> anyhow::Result<Measure> {
     let mut best = Duration::MAX;
@@ -246,18 +224,17 @@ fn measure(
     for _ in 0..runs {
         let copies: Vec<Vec<u8>> = objects.to_vec();
         let mut sink = Bench {
-            detectors: if detect {
-                detectors(source)
-            } else {
-                Vec::new()
-            },
-            ctx: LogContext { intel, scope },
-            aggregator: Aggregator::new(scope.clone()),
-            out: Vec::new(),
+            engine: (stage == Stage::Engine).then(|| {
+                FoundationalEngine::new(
+                    EngineOptions::default(),
+                    Settings::default(),
+                    builtin(),
+                    intel.clone(),
+                    RuleSet::default(),
+                )
+            }),
             records: 0,
             malformed: 0,
-            newest_ms: 0,
-            tick: 0,
         };
         let opts = ReadOptions::default();
         let start = Instant::now();
@@ -270,6 +247,9 @@ fn measure(
                 &mut sink,
             );
         }
+        if let Some(engine) = &mut sink.engine {
+            std::hint::black_box(engine.finish());
+        }
         best = best.min(start.elapsed());
         anyhow::ensure!(
             sink.malformed == 0,
@@ -277,7 +257,7 @@ fn measure(
             sink.malformed
         );
         records = sink.records;
-        findings = sink.aggregator.len();
+        findings = sink.engine.as_ref().map_or(0, |e| e.findings().count());
     }
     Ok(Measure {
         best,
@@ -289,7 +269,6 @@ fn measure(
 fn inner(args: &Args) -> anyhow::Result<()> {
     let mut rng = Rng(42);
     let intel = IntelIndex::new([threat_list(&mut rng, args.list_entries)]);
-    let scope = Scope::new("123456789012", "us-east-1", "bench");
     let sources = [
         (
             SourceKind::CloudTrail,
@@ -308,9 +287,12 @@ fn inner(args: &Args) -> anyhow::Result<()> {
     );
     for (source, objects) in &sources {
         let bytes: usize = objects.iter().map(Vec::len).sum();
-        let parse = measure(*source, objects, false, &intel, &scope, args.runs)?;
-        let detectors = detectors(*source).len();
-        let both = measure(*source, objects, true, &intel, &scope, args.runs)?;
+        let parse = measure(*source, objects, Stage::Parse, &intel, args.runs)?;
+        let detectors = builtin()
+            .iter()
+            .filter(|d| d.sources().contains(source))
+            .count();
+        let both = measure(*source, objects, Stage::Engine, &intel, args.runs)?;
         anyhow::ensure!(parse.records == both.records, "record counts differ");
         let rate = |m: &Measure| m.records as f64 / m.best.as_secs_f64();
         let added = if detectors == 0 {
