@@ -284,7 +284,12 @@ mod tests {
             format!("{:x}", mac.finalize().into_bytes()),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
-        // ...and the signed bytes are exactly timestamp, '.', body.
+        // ...and the signed bytes are exactly timestamp, '.', body (value from Python's hmac module:
+        // hmac.new(b"Jefe", b'1700000000.{"a":1}', hashlib.sha256), as in the README's receiver).
+        assert_eq!(
+            signature(b"Jefe", "1700000000", br#"{"a":1}"#),
+            "sha256=fa5f6481efc59da48b19c9dc10196c9953e5651f8304b3a318b6b87d70272e0a"
+        );
         let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap();
         mac.update(b"1700000000.{\"a\":1}");
         assert_eq!(
