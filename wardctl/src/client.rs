@@ -33,7 +33,7 @@ impl Client {
         let base = server.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             bail!(
-                "--server {server:?}: give a URL such as http://127.0.0.1:7444 or https://HOST:PORT"
+                "--server {server:?}: give a URL such as http://127.0.0.1:8443 or https://HOST:PORT"
             );
         }
         let roots = match ca {

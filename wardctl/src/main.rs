@@ -15,8 +15,9 @@ use clap::{Parser, Subcommand};
 
 use client::Client;
 
-/// Where `ward-collector serve --api-listen` is expected when neither --server nor WARD_SERVER says.
-pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7444";
+/// Where `ward-collector serve --api-listen 127.0.0.1:8443` (its help's example) serves when
+/// neither --server nor WARD_SERVER says otherwise.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8443";
 
 #[derive(Parser)]
 #[command(
