@@ -198,16 +198,24 @@ fn short_lived_processes_are_complete() {
         }
     }
     assert_eq!(burst.len(), 50, "every exec reported");
+    let expected = format!("{:x}", Sha256::digest(std::fs::read("/bin/true").unwrap()));
+    let mut hashed = 0;
     for e in &burst {
         // Everything came from the kernel record, not from /proc of a process that is already gone.
         assert_eq!(e["process"]["executable"], "/bin/true");
         assert_eq!(e["process"]["ppid"], std::process::id());
-        assert_eq!(
-            e["process"]["sha256"].as_str().map(str::len),
-            Some(64),
-            "{e}"
-        );
+        // The hash comes from the kernel-reported file identity, so it is right even though the
+        // process is gone. It is documented as absent when hashing takes over 250 ms, which a
+        // heavily loaded machine can cause: a missing hash is allowed, a wrong one never.
+        if let Some(h) = e["process"]["sha256"].as_str() {
+            assert_eq!(h, expected, "{e}");
+            hashed += 1;
+        }
     }
+    assert!(
+        hashed > 0,
+        "no exec of the burst carried its executable's SHA-256"
+    );
     agent.stop();
 }
 
