@@ -3,6 +3,7 @@
 //! Data flows one way: sources (agent streams, cloud logs) → normalise → detect → findings → store/outputs.
 
 pub mod api;
+pub mod correlate;
 pub mod detect;
 pub mod event;
 pub mod findings;

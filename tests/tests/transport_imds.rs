@@ -51,6 +51,13 @@ async fn fake_imds(log: Arc<Mutex<Vec<String>>>) -> SocketAddr {
                         let ips = if p.contains(":01/") { "10.0.1.5\n10.0.1.6" } else { "10.0.2.9" };
                         ("200 OK", ips.to_string())
                     }
+                    ["GET", p] if p.ends_with("/public-ipv4s") && p.contains(":01/") => {
+                        ("200 OK", "203.0.113.25".to_string())
+                    }
+                    ["GET", "/latest/meta-data/iam/info"] => (
+                        "200 OK",
+                        r#"{"Code":"Success","InstanceProfileArn":"arn:aws:iam::123456789012:instance-profile/web","InstanceProfileId":"AIPAEXAMPLE"}"#.to_string(),
+                    ),
                     ["GET", p] if p.ends_with("/interface-id") => {
                         ("200 OK", if p.contains(":01/") { "eni-1" } else { "eni-2" }.to_string())
                     }
@@ -103,6 +110,12 @@ async fn imds_v2_identity_from_a_fake_server() {
             ("eni-1", "subnet-9", "vpc-7"),
             ("eni-2", "subnet-9", "vpc-7")
         ]
+    );
+    let public: Vec<_> = host.interfaces.iter().map(|i| i.public_ips.clone()).collect();
+    assert_eq!(public, vec![vec!["203.0.113.25".to_string()], vec![]]);
+    assert_eq!(
+        host.instance_profile_arn,
+        "arn:aws:iam::123456789012:instance-profile/web"
     );
     assert_eq!(host.kubernetes_node, "node-a");
     assert_eq!(host.agent_id, "agent-1");

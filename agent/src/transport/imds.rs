@@ -127,8 +127,24 @@ async fn fetch_inner(endpoint: &str) -> anyhow::Result<HostIdentity> {
                 private_ips: ips,
                 subnet_id: get("subnet-id").await.trim().to_string(),
                 vpc_id: get("vpc-id").await.trim().to_string(),
+                public_ips: get("public-ipv4s")
+                    .await
+                    .lines()
+                    .map(|l| l.trim().to_string())
+                    .filter(|l| !l.is_empty())
+                    .collect(),
             });
         }
+    }
+    // The instance profile (not its credentials: iam/info holds only the ARN and id).
+    if let Ok(info) = request(endpoint, "GET", "/latest/meta-data/iam/info", &auth).await
+        && let Ok(info) = serde_json::from_str::<serde_json::Value>(&info)
+    {
+        host.instance_profile_arn = info
+            .get("InstanceProfileArn")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string();
     }
     if host.private_ips.is_empty() {
         let ip = field("privateIp");

@@ -167,6 +167,29 @@ fn ward_process(pid: u32, start: &str, name: &str, exe: &str, uid: u32, euid: u3
     }
 }
 
+/// Ward's view of a process (argv, ancestry, container) for `additionalInfo.ward`: the same
+/// members runtime findings carry, for findings from other sources attributed to a process.
+pub fn ward_process_view(p: &Process) -> (WardProcess, Vec<WardProcess>, Option<WardContainer>) {
+    let mut me = ward_process(p.pid, &p.start_time, &p.name, &p.executable, p.uid, p.euid);
+    me.command_line = p.args.clone();
+    let ancestry = p
+        .ancestors
+        .iter()
+        .map(|a| ward_process(a.pid, &a.start_time, &a.name, &a.executable, a.uid, a.euid))
+        .collect();
+    let container = p
+        .container
+        .as_ref()
+        .filter(|c| !c.id.is_empty())
+        .map(|c| WardContainer {
+            id: Some(c.id.clone()),
+            runtime: non_empty(&c.runtime),
+            cgroup_path: non_empty(&p.cgroup),
+            ..WardContainer::default()
+        });
+    (me, ancestry, container)
+}
+
 /// The resource a runtime finding is about: the instance, and the container when the process
 /// runs in one (then `resourceType` is `Container` and findings are kept per container).
 pub fn resource(host: &HostIdentity, process: Option<&Process>) -> Resource {
@@ -262,24 +285,10 @@ pub fn occurrence(
         ..WardDetails::default()
     };
     if let Some(p) = process {
-        let mut me = ward_process(p.pid, &p.start_time, &p.name, &p.executable, p.uid, p.euid);
-        me.command_line = p.args.clone();
+        let (me, ancestry, container) = ward_process_view(p);
         ward.process = Some(me);
-        ward.ancestry = p
-            .ancestors
-            .iter()
-            .map(|a| ward_process(a.pid, &a.start_time, &a.name, &a.executable, a.uid, a.euid))
-            .collect();
-        ward.container = p
-            .container
-            .as_ref()
-            .filter(|c| !c.id.is_empty())
-            .map(|c| WardContainer {
-                id: Some(c.id.clone()),
-                runtime: non_empty(&c.runtime),
-                cgroup_path: non_empty(&p.cgroup),
-                ..WardContainer::default()
-            });
+        ward.ancestry = ancestry;
+        ward.container = container;
     }
     service.set_ward_details(&ward);
     Ok(Occurrence {

@@ -36,4 +36,6 @@ pub use resource::{
 };
 pub use runtime::{LineageObject, ProcessDetails, RuntimeContext, RuntimeDetails};
 pub use severity::{Severity, SeverityLevel};
-pub use ward::{LogRecordRef, WardContainer, WardDetails, WardProcess};
+pub use ward::{
+    LogRecordRef, WardApiCall, WardAttribution, WardContainer, WardDetails, WardProcess,
+};

@@ -44,6 +44,55 @@ pub struct WardDetails {
     /// suppression rules can target one detection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule_id: Option<String>,
+    /// The EC2 instance the finding is about when the resource is not the instance itself (an
+    /// access key whose credentials were taken from that instance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    /// How `process` was matched to a flow-log or DNS-log finding (see `crate::correlate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<WardAttribution>,
+    /// Ids of findings about the same issue seen by another source (the runtime twin of a DNS-log
+    /// finding and the other way round), or the findings a cross-layer finding joins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub linked_finding_ids: Vec<String>,
+    /// Set on a finding that duplicates one already sent (its twin from another source): the id of
+    /// the finding that went out. Such a finding is stored archived, not alerted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<String>,
+    /// API calls made with the credentials a cross-layer finding is about, oldest first (capped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_calls: Vec<WardApiCall>,
+}
+
+/// Which runtime event a log finding's process came from.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WardAttribution {
+    /// The agent event type matched: `dns_query`, `net_connect`, `net_accept`.
+    pub event_type: String,
+    /// What was matched: the query name, or `ip:port` of the remote end.
+    pub matched_on: String,
+    /// Time of the matched runtime event (ISO-8601, ms).
+    pub event_time: String,
+    /// Matching events in the window (several processes may have made the same query).
+    pub candidates: u32,
+}
+
+/// One CloudTrail call, as a cross-layer finding lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WardApiCall {
+    pub event_time: String,
+    pub event_source: String,
+    pub event_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

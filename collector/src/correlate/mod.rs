@@ -1,0 +1,484 @@
+//! Correlation: the host's runtime view joined with flow, DNS and CloudTrail findings, and attack
+//! sequences. A stage after detection and before store/outputs.
+//!
+//! Inputs, each in event time:
+//! * agent Hellos ([`Correlator::on_hello`]) and configured instances: the [`hosts::HostMap`];
+//! * agent events ([`Correlator::on_runtime_event`]): connects, accepts, DNS queries and
+//!   metadata-service fetches, indexed per host ([`activity`]);
+//! * CloudTrail records ([`Correlator::on_cloudtrail`]): instance-role sessions used elsewhere
+//!   ([`credentials`]) and notable calls (weak signals for sequences);
+//! * findings from the runtime and cloud-log engines ([`Correlator::on_finding`]).
+//!
+//! Outputs ([`Correlated`]): the input finding, enriched; earlier findings updated with a new link
+//! or sequence ARN; cross-layer credential findings; attack-sequence findings.
+//!
+//! What each part adds:
+//! * **Process attribution** ([`attribution`]): a flow-log or DNS-log finding on a host with an
+//!   agent gets `runtimeDetails.process` and `additionalInfo.ward.{process, ancestry, container,
+//!   attribution}`.
+//! * **Twins**: when the agent and the logs raise the same detection for one host and indicator
+//!   (`CryptoCurrency:Runtime/BitcoinTool.B!DNS` and `CryptoCurrency:EC2/BitcoinTool.B!DNS` for the
+//!   same query), the **first to arrive is the alert** (in practice the runtime finding: the agent
+//!   reports in under a second, Resolver logs arrive minutes later). The second is passed on
+//!   archived (`service.archived = true`, `ward.duplicateOf = <first id>`): stored and searchable,
+//!   not alerted. Both carry each other's id in `ward.linkedFindingIds`; the first is re-emitted
+//!   as an update carrying the link.
+//! * **Credential theft across layers** ([`credentials`]): one
+//!   `InstanceCredentialExfiltration` finding naming the process that fetched the credentials, the
+//!   host and the calls made elsewhere.
+//! * **Attack sequences** ([`sequences`]): `AttackSequence:*` findings over groups of signals; member
+//!   findings get `associatedAttackSequenceArn` and are re-emitted once when it is set.
+//!
+//! Order matters only as it does live: the runtime stream is expected to run ahead of the logs
+//! (it does: CloudTrail, flow and Resolver logs are delivered 5-15 minutes late), and every
+//! window is in event time, so a replay in the same order gives the same output.
+
+pub mod activity;
+pub mod attribution;
+pub mod credentials;
+pub mod hosts;
+pub mod sequences;
+pub mod signals;
+pub mod tactics;
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::detect::event::RuntimeEvent;
+use crate::detect::signal::{process_details, ward_process_view};
+use crate::event::CloudTrailRecord;
+use crate::findings::finding::resource_role;
+use crate::findings::time::{EpochMillis, format_millis};
+use crate::findings::{
+    Action, AggregationKey, Aggregator, AwsApiCallAction, Finding, Occurrence, Outcome,
+    RemoteIpDetails, RuntimeDetails, Scope, WardDetails,
+};
+
+use activity::{Activity, ActivityConfig};
+use attribution::{TwinKey, twin_key};
+use credentials::{CredentialConfig, outside_use};
+use hosts::HostMap;
+use sequences::{SequenceConfig, Sequences};
+
+/// Every window and limit of the stage.
+#[derive(Debug, Clone)]
+pub struct CorrelateConfig {
+    /// Where correlation findings (cross-layer, sequences) are filed.
+    pub scope: Scope,
+    pub activity: ActivityConfig,
+    pub credentials: CredentialConfig,
+    pub sequences: SequenceConfig,
+}
+
+impl CorrelateConfig {
+    pub fn new(scope: Scope) -> Self {
+        Self {
+            scope,
+            activity: ActivityConfig::default(),
+            credentials: CredentialConfig::default(),
+            sequences: SequenceConfig::default(),
+        }
+    }
+}
+
+/// Why a finding is in the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The input finding, unchanged.
+    Passed,
+    /// The input finding with a process attributed.
+    Attributed,
+    /// The input finding, archived as the twin of one already sent (`ward.duplicateOf`).
+    Duplicate,
+    /// An earlier finding that now links a twin.
+    Linked,
+    /// A cross-layer credential-theft finding created or updated.
+    CredentialTheft,
+    /// An attack-sequence finding created or updated.
+    Sequence,
+    /// An earlier finding that now names its attack sequence.
+    SequenceMember,
+}
+
+#[derive(Debug, Clone)]
+pub struct Correlated {
+    pub change: Change,
+    pub finding: Finding,
+}
+
+/// Counters for operators and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CorrelateStats {
+    pub findings: u64,
+    pub attributed: u64,
+    pub duplicates: u64,
+    pub credential_findings: u64,
+    pub sequence_updates: u64,
+}
+
+#[derive(Debug)]
+struct TwinState {
+    first: String,
+    second: Option<String>,
+}
+
+/// The correlation stage. Synchronous and single-threaded, like the engines around it.
+pub struct Correlator {
+    config: CorrelateConfig,
+    hosts: HostMap,
+    activity: Activity,
+    sequences: Sequences,
+    /// Findings the stage raises itself (cross-layer, sequences).
+    aggregator: Aggregator,
+    /// The latest state of every finding that passed, to re-emit it with a new link or ARN.
+    known: HashMap<String, Finding>,
+    twins: HashMap<TwinKey, TwinState>,
+    links: HashMap<String, BTreeSet<String>>,
+    duplicate_of: HashMap<String, String>,
+    sequence_of: HashMap<String, String>,
+    /// Outside calls per credential-theft finding id, oldest first.
+    api_calls: HashMap<String, Vec<crate::findings::WardApiCall>>,
+    stats: CorrelateStats,
+}
+
+impl Correlator {
+    pub fn new(config: CorrelateConfig, hosts: HostMap) -> Self {
+        Self {
+            activity: Activity::new(config.activity.clone()),
+            sequences: Sequences::new(config.sequences.clone()),
+            aggregator: Aggregator::new(config.scope.clone()),
+            config,
+            hosts,
+            known: HashMap::new(),
+            twins: HashMap::new(),
+            links: HashMap::new(),
+            duplicate_of: HashMap::new(),
+            sequence_of: HashMap::new(),
+            api_calls: HashMap::new(),
+            stats: CorrelateStats::default(),
+        }
+    }
+
+    pub fn hosts(&self) -> &HostMap {
+        &self.hosts
+    }
+
+    pub fn stats(&self) -> &CorrelateStats {
+        &self.stats
+    }
+
+    /// An agent's Hello, at event time `at` (the stream's first event, or the arrival time live).
+    pub fn on_hello(
+        &mut self,
+        agent_id: &str,
+        hello: &ward_proto::v1::HostIdentity,
+        at: EpochMillis,
+    ) {
+        self.hosts.observe_hello(agent_id, hello, at);
+    }
+
+    /// One agent event from the host `instance_id`.
+    pub fn on_runtime_event(&mut self, instance_id: &str, ev: &RuntimeEvent) {
+        self.activity.observe(instance_id, ev);
+    }
+
+    /// One agent event from the agent `agent_id` (its instance from the host map; ignored when
+    /// the agent announced none).
+    pub fn on_agent_event(&mut self, agent_id: &str, ev: &RuntimeEvent) {
+        if let Some(instance) = self.hosts.instance_of_agent(agent_id) {
+            let instance = instance.to_owned();
+            self.activity.observe(&instance, ev);
+        }
+    }
+
+    /// One CloudTrail record: instance credentials used elsewhere, notable calls.
+    pub fn on_cloudtrail(&mut self, record: &CloudTrailRecord<'_>) -> Vec<Correlated> {
+        let mut out = Vec::new();
+        if let Some(use_) = outside_use(record, &self.hosts, &self.config.credentials) {
+            let finding = self.credential_finding(use_);
+            self.stats.credential_findings += 1;
+            self.pass(finding, Change::CredentialTheft, &mut out);
+        }
+        if let (Some(source), Some(name)) = (
+            record.event_source.as_deref(),
+            record.event_name.as_deref(),
+        ) && let Some(tactic) = tactics::notable_call(source, name)
+            && let Some((group, signal)) = signals::api_signal(record, tactic)
+        {
+            self.sequence_signal(&group, &signal, &mut out);
+        }
+        out
+    }
+
+    /// One finding from an engine (runtime or cloud-log).
+    pub fn on_finding(&mut self, mut finding: Finding) -> Vec<Correlated> {
+        self.stats.findings += 1;
+        let mut out = Vec::new();
+        let change = if attribution::attribute(&mut finding, &self.activity) {
+            self.stats.attributed += 1;
+            Change::Attributed
+        } else {
+            Change::Passed
+        };
+        self.pass(finding, change, &mut out);
+        out
+    }
+
+    /// Twins, decoration, sequences; pushes the finding (first) and whatever it changed.
+    fn pass(&mut self, mut finding: Finding, change: Change, out: &mut Vec<Correlated>) {
+        let mut updates = Vec::new();
+        if let Some(key) = twin_key(&finding) {
+            let id = finding.id.clone();
+            match self.twins.get_mut(&key) {
+                None => {
+                    self.twins.insert(
+                        key,
+                        TwinState {
+                            first: id,
+                            second: None,
+                        },
+                    );
+                }
+                Some(state) if state.first == id || state.second.as_ref() == Some(&id) => {}
+                Some(state) => {
+                    // A third finding id for one twin key cannot happen (two types, one key
+                    // each); the first pairing stands.
+                    if state.second.is_none() {
+                        state.second = Some(id.clone());
+                        let first = state.first.clone();
+                        self.duplicate_of.insert(id.clone(), first.clone());
+                        self.links.entry(id.clone()).or_default().insert(first.clone());
+                        self.links.entry(first.clone()).or_default().insert(id.clone());
+                        self.stats.duplicates += 1;
+                        updates.push((first, Change::Linked));
+                    }
+                }
+            }
+        }
+        let change = if self.duplicate_of.contains_key(&finding.id) {
+            Change::Duplicate
+        } else {
+            change
+        };
+        self.decorate(&mut finding);
+        // Sequences see the finding before it is sent, so a finding that completes a sequence
+        // goes out once, already naming it.
+        let mut sequence_out = Vec::new();
+        if !finding.service.archived
+            && let Some(signal) = signals::finding_signal(&finding)
+        {
+            for group in signals::finding_groups(&finding, &self.hosts) {
+                self.sequence_signal(&group, &signal, &mut sequence_out);
+            }
+        }
+        self.decorate(&mut finding);
+        self.known.insert(finding.id.clone(), finding.clone());
+        out.push(Correlated { change, finding });
+        out.append(&mut sequence_out);
+        for (id, change) in updates {
+            if let Some(mut earlier) = self.known.get(&id).cloned() {
+                self.decorate(&mut earlier);
+                self.known.insert(id, earlier.clone());
+                out.push(Correlated {
+                    change,
+                    finding: earlier,
+                });
+            }
+        }
+    }
+
+    /// Applies what the stage knows about a finding id: links, duplicate status, sequence ARN.
+    fn decorate(&self, finding: &mut Finding) {
+        let links = self.links.get(&finding.id);
+        let duplicate = self.duplicate_of.get(&finding.id);
+        if links.is_some() || duplicate.is_some() {
+            let mut ward = finding.service.ward_details().unwrap_or_default();
+            for id in links.into_iter().flatten() {
+                if !ward.linked_finding_ids.contains(id) {
+                    ward.linked_finding_ids.push(id.clone());
+                }
+            }
+            if let Some(first) = duplicate {
+                ward.duplicate_of = Some(first.clone());
+                finding.service.archived = true;
+            }
+            finding.service.set_ward_details(&ward);
+        }
+        if let Some(arn) = self.sequence_of.get(&finding.id) {
+            finding.associated_attack_sequence_arn = Some(arn.clone());
+        }
+    }
+
+    /// Adds a signal to a group; emits the sequence and re-emits members that gained its ARN.
+    fn sequence_signal(
+        &mut self,
+        group: &sequences::GroupKey,
+        signal: &sequences::SequenceSignal,
+        out: &mut Vec<Correlated>,
+    ) {
+        let Some(update) = self.sequences.observe(group, signal) else {
+            return;
+        };
+        let Ok((_, sequence)) = self.aggregator.record(update.occurrence) else {
+            return;
+        };
+        let mut sequence = sequence.clone();
+        sequence.service.event_first_seen = format_millis(update.first_seen);
+        self.aggregator.restore([sequence.clone()]);
+        self.stats.sequence_updates += 1;
+        let arn = sequence.arn.clone();
+        let mut members = Vec::new();
+        for id in update.members {
+            if self.sequence_of.get(&id) != Some(&arn) {
+                self.sequence_of.insert(id.clone(), arn.clone());
+                members.push(id);
+            }
+        }
+        out.push(Correlated {
+            change: Change::Sequence,
+            finding: sequence,
+        });
+        for id in members {
+            if let Some(mut member) = self.known.get(&id).cloned() {
+                self.decorate(&mut member);
+                self.known.insert(id, member.clone());
+                out.push(Correlated {
+                    change: Change::SequenceMember,
+                    finding: member,
+                });
+            }
+        }
+    }
+
+    /// The cross-layer finding for one outside call: the call, the host, the fetching process.
+    fn credential_finding(&mut self, use_: credentials::OutsideUse) -> Finding {
+        let t = use_.finding_type;
+        let key = AggregationKey::new(t, &use_.resource, [])
+            .expect("an access-key resource has an identity and the family needs no facts");
+        let id = key.finding_id(&self.config.scope);
+        let calls = self.api_calls.entry(id).or_default();
+        calls.push(use_.call.clone());
+        let max = self.config.credentials.max_api_calls.max(1);
+        if calls.len() > max {
+            let excess = calls.len() - max;
+            calls.drain(..excess);
+        }
+        let first_call = calls
+            .first()
+            .and_then(|c| crate::findings::time::parse_millis(&c.event_time))
+            .unwrap_or(use_.time)
+            .min(use_.time);
+        let retention = self.config.activity.credential_retention_ms;
+        let fetches =
+            self.activity
+                .credential_fetches(&use_.instance_id, first_call - retention, first_call);
+        let fetch = fetches
+            .iter()
+            .find(|f| f.names_credentials_path)
+            .or(fetches.first())
+            .copied();
+        let host = self.hosts.host(&use_.instance_id);
+        let mut finding = Finding::draft(t, use_.resource.clone());
+        let place = match (&use_.other_instance, t.name().ends_with("OutsideAWS")) {
+            (Some(other), _) => format!("instance {other}"),
+            (None, true) => "outside AWS".to_owned(),
+            (None, false) => "another host inside AWS".to_owned(),
+        };
+        let who = match fetch {
+            Some(f) => format!(
+                " They were fetched from instance metadata by process {} (pid {}, {}) at {}.",
+                f.process.name,
+                f.process.pid,
+                f.process.executable,
+                format_millis(f.time)
+            ),
+            None => " No process on the instance was seen fetching them.".to_owned(),
+        };
+        finding.title = format!(
+            "Credentials of instance {} (role {}) used from {} {place}.",
+            use_.instance_id, use_.role, use_.source_ip
+        );
+        finding.description = format!(
+            "Credentials created exclusively for instance {} through its role {} were used from {} \
+             ({place}): {} call(s), the latest {} ({}).{who}",
+            use_.instance_id,
+            use_.role,
+            use_.source_ip,
+            calls.len(),
+            use_.call.event_name,
+            use_.call.event_source
+        );
+        let (v4, v6) = match use_.source_ip {
+            std::net::IpAddr::V4(ip) => (Some(ip.to_string()), None),
+            std::net::IpAddr::V6(ip) => (None, Some(ip.to_string())),
+        };
+        let service = &mut finding.service;
+        service.resource_role = Some(resource_role::TARGET.to_owned());
+        service.action = Some(Action {
+            action_type: Some("AWS_API_CALL".into()),
+            aws_api_call_action: Some(AwsApiCallAction {
+                api: Some(use_.call.event_name.clone()),
+                caller_type: Some("Remote IP".into()),
+                user_agent: use_.call.user_agent.clone(),
+                error_code: use_.call.error_code.clone(),
+                service_name: Some(use_.call.event_source.clone()),
+                remote_ip_details: Some(RemoteIpDetails {
+                    ip_address_v4: v4,
+                    ip_address_v6: v6,
+                    ..RemoteIpDetails::default()
+                }),
+                ..AwsApiCallAction::default()
+            }),
+            ..Action::default()
+        });
+        let mut ward = WardDetails {
+            rule_id: Some("correlate.instance-credential-exfiltration".into()),
+            instance_id: Some(use_.instance_id.clone()),
+            agent_id: host.and_then(|h| h.agent_id.clone()),
+            hostname: host.and_then(|h| h.hostname.clone()),
+            api_calls: calls.clone(),
+            ..WardDetails::default()
+        };
+        if let Some(f) = fetch {
+            let (me, ancestry, container) = ward_process_view(&f.process);
+            ward.process = Some(me);
+            ward.ancestry = ancestry;
+            ward.container = container;
+            ward.attribution = Some(crate::findings::WardAttribution {
+                event_type: "net_connect".into(),
+                matched_on: f.how.clone(),
+                event_time: format_millis(f.time),
+                candidates: fetches.len() as u32,
+            });
+            service.runtime_details = Some(RuntimeDetails {
+                process: Some(process_details(&f.process)),
+                context: None,
+            });
+        }
+        service.set_ward_details(&ward);
+        let occurrence = Occurrence {
+            key,
+            event_time: use_.time,
+            details: finding,
+        };
+        let (outcome, finding) = self
+            .aggregator
+            .record(occurrence)
+            .expect("the key was built for this finding's type");
+        let mut finding = finding.clone();
+        // A late (older) call only counts in the aggregator; the call list still gains it.
+        if outcome
+            == (Outcome::Updated {
+                details_replaced: false,
+            })
+        {
+            let mut ward = finding.service.ward_details().unwrap_or_default();
+            ward.api_calls = self.api_calls[&finding.id].clone();
+            finding.service.set_ward_details(&ward);
+            self.aggregator.restore([finding.clone()]);
+        }
+        finding
+    }
+}
+
+#[cfg(test)]
+mod tests;
