@@ -111,7 +111,11 @@ async fn imds_v2_identity_from_a_fake_server() {
             ("eni-2", "subnet-9", "vpc-7")
         ]
     );
-    let public: Vec<_> = host.interfaces.iter().map(|i| i.public_ips.clone()).collect();
+    let public: Vec<_> = host
+        .interfaces
+        .iter()
+        .map(|i| i.public_ips.clone())
+        .collect();
     assert_eq!(public, vec![vec!["203.0.113.25".to_string()], vec![]]);
     assert_eq!(
         host.instance_profile_arn,

@@ -168,10 +168,13 @@ impl Activity {
                     if name.is_empty() {
                         continue;
                     }
-                    host.queries.entry(name.clone()).or_default().push_back(Query {
-                        time,
-                        process: process.clone(),
-                    });
+                    host.queries
+                        .entry(name.clone())
+                        .or_default()
+                        .push_back(Query {
+                            time,
+                            process: process.clone(),
+                        });
                     host.query_order.push_back((time, name));
                 }
             }
@@ -249,7 +252,12 @@ impl Activity {
     }
 
     /// The process that queried `name` on the host nearest to `at`, and how many queries matched.
-    pub fn query_by(&self, instance_id: &str, name: &str, at: EpochMillis) -> Option<(&Query, u32)> {
+    pub fn query_by(
+        &self,
+        instance_id: &str,
+        name: &str,
+        at: EpochMillis,
+    ) -> Option<(&Query, u32)> {
         let list = self
             .hosts
             .get(instance_id)?
@@ -356,10 +364,18 @@ mod tests {
     #[test]
     fn queries_match_by_name_preferring_the_application_over_the_local_resolver() {
         let mut a = Activity::default();
-        a.observe("i-1", &query("2026-01-01T10:00:00Z", 10, "xmrig", "Pool.Example.COM"));
         a.observe(
             "i-1",
-            &query("2026-01-01T10:00:00.010Z", 5, "systemd-resolve", "pool.example.com"),
+            &query("2026-01-01T10:00:00Z", 10, "xmrig", "Pool.Example.COM"),
+        );
+        a.observe(
+            "i-1",
+            &query(
+                "2026-01-01T10:00:00.010Z",
+                5,
+                "systemd-resolve",
+                "pool.example.com",
+            ),
         );
         let (q, n) = a
             .query_by("i-1", "pool.example.com.", t("2026-01-01T10:00:00.020Z"))
@@ -379,9 +395,18 @@ mod tests {
     #[test]
     fn connections_match_within_the_flow_window_and_expire() {
         let mut a = Activity::default();
-        a.observe("i-1", &connect("2026-01-01T10:00:00Z", 10, "old", "198.51.100.7", 3333));
-        a.observe("i-1", &connect("2026-01-01T10:09:00Z", 11, "miner", "198.51.100.7", 3333));
-        a.observe("i-1", &connect("2026-01-01T10:09:30Z", 12, "other", "198.51.100.7", 443));
+        a.observe(
+            "i-1",
+            &connect("2026-01-01T10:00:00Z", 10, "old", "198.51.100.7", 3333),
+        );
+        a.observe(
+            "i-1",
+            &connect("2026-01-01T10:09:00Z", 11, "miner", "198.51.100.7", 3333),
+        );
+        a.observe(
+            "i-1",
+            &connect("2026-01-01T10:09:30Z", 12, "other", "198.51.100.7", 443),
+        );
         // A 10-minute flow record starting 10:05 that ends 10:15.
         let (c, n) = a
             .connection_to(
@@ -407,7 +432,10 @@ mod tests {
             "an outbound connect is not an inbound flow"
         );
         // 40 minutes later the old connections are gone.
-        a.observe("i-1", &connect("2026-01-01T10:50:00Z", 13, "late", "192.0.2.1", 80));
+        a.observe(
+            "i-1",
+            &connect("2026-01-01T10:50:00Z", 13, "late", "192.0.2.1", 80),
+        );
         assert!(
             a.connection_to(
                 "i-1",
@@ -427,8 +455,14 @@ mod tests {
             imds_endpoints: vec!["127.0.0.1:8099".parse().unwrap()],
             ..ActivityConfig::default()
         });
-        a.observe("i-1", &connect("2026-01-01T10:00:00Z", 10, "curl", "127.0.0.1", 8099));
-        a.observe("i-1", &connect("2026-01-01T10:00:01Z", 11, "curl", "127.0.0.1", 8098));
+        a.observe(
+            "i-1",
+            &connect("2026-01-01T10:00:00Z", 10, "curl", "127.0.0.1", 8099),
+        );
+        a.observe(
+            "i-1",
+            &connect("2026-01-01T10:00:01Z", 11, "curl", "127.0.0.1", 8098),
+        );
         let fetches =
             a.credential_fetches("i-1", t("2026-01-01T09:00:00Z"), t("2026-01-01T11:00:00Z"));
         assert_eq!(fetches.len(), 1);

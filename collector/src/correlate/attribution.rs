@@ -171,7 +171,10 @@ pub fn attribute(f: &mut Finding, activity: &Activity) -> bool {
     ward.container = container;
     ward.attribution = Some(attribution);
     f.service.set_ward_details(&ward);
-    let details = f.service.runtime_details.get_or_insert_with(RuntimeDetails::default);
+    let details = f
+        .service
+        .runtime_details
+        .get_or_insert_with(RuntimeDetails::default);
     details.process = Some(process_details(&process));
     true
 }

@@ -169,7 +169,10 @@ mod tests {
     #[test]
     fn instance_sessions_used_elsewhere_are_outside_or_inside_aws() {
         let mut hosts = HostMap::new();
-        for (id, ip) in [("i-0123456789abcdef0", "10.0.0.5"), ("i-0aaaaaaaaaaaaaaaa", "10.0.0.9")] {
+        for (id, ip) in [
+            ("i-0123456789abcdef0", "10.0.0.5"),
+            ("i-0aaaaaaaaaaaaaaaa", "10.0.0.9"),
+        ] {
             hosts
                 .add_configured(ConfiguredHost {
                     instance_id: id.into(),
@@ -188,17 +191,30 @@ mod tests {
         assert_eq!(out.role, "web-role");
         assert_eq!(out.call.event_name, "ListUsers");
         assert_eq!(
-            out.resource.access_key_details.unwrap().access_key_id.as_deref(),
+            out.resource
+                .access_key_details
+                .unwrap()
+                .access_key_id
+                .as_deref(),
             Some("ASIAEXAMPLE")
         );
         let inside = judge(&hosts, "10.0.0.9", me).unwrap();
-        assert_eq!(inside.other_instance.as_deref(), Some("i-0aaaaaaaaaaaaaaaa"));
+        assert_eq!(
+            inside.other_instance.as_deref(),
+            Some("i-0aaaaaaaaaaaaaaaa")
+        );
         assert_eq!(
             inside.finding_type,
             FindingType::UnauthorizedAccessIamUserInstanceCredentialExfiltrationInsideAws
         );
         assert!(judge(&hosts, "ec2.amazonaws.com", me).is_none());
-        assert!(judge(&hosts, "198.51.100.7", "i-0bbbbbbbbbbbbbbbb").is_none(), "unknown instance");
-        assert!(judge(&hosts, "198.51.100.7", "alice").is_none(), "not an instance session");
+        assert!(
+            judge(&hosts, "198.51.100.7", "i-0bbbbbbbbbbbbbbbb").is_none(),
+            "unknown instance"
+        );
+        assert!(
+            judge(&hosts, "198.51.100.7", "alice").is_none(),
+            "not an instance session"
+        );
     }
 }

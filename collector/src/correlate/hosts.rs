@@ -452,7 +452,10 @@ from = "2026-01-02T00:00:00Z"
         );
         std::fs::write(&json_path, r#"[{"instance_id":"i-j","privat_ips":[]}]"#).unwrap();
         let err = map.load_file(&json_path).unwrap_err();
-        assert!(err.contains("instance #0") && err.contains("privat_ips"), "{err}");
+        assert!(
+            err.contains("instance #0") && err.contains("privat_ips"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

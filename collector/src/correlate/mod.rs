@@ -115,10 +115,11 @@ pub struct CorrelateStats {
     pub sequence_updates: u64,
 }
 
+/// The findings of one twin key, per side (0: runtime, 1: logs), and which side spoke first.
 #[derive(Debug)]
 struct TwinState {
-    first: String,
-    second: Option<String>,
+    first_side: usize,
+    ids: [Vec<String>; 2],
 }
 
 /// The correlation stage. Synchronous and single-threaded, like the engines around it.
@@ -198,10 +199,9 @@ impl Correlator {
             self.stats.credential_findings += 1;
             self.pass(finding, Change::CredentialTheft, &mut out);
         }
-        if let (Some(source), Some(name)) = (
-            record.event_source.as_deref(),
-            record.event_name.as_deref(),
-        ) && let Some(tactic) = tactics::notable_call(source, name)
+        if let (Some(source), Some(name)) =
+            (record.event_source.as_deref(), record.event_name.as_deref())
+            && let Some(tactic) = tactics::notable_call(source, name)
             && let Some((group, signal)) = signals::api_signal(record, tactic)
         {
             self.sequence_signal(&group, &signal, &mut out);
@@ -227,30 +227,38 @@ impl Correlator {
     fn pass(&mut self, mut finding: Finding, change: Change, out: &mut Vec<Correlated>) {
         let mut updates = Vec::new();
         if let Some(key) = twin_key(&finding) {
+            let side = usize::from(
+                finding
+                    .finding_type()
+                    .is_some_and(|t| t.source() != crate::findings::DataSource::Runtime),
+            );
             let id = finding.id.clone();
-            match self.twins.get_mut(&key) {
-                None => {
-                    self.twins.insert(
-                        key,
-                        TwinState {
-                            first: id,
-                            second: None,
-                        },
-                    );
-                }
-                Some(state) if state.first == id || state.second.as_ref() == Some(&id) => {}
-                Some(state) => {
-                    // A third finding id for one twin key cannot happen (two types, one key
-                    // each); the first pairing stands.
-                    if state.second.is_none() {
-                        state.second = Some(id.clone());
-                        let first = state.first.clone();
-                        self.duplicate_of.insert(id.clone(), first.clone());
-                        self.links.entry(id.clone()).or_default().insert(first.clone());
-                        self.links.entry(first.clone()).or_default().insert(id.clone());
-                        self.stats.duplicates += 1;
-                        updates.push((first, Change::Linked));
-                    }
+            let state = self.twins.entry(key).or_insert_with(|| TwinState {
+                first_side: side,
+                ids: [Vec::new(), Vec::new()],
+            });
+            if !state.ids[side].contains(&id) {
+                state.ids[side].push(id.clone());
+            }
+            let first = state.first_side;
+            // Findings from the side that spoke second duplicate the first side's (several runtime
+            // findings may share a key: one per querying executable; all of them get the link).
+            if side != first
+                && let Some(original) = state.ids[first].first().cloned()
+                && !self.duplicate_of.contains_key(&id)
+            {
+                self.duplicate_of.insert(id.clone(), original);
+                self.stats.duplicates += 1;
+                for other in state.ids[first].clone() {
+                    self.links
+                        .entry(id.clone())
+                        .or_default()
+                        .insert(other.clone());
+                    self.links
+                        .entry(other.clone())
+                        .or_default()
+                        .insert(id.clone());
+                    updates.push((other, Change::Linked));
                 }
             }
         }

@@ -15,9 +15,11 @@
 //! * **Threshold**: a sequence exists once an episode holds [`SequenceConfig::min_signals`]
 //!   (default 3) distinct signals, at least one of them a finding: API calls alone (an
 //!   administrator listing users) never make one.
-//! * Every later signal updates the same finding (same id: the aggregation key is the group and
-//!   the episode start), with the full signal list, MITRE tactics and indicators, severity
-//!   Critical.
+//! * Every later signal that joins updates the same finding (same id: the aggregation key is the
+//!   group and the episode start), with the full signal list, MITRE tactics and indicators,
+//!   severity Critical. A repeat of a member (its finding updated again) is folded into the
+//!   group's state and shows at the next update, so a finding recurring a thousand times does
+//!   not re-send its sequence a thousand times.
 //!
 //! Only event times are used, so the same signals in the same order give the same sequences in a
 //! replay and live.
@@ -161,7 +163,7 @@ impl Sequences {
         }
         entry.last = entry.last.max(t);
         let room = entry.signals.len() < self.config.max_signals;
-        match entry.signals.iter_mut().find(|s| s.uid == signal.uid) {
+        let joined = match entry.signals.iter_mut().find(|s| s.uid == signal.uid) {
             Some(known) => {
                 known.first_seen = known.first_seen.min(signal.first_seen);
                 known.last_seen = known.last_seen.max(signal.last_seen);
@@ -178,14 +180,16 @@ impl Sequences {
                         known.indicators.push(i.clone());
                     }
                 }
+                false
             }
             None if room => {
-                entry.signals.push(signal.clone())
+                entry.signals.push(signal.clone());
+                true
             }
-            None => {}
-        }
+            None => false,
+        };
         let has_finding = entry.signals.iter().any(|s| s.kind == SignalKind::Finding);
-        if entry.signals.len() < self.config.min_signals || !has_finding {
+        if !joined || entry.signals.len() < self.config.min_signals || !has_finding {
             return None;
         }
         let episode = episode_id(group.sequence_type, &group.key, entry.episode_start);
@@ -282,14 +286,13 @@ fn sequence_json(
     let mut actors: Vec<Value> = Vec::new();
     let mut endpoints: Vec<Value> = Vec::new();
     let mut indicators: Vec<(&str, Vec<String>)> = Vec::new();
-    let mut add_indicator = |key: &'static str, value: &str| {
-        match indicators.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, values)) if !values.iter().any(|v| v == value) => {
-                values.push(value.to_owned())
-            }
-            Some(_) => {}
-            None => indicators.push((key, vec![value.to_owned()])),
-        }
+    let mut add_indicator = |key: &'static str, value: &str| match indicators
+        .iter_mut()
+        .find(|(k, _)| *k == key)
+    {
+        Some((_, values)) if !values.iter().any(|v| v == value) => values.push(value.to_owned()),
+        Some(_) => {}
+        None => indicators.push((key, vec![value.to_owned()])),
     };
     for t in tactics {
         add_indicator("ATTACK_TACTIC", t);
@@ -424,10 +427,19 @@ mod tests {
     fn three_signals_make_a_sequence_that_later_signals_update() {
         let mut seq = Sequences::default();
         let g = group("i-1");
-        assert!(seq.observe(&g, &signal("a1", SignalKind::Finding, 1_000)).is_none());
+        assert!(
+            seq.observe(&g, &signal("a1", SignalKind::Finding, 1_000))
+                .is_none()
+        );
         // The same finding again is still one signal.
-        assert!(seq.observe(&g, &signal("a1", SignalKind::Finding, 1_500)).is_none());
-        assert!(seq.observe(&g, &signal("b2", SignalKind::Finding, 2_000)).is_none());
+        assert!(
+            seq.observe(&g, &signal("a1", SignalKind::Finding, 1_500))
+                .is_none()
+        );
+        assert!(
+            seq.observe(&g, &signal("b2", SignalKind::Finding, 2_000))
+                .is_none()
+        );
         let first = seq
             .observe(&g, &signal("c3", SignalKind::Finding, 3_000))
             .expect("third distinct signal");
@@ -435,14 +447,27 @@ mod tests {
         assert_eq!(first.first_seen, 1_000);
         let d = first.occurrence.details.service.detection.clone().unwrap();
         assert_eq!(d["sequence"]["signals"].as_array().unwrap().len(), 3);
-        assert_eq!(d["sequence"]["signals"][0]["lastSeenAt"], format_millis(1_500));
+        assert_eq!(
+            d["sequence"]["signals"][0]["lastSeenAt"],
+            format_millis(1_500)
+        );
         assert_eq!(
             d["sequence"]["sequenceIndicators"][0]["values"],
             json!(["Execution", "Impact"])
         );
+        assert!(
+            seq.observe(&g, &signal("b2", SignalKind::Finding, 3_500))
+                .is_none(),
+            "a repeat is folded in, not re-sent"
+        );
         let fourth = seq
             .observe(&g, &signal("d4", SignalKind::Finding, 4_000))
             .unwrap();
+        let d = fourth.occurrence.details.service.detection.clone().unwrap();
+        assert_eq!(
+            d["sequence"]["signals"][1]["lastSeenAt"],
+            format_millis(3_500)
+        );
         assert_eq!(fourth.occurrence.key, first.occurrence.key, "same sequence");
         assert_eq!(fourth.members.len(), 4);
         assert_eq!(
@@ -454,7 +479,10 @@ mod tests {
         // After a silence longer than the window, a new episode with its own key.
         let day = SequenceConfig::default().window_ms;
         let later = 4_000 + day + 1;
-        assert!(seq.observe(&g, &signal("a1", SignalKind::Finding, later)).is_none());
+        assert!(
+            seq.observe(&g, &signal("a1", SignalKind::Finding, later))
+                .is_none()
+        );
         seq.observe(&g, &signal("b2", SignalKind::Finding, later + 1));
         let next = seq
             .observe(&g, &signal("c3", SignalKind::Finding, later + 2))
@@ -472,6 +500,9 @@ mod tests {
                     .is_none()
             );
         }
-        assert!(seq.observe(&g, &signal("f", SignalKind::Finding, 10)).is_some());
+        assert!(
+            seq.observe(&g, &signal("f", SignalKind::Finding, 10))
+                .is_some()
+        );
     }
 }

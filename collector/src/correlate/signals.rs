@@ -24,7 +24,12 @@ pub fn finding_signal(f: &Finding) -> Option<SequenceSignal> {
     if let Some(id) = instance_of(f) {
         resources.push((id.clone(), "EC2_INSTANCE", id));
     }
-    if let Some(id) = f.resource.container_details.as_ref().and_then(|c| c.id.clone()) {
+    if let Some(id) = f
+        .resource
+        .container_details
+        .as_ref()
+        .and_then(|c| c.id.clone())
+    {
         resources.push((id.clone(), "CONTAINER", id));
     }
     let mut actors = Vec::new();
@@ -74,7 +79,11 @@ pub fn finding_signal(f: &Finding) -> Option<SequenceSignal> {
     }
     let mut endpoints = Vec::new();
     if let Some(action) = &f.service.action {
-        if let Some(domain) = action.dns_request_action.as_ref().and_then(|d| d.domain.clone()) {
+        if let Some(domain) = action
+            .dns_request_action
+            .as_ref()
+            .and_then(|d| d.domain.clone())
+        {
             endpoints.push(json!({"id": domain, "domain": domain}));
             indicators.push((
                 if crypto {
@@ -105,10 +114,21 @@ pub fn finding_signal(f: &Finding) -> Option<SequenceSignal> {
         {
             endpoints.push(json!({"id": addr, "ip": addr, "port": port}));
             if t.source() != DataSource::CloudTrailManagement {
-                indicators.push((if crypto { "CRYPTOMINING_IP" } else { "MALICIOUS_IP" }, addr));
+                indicators.push((
+                    if crypto {
+                        "CRYPTOMINING_IP"
+                    } else {
+                        "MALICIOUS_IP"
+                    },
+                    addr,
+                ));
             }
         }
-        if let Some(api) = action.aws_api_call_action.as_ref().and_then(|a| a.api.clone()) {
+        if let Some(api) = action
+            .aws_api_call_action
+            .as_ref()
+            .and_then(|a| a.api.clone())
+        {
             indicators.push(("HIGH_RISK_API", api));
         }
     }

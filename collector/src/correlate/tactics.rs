@@ -42,7 +42,11 @@ const NOTABLE_CALLS: &[(&str, &str, &str)] = &[
     ("iam.amazonaws.com", "ListRoles", "Discovery"),
     ("iam.amazonaws.com", "ListAccessKeys", "Discovery"),
     ("iam.amazonaws.com", "ListAttachedUserPolicies", "Discovery"),
-    ("iam.amazonaws.com", "GetAccountAuthorizationDetails", "Discovery"),
+    (
+        "iam.amazonaws.com",
+        "GetAccountAuthorizationDetails",
+        "Discovery",
+    ),
     ("s3.amazonaws.com", "ListBuckets", "Discovery"),
     ("ec2.amazonaws.com", "DescribeInstances", "Discovery"),
     ("secretsmanager.amazonaws.com", "ListSecrets", "Discovery"),
@@ -50,23 +54,55 @@ const NOTABLE_CALLS: &[(&str, &str, &str)] = &[
     ("iam.amazonaws.com", "CreateAccessKey", "Persistence"),
     ("iam.amazonaws.com", "CreateLoginProfile", "Persistence"),
     ("iam.amazonaws.com", "UpdateLoginProfile", "Persistence"),
-    ("iam.amazonaws.com", "AttachUserPolicy", "Privilege Escalation"),
-    ("iam.amazonaws.com", "AttachRolePolicy", "Privilege Escalation"),
+    (
+        "iam.amazonaws.com",
+        "AttachUserPolicy",
+        "Privilege Escalation",
+    ),
+    (
+        "iam.amazonaws.com",
+        "AttachRolePolicy",
+        "Privilege Escalation",
+    ),
     ("iam.amazonaws.com", "PutUserPolicy", "Privilege Escalation"),
     ("iam.amazonaws.com", "PutRolePolicy", "Privilege Escalation"),
-    ("iam.amazonaws.com", "UpdateAssumeRolePolicy", "Privilege Escalation"),
+    (
+        "iam.amazonaws.com",
+        "UpdateAssumeRolePolicy",
+        "Privilege Escalation",
+    ),
     ("cloudtrail.amazonaws.com", "StopLogging", "Defense Evasion"),
     ("cloudtrail.amazonaws.com", "DeleteTrail", "Defense Evasion"),
-    ("cloudtrail.amazonaws.com", "PutEventSelectors", "Defense Evasion"),
-    ("guardduty.amazonaws.com", "DeleteDetector", "Defense Evasion"),
+    (
+        "cloudtrail.amazonaws.com",
+        "PutEventSelectors",
+        "Defense Evasion",
+    ),
+    (
+        "guardduty.amazonaws.com",
+        "DeleteDetector",
+        "Defense Evasion",
+    ),
     ("ec2.amazonaws.com", "DeleteFlowLogs", "Defense Evasion"),
-    ("secretsmanager.amazonaws.com", "GetSecretValue", "Credential Access"),
+    (
+        "secretsmanager.amazonaws.com",
+        "GetSecretValue",
+        "Credential Access",
+    ),
     ("ssm.amazonaws.com", "GetParameters", "Credential Access"),
     ("ssm.amazonaws.com", "GetParameter", "Credential Access"),
     ("s3.amazonaws.com", "PutBucketPolicy", "Exfiltration"),
     ("s3.amazonaws.com", "PutBucketAcl", "Exfiltration"),
-    ("s3.amazonaws.com", "DeleteBucketPublicAccessBlock", "Exfiltration"),
-    ("ec2.amazonaws.com", "ModifySnapshotAttribute", "Exfiltration"),
+    (
+        "s3.amazonaws.com",
+        "DeleteBucketPublicAccessBlock",
+        "Exfiltration",
+    ),
+    (
+        "ec2.amazonaws.com",
+        "ModifySnapshotAttribute",
+        "Exfiltration",
+    ),
     ("ec2.amazonaws.com", "RunInstances", "Impact"),
     ("s3.amazonaws.com", "DeleteBucket", "Impact"),
     ("kms.amazonaws.com", "ScheduleKeyDeletion", "Impact"),
@@ -91,14 +127,19 @@ mod tests {
             "Impact"
         );
         assert_eq!(
-            tactic_of(FindingType::UnauthorizedAccessIamUserInstanceCredentialExfiltrationOutsideAws),
+            tactic_of(
+                FindingType::UnauthorizedAccessIamUserInstanceCredentialExfiltrationOutsideAws
+            ),
             "Credential Access"
         );
         assert_eq!(
             tactic_of(FindingType::ExecutionRuntimeReverseShell),
             "Execution"
         );
-        assert_eq!(notable_call("iam.amazonaws.com", "ListUsers"), Some("Discovery"));
+        assert_eq!(
+            notable_call("iam.amazonaws.com", "ListUsers"),
+            Some("Discovery")
+        );
         assert_eq!(notable_call("iam.amazonaws.com", "GetUser"), None);
     }
 }
