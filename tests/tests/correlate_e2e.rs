@@ -184,7 +184,7 @@ fn run_python(code: &str) -> u32 {
     pid
 }
 
-fn of_change<'a>(out: &'a [Correlated], change: Change) -> Vec<&'a Finding> {
+fn of_change(out: &[Correlated], change: Change) -> Vec<&Finding> {
     out.iter()
         .filter(|o| o.change == change)
         .map(|o| &o.finding)
@@ -400,7 +400,7 @@ fn agent_and_logs_correlate_into_linked_findings_credential_theft_and_a_sequence
     assert!(!linked[0].service.archived);
     assert_eq!(
         linked[0].service.ward_details().unwrap().linked_finding_ids,
-        [twin.finding.id.clone()]
+        std::slice::from_ref(&twin.finding.id)
     );
     assert!(
         of_change(&log_out, Change::Sequence).is_empty(),

@@ -150,7 +150,10 @@ fn dns_log_finding_gets_the_process_and_is_linked_to_its_runtime_twin() {
         ward.duplicate_of.as_deref(),
         Some(runtime_finding.id.as_str())
     );
-    assert_eq!(ward.linked_finding_ids, [runtime_finding.id.clone()]);
+    assert_eq!(
+        ward.linked_finding_ids,
+        std::slice::from_ref(&runtime_finding.id)
+    );
     assert_eq!(ward.process.as_ref().unwrap().pid, Some(4242));
     assert_eq!(ward.ancestry[0].name.as_deref(), Some("bash"));
     let attribution = ward.attribution.unwrap();
@@ -181,7 +184,7 @@ fn dns_log_finding_gets_the_process_and_is_linked_to_its_runtime_twin() {
             .ward_details()
             .unwrap()
             .linked_finding_ids,
-        [log.finding.id.clone()]
+        std::slice::from_ref(&log.finding.id)
     );
 
     // The runtime finding recurs: its engine's new state gets the link again, still one alert.
@@ -199,7 +202,7 @@ fn dns_log_finding_gets_the_process_and_is_linked_to_its_runtime_twin() {
             .ward_details()
             .unwrap()
             .linked_finding_ids,
-        [log.finding.id.clone()]
+        std::slice::from_ref(&log.finding.id)
     );
     assert_eq!(c.stats().duplicates, 1);
 }
