@@ -107,6 +107,23 @@ pub struct Writer {
     changes: broadcast::Sender<FindingChange>,
     metrics: Arc<StoreMetrics>,
     last_age_sweep: Instant,
+    commits_since_optimize: u32,
+}
+
+/// Group commits between two `PRAGMA optimize` runs (planner statistics kept current as the
+/// findings table grows, so a query picks the sort index over a low-selectivity filter index).
+const OPTIMIZE_EVERY: u32 = 1000;
+
+/// Refreshes the planner's statistics where they are stale; bounded work (`analysis_limit`).
+fn optimize(conn: &Connection, all_tables: bool) {
+    let sql = if all_tables {
+        "PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;"
+    } else {
+        "PRAGMA analysis_limit = 1000; PRAGMA optimize;"
+    };
+    if let Err(error) = conn.execute_batch(sql) {
+        tracing::warn!(%error, "store: PRAGMA optimize failed");
+    }
 }
 
 /// Who archived a stored finding (`findings.archived_by`).
@@ -121,6 +138,7 @@ impl Writer {
         metrics: Arc<StoreMetrics>,
     ) -> Result<Self, StoreError> {
         let rules = load_rules(&conn)?;
+        optimize(&conn, true);
         Ok(Self {
             conn,
             config,
@@ -128,6 +146,7 @@ impl Writer {
             changes,
             metrics,
             last_age_sweep: Instant::now() - Duration::from_secs(3600),
+            commits_since_optimize: 0,
         })
     }
 
@@ -194,6 +213,11 @@ impl Writer {
         match outcome {
             Ok(()) => {
                 self.metrics.commits.inc();
+                self.commits_since_optimize += 1;
+                if self.commits_since_optimize >= OPTIMIZE_EVERY {
+                    self.commits_since_optimize = 0;
+                    optimize(&self.conn, false);
+                }
                 self.metrics
                     .commit_latency
                     .observe(started.elapsed().as_secs_f64());
