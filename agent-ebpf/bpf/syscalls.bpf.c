@@ -29,6 +29,7 @@
 #define WARD_PROT_WRITE 0x2
 #define WARD_PROT_EXEC 0x4
 #define WARD_VM_WRITE 0x2
+#define WARD_MAP_ANONYMOUS 0x20
 
 /* Sentinels for `pending.fd_arg` and `pending.dfd_arg`. */
 #define ARG_NONE -1
@@ -107,6 +108,27 @@ struct {
 	__type(value, __u32);
 } MEMORY_EXEC_SEEN SEC(".maps");
 
+/*
+ * Executable file mappings already reported, per program image: a process maps each library once at
+ * start, but some map and unmap plugins again and again, and the record with its path walk should be paid
+ * once. The image is the process (tgid and start time) and its exec count, so a process that execs
+ * another program reports that program's libraries again. An evicted entry only means one more record.
+ */
+struct library_key {
+	__u64 start_ns;
+	__u64 exec_id;
+	__u64 ino;
+	__u32 tgid;
+	__u32 dev;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct library_key);
+	__type(value, __u8);
+} LIBRARIES_SEEN SEC(".maps");
+
 /* args[i] for a run-time i: the verifier refuses variable offsets into the stack, so branch to constants. */
 static __always_inline __u64 arg_at(const struct pending *p, __u32 i)
 {
@@ -173,6 +195,33 @@ static __always_inline int open_wanted(struct task_struct *task, struct pending 
 	return path_rule(user_path) != PATH_IGNORE;
 }
 
+/* Whether an executable file mapping is worth a record: it succeeded, maps a file other than the program
+ * itself (a program that maps its own image is no load; a program started as `ld.so ./prog` is one, since
+ * the kernel ran ld.so), and is the first mapping of that file by this program image. */
+static __always_inline int library_wanted(struct task_struct *task, struct pending *p, long ret)
+{
+	if (ret < 0)
+		return 0;
+	struct file *file = fd_file(task, (__s64)(int)p->args[4]);
+	if (!file)
+		return 0;
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	if (inode == BPF_CORE_READ(task, mm, exe_file, f_inode))
+		return 0;
+	struct library_key key = {
+		.start_ns = BPF_CORE_READ(task, group_leader, start_boottime),
+		.exec_id = BPF_CORE_READ(task, self_exec_id),
+		.ino = BPF_CORE_READ(inode, i_ino),
+		.tgid = BPF_CORE_READ(task, tgid),
+		.dev = BPF_CORE_READ(inode, i_sb, s_dev),
+	};
+	if (bpf_map_lookup_elem(&LIBRARIES_SEEN, &key))
+		return 0;
+	__u8 one = 1;
+	bpf_map_update_elem(&LIBRARIES_SEEN, &key, &one, BPF_ANY);
+	return 1;
+}
+
 static __always_inline int is_capability_xattr(const char *user_name)
 {
 	char name[20] = {};
@@ -191,6 +240,8 @@ static __always_inline int finish(struct pending p, long ret)
 
 	/* Filters that need the outcome, decided before a record is reserved. */
 	if (p.kind == WARD_EVENT_OPEN && !open_wanted(task, &p, ret))
+		return 0;
+	if (p.kind == WARD_EVENT_LIBRARY_LOAD && !library_wanted(task, &p, ret))
 		return 0;
 	if (p.kind == WARD_EVENT_DUP && !file_sock(fd_file(task, (int)p.args[1])))
 		return 0;
@@ -449,12 +500,20 @@ static __always_inline int describe_call(long nr, struct pending *p)
 		return 1;
 	}
 	case 9:
-		/* mmap asking for write+exec at once. */
-		if ((a[2] & (WARD_PROT_WRITE | WARD_PROT_EXEC)) != (WARD_PROT_WRITE | WARD_PROT_EXEC))
+		/* mmap(addr, len, prot, flags, fd, off) */
+		if (!(a[2] & WARD_PROT_EXEC))
 			return 0;
-		if (!memory_exec_budget())
+		/* Write+exec at once: memory for code made at run time. */
+		if (a[2] & WARD_PROT_WRITE) {
+			if (!memory_exec_budget())
+				return 0;
+			CALL(WARD_EVENT_MEMORY_EXEC, 0, 0, 0, 0, ARG_NONE, ARG_NONE);
+			return 1;
+		}
+		/* Read+exec of a file: how the loader maps a library's code (exit keeps the first per file). */
+		if ((a[3] & WARD_MAP_ANONYMOUS) || (int)a[4] < 0)
 			return 0;
-		CALL(WARD_EVENT_MEMORY_EXEC, 0, 0, 0, 0, ARG_NONE, ARG_NONE);
+		CALL(WARD_EVENT_LIBRARY_LOAD, 0, 0, 0, 0, 4, ARG_NONE);
 		return 1;
 	default:
 		return 0;

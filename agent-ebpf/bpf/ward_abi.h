@@ -53,6 +53,9 @@ enum ward_event_kind {
 	WARD_EVENT_MOUNT = 30,
 	WARD_EVENT_NAMESPACE = 31,
 	WARD_EVENT_MEMORY_EXEC = 32,
+	/* A file mapped executable by mmap (a shared library, or a program run through the loader), once
+	 * per (program image, file). */
+	WARD_EVENT_LIBRARY_LOAD = 33,
 	/* Size of the per-kind counters and of the kind mask; kinds must stay below it. */
 	WARD_EVENT_KINDS = 64,
 };

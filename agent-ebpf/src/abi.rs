@@ -38,10 +38,11 @@ pub mod kind {
     pub const MOUNT: u16 = 30;
     pub const NAMESPACE: u16 = 31;
     pub const MEMORY_EXEC: u16 = 32;
+    pub const LIBRARY_LOAD: u16 = 33;
     /// Number of per-kind drop counters (and bits of the kind mask).
     pub const COUNT: u32 = 64;
     /// Syscall-record kinds.
-    pub const SYSCALLS: std::ops::RangeInclusive<u16> = OPEN..=MEMORY_EXEC;
+    pub const SYSCALLS: std::ops::RangeInclusive<u16> = OPEN..=LIBRARY_LOAD;
 }
 
 /// `enum ward_exec_flags`.

@@ -73,6 +73,7 @@ pub const SYSCALL_HOOKS: &[(&str, u16)] = {
         ("setns", NAMESPACE),
         ("mprotect", MEMORY_EXEC),
         ("mmap", MEMORY_EXEC),
+        ("mmap", LIBRARY_LOAD),
     ]
 };
 

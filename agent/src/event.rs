@@ -57,6 +57,7 @@ event_types! {
     Mount => "mount",
     Namespace => "namespace",
     MemoryExec => "memory_exec",
+    LibraryLoad => "library_load",
     EventLoss => "event_loss",
 }
 

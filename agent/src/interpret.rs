@@ -192,6 +192,7 @@ pub fn event_type(sys: &Syscall) -> EventType {
         kind::BPF => EventType::BpfLoad,
         kind::MOUNT => EventType::Mount,
         kind::NAMESPACE => EventType::Namespace,
+        kind::LIBRARY_LOAD => EventType::LibraryLoad,
         _ => EventType::MemoryExec,
     }
 }
@@ -374,7 +375,8 @@ pub fn details(sys: &Syscall, target: impl Fn(u32) -> Option<Arc<Ancestor>>) -> 
                 ..file_facts(sys)
             })
         }
-        kind::UNLINK | kind::TRUNCATE => Details::File(file_facts(sys)),
+        // library_load: the mapped file, as the kernel resolved it from the fd.
+        kind::UNLINK | kind::TRUNCATE | kind::LIBRARY_LOAD => Details::File(file_facts(sys)),
         kind::RENAME | kind::LINK => {
             let same_base = match nr {
                 82 | 86 => true,

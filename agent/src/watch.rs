@@ -40,6 +40,8 @@ pub fn kind_name(k: u16) -> String {
         kind::FORK => "process_fork".into(),
         kind::EXIT => "process_exit".into(),
         kind::DNS => "dns".into(),
+        // Shares mmap with memory_exec; named after its event type.
+        kind::LIBRARY_LOAD => "library_load".into(),
         k => {
             SYSCALL_HOOKS
                 .iter()
@@ -84,6 +86,7 @@ fn kernel_kinds(types: &HashSet<EventType>) -> u64 {
             T::Mount => kind::MOUNT,
             T::Namespace => kind::NAMESPACE,
             T::MemoryExec => kind::MEMORY_EXEC,
+            T::LibraryLoad => kind::LIBRARY_LOAD,
             T::ProcessExec | T::ProcessFork | T::ProcessExit | T::EventLoss => continue,
         };
         mask |= 1 << k;

@@ -507,3 +507,58 @@ fn writable_memory_made_executable() {
     assert_eq!(e["memory"]["length"], 4096);
     agent.stop();
 }
+
+#[test]
+fn library_loads_once_per_file_and_process() {
+    if !can_load_ebpf("library_loads_once_per_file_and_process") {
+        return;
+    }
+    let agent = Agent::start(&["--types", "library_load"]);
+    let dir = std::env::temp_dir().join(marker("libload"));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A real shared library under a new name, loaded by the dynamic loader (dlopen).
+    let lib = dir.join("libward-z.so.1");
+    std::fs::copy("/lib/x86_64-linux-gnu/libz.so.1", &lib).unwrap();
+    let loader = run_python(&format!(
+        "import ctypes\nz=ctypes.CDLL('{}')\nassert z.zlibVersion",
+        lib.display()
+    ));
+    let loaded = agent
+        .wait_for(WAIT, |e| {
+            by(loader, "library_load")(e) && e["file"]["path"] == lib.to_str().unwrap()
+        })
+        .expect("library_load of the dlopened copy");
+    assert_eq!(loaded["syscall"], "mmap");
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&lib).unwrap());
+    assert_eq!(loaded["file"]["inode"], ino);
+
+    // A plain file mapped read-only (nothing), then read+exec twice (one event), by one process; then
+    // once by another process (its own event).
+    let blob = dir.join("blob.bin");
+    std::fs::copy("/bin/true", &blob).unwrap();
+    let map = |times: u32, prot: &str| {
+        run_python(&format!(
+            "import mmap\nf=open('{}','rb')\nms=[mmap.mmap(f.fileno(),0,flags=mmap.MAP_PRIVATE,prot={prot}) for _ in range({times})]",
+            blob.display()
+        ))
+    };
+    let read_only = map(1, "mmap.PROT_READ");
+    let twice = map(2, "mmap.PROT_READ|mmap.PROT_EXEC");
+    let other = map(1, "mmap.PROT_READ|mmap.PROT_EXEC");
+    let blob_path = blob.to_str().unwrap().to_owned();
+    let seen = agent
+        .events_until(WAIT, |e| {
+            by(other, "library_load")(e) && e["file"]["path"] == blob_path.as_str()
+        })
+        .expect("library_load by the second process");
+    let count = |pid: u32| {
+        seen.iter()
+            .filter(|e| by(pid, "library_load")(e) && e["file"]["path"] == blob_path.as_str())
+            .count()
+    };
+    assert_eq!(count(read_only), 0, "a read-only mapping is no load");
+    assert_eq!(count(twice), 1, "two mappings by one process: one event");
+    assert_eq!(count(other), 1);
+    agent.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

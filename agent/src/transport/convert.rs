@@ -50,6 +50,7 @@ fn kind(e: &AgentEvent) -> Option<Kind> {
                 T::FileChown => Op::Chown,
                 T::FileTruncate => Op::Truncate,
                 T::FileSetxattr => Op::Setxattr,
+                T::LibraryLoad => Op::LibraryLoad,
                 _ => Op::Unspecified,
             };
             Kind::File(pb::FileEvent {

@@ -61,6 +61,7 @@ event_types! {
     Mount => "mount",
     Namespace => "namespace",
     MemoryExec => "memory_exec",
+    LibraryLoad => "library_load",
     EventLoss => "event_loss",
 }
 
@@ -94,7 +95,8 @@ impl EventType {
             | T::FileChmod
             | T::FileChown
             | T::FileTruncate
-            | T::FileSetxattr => Family::File,
+            | T::FileSetxattr
+            | T::LibraryLoad => Family::File,
             T::NetConnect | T::NetAccept | T::NetBind | T::NetListen | T::NetStdioSocket => {
                 Family::Socket
             }

@@ -1,6 +1,10 @@
-//! Execution:Runtime/NewBinaryExecuted: a program that was not part of the workload.
+//! Execution:Runtime/NewBinaryExecuted and NewLibraryLoaded: code that was not part of the workload.
 //!
-//! Two signs, per container (and per host when `container_rules_on_hosts` is on, since GuardDuty
+//! NewLibraryLoaded: a file created, written or moved into place by a process of a container is then
+//! mapped executable (`library_load`: ld.so or dlopen loading it) by a process of the same container.
+//! The finding names the library (`context.libraryPath`), its writer and when it was written.
+//!
+//! NewBinaryExecuted has two signs, per container (and per host when `container_rules_on_hosts` is on, since GuardDuty
 //! raises this type for containers only):
 //! * written then run: a file created, written or moved into place by a process of the same
 //!   container is executed. The finding names the writer (`context.modifyingProcess`) and when
@@ -60,6 +64,7 @@ impl Detector for NewBinary {
             EventType::FileRename,
             EventType::FileLink,
             EventType::ProcessExec,
+            EventType::LibraryLoad,
         ]
     }
 
@@ -67,6 +72,10 @@ impl Detector for NewBinary {
         let Some(p) = &ev.process else { return };
         let Some(scope) = scope(p, ctx) else { return };
         let Some(now) = ev.time_millis() else { return };
+        if ev.kind == EventType::LibraryLoad {
+            self.library_loaded(ev, p, scope, out);
+            return;
+        }
         if ev.kind != EventType::ProcessExec {
             let Some(file) = &ev.file else { return };
             if ev.failed() {
@@ -139,6 +148,32 @@ impl Detector for NewBinary {
     }
 }
 
+impl NewBinary {
+    fn library_loaded(&self, ev: &RuntimeEvent, p: &Process, scope: String, out: &mut Vec<Signal>) {
+        let Some(file) = &ev.file else { return };
+        let Some(w) = self.written.get(&(scope, file.path.clone())) else {
+            return;
+        };
+        let context = RuntimeContext {
+            library_path: Some(file.path.clone()),
+            modifying_process: Some(Box::new(process_details(&w.by))),
+            modified_at: Some(format_millis(w.at)),
+            ..RuntimeContext::default()
+        };
+        out.push(
+            Signal::new(
+                FindingType::ExecutionRuntimeNewLibraryLoaded,
+                "detector.new-binary.library",
+            )
+            .context(context)
+            .description(format!(
+                "{} was written by {} (pid {}) in this workload and then loaded by {} (pid {}).",
+                file.path, w.by.name, w.by.pid, p.name, p.pid
+            )),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
@@ -161,6 +196,13 @@ mod tests {
         event(&format!(
             r#"{{"type":"file_open","time":"2026-01-01T00:00:01Z","result":3,"process":{},"file":{{"path":"{path}","flags":["O_WRONLY","O_CREAT","O_TRUNC"]}}}}"#,
             process(71, "wget", "/usr/bin/wget", extra)
+        ))
+    }
+
+    fn load(path: &str, extra: &str) -> RuntimeEvent {
+        event(&format!(
+            r#"{{"type":"library_load","time":"2026-01-01T00:00:05Z","syscall":"mmap","result":140000000,"process":{},"file":{{"path":"{path}","inode":42}}}}"#,
+            process(72, "python3", "/usr/bin/python3", extra)
         ))
     }
 
@@ -254,6 +296,63 @@ mod tests {
             found,
             [FindingType::ExecutionRuntimeNewBinaryExecuted],
             "once per binary"
+        );
+    }
+
+    #[test]
+    fn library_written_in_a_container_then_loaded() {
+        let mut d = NewBinary::default();
+        let ctx = DetectContext {
+            config: &EngineConfig::default(),
+            intel: &IntelIndex::default(),
+        };
+        let mut out = Vec::new();
+        d.on_event(&write("/tmp/libevil.so", CONTAINER), &ctx, &mut out);
+        d.on_event(&load("/tmp/libevil.so", CONTAINER), &ctx, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].finding_type,
+            FindingType::ExecutionRuntimeNewLibraryLoaded
+        );
+        let c = &out[0].context;
+        assert_eq!(c.library_path.as_deref(), Some("/tmp/libevil.so"));
+        assert_eq!(
+            c.modifying_process.as_ref().unwrap().name.as_deref(),
+            Some("wget")
+        );
+        assert_eq!(c.modified_at.as_deref(), Some("2026-01-01T00:00:01.000Z"));
+    }
+
+    #[test]
+    fn libraries_not_written_here_or_elsewhere_do_not_fire() {
+        let other = r#""container":{"id":"beef","runtime":"containerd"}"#;
+        let none = detect(
+            &EngineConfig::default(),
+            &[
+                // A library from the image, never written at run time.
+                load("/usr/lib/x86_64-linux-gnu/libc.so.6", CONTAINER),
+                // Written in another container.
+                write("/tmp/libx.so", other),
+                load("/tmp/libx.so", CONTAINER),
+                // Written and loaded on the host, with the host switch off.
+                write("/tmp/liby.so", ""),
+                load("/tmp/liby.so", ""),
+                // A different file was written.
+                write("/tmp/libz.so.tmp", CONTAINER),
+                load("/tmp/libz.so", CONTAINER),
+            ],
+        );
+        assert!(none.is_empty(), "{none:?}");
+        let hosts = EngineConfig {
+            container_rules_on_hosts: true,
+            ..EngineConfig::default()
+        };
+        assert_eq!(
+            detect(
+                &hosts,
+                &[write("/tmp/liby.so", ""), load("/tmp/liby.so", "")]
+            ),
+            [FindingType::ExecutionRuntimeNewLibraryLoaded]
         );
     }
 }
