@@ -36,6 +36,10 @@ pub struct Args {
     /// Only these workloads (exec, fork, open, write, connect).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Also run Ward limited to these event types (`watch --types`): next to the full agent, it
+    /// prices the types left out.
+    #[arg(long, value_name = "TYPES")]
+    compare_types: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -180,6 +184,8 @@ fn fork_exit(n: usize) -> anyhow::Result<()> {
 enum Config {
     Baseline,
     Ward,
+    /// Ward with `--compare-types`.
+    WardTypes,
     CountOnly,
     Bpftrace,
     Auditd,
@@ -190,6 +196,7 @@ impl Config {
         match self {
             Config::Baseline => "no observer",
             Config::Ward => "Ward",
+            Config::WardTypes => "Ward, --compare-types only",
             Config::CountOnly => "count-only floor",
             Config::Bpftrace => "bpftrace (line per event)",
             Config::Auditd => "auditd (execve/openat/connect rules)",
@@ -242,7 +249,7 @@ fn auditctl(args: &[&str]) -> anyhow::Result<()> {
 }
 
 impl Observer {
-    fn start(config: Config, agent: &Path) -> anyhow::Result<Observer> {
+    fn start(config: Config, agent: &Path, types: Option<&str>) -> anyhow::Result<Observer> {
         let mut observer = Observer {
             config,
             child: None,
@@ -250,14 +257,16 @@ impl Observer {
         };
         match config {
             Config::Baseline => {}
-            Config::Ward | Config::CountOnly => {
-                let sub = if config == Config::Ward {
-                    "watch"
-                } else {
-                    "count-only"
+            Config::Ward | Config::WardTypes | Config::CountOnly => {
+                let mut command = Command::new(agent);
+                match config {
+                    Config::CountOnly => command.arg("count-only"),
+                    Config::WardTypes => command
+                        .args(["watch", "--types"])
+                        .arg(types.context("--compare-types")?),
+                    _ => command.arg("watch"),
                 };
-                let mut child = Command::new(agent)
-                    .arg(sub)
+                let mut child = command
                     .stdout(Stdio::from(std::fs::File::create("/dev/null")?))
                     .stderr(Stdio::piped())
                     .spawn()?;
@@ -385,10 +394,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("bench agent loads eBPF: run it as root");
     }
     crate::cargo(&["build", "--release", "-p", "ward-agent"], &[])?;
-    let agent: PathBuf = crate::workspace_root().join("target/release/ward-agent");
+    let agent: PathBuf = crate::target_dir().join("release/ward-agent");
     let ticks_per_sec = crate::cpu::ticks_per_sec();
 
     let mut configs = vec![Config::Baseline, Config::Ward, Config::CountOnly];
+    if args.compare_types.is_some() {
+        configs.push(Config::WardTypes);
+    }
     let mut skipped = Vec::new();
     if available("bpftrace", &["--version"]) {
         configs.push(Config::Bpftrace);
@@ -418,7 +430,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         for _ in 0..args.rounds {
             let mut base_time = 0.0;
             for (i, config) in configs.iter().enumerate() {
-                let observer = Observer::start(*config, &agent)?;
+                let observer = Observer::start(*config, &agent, args.compare_types.as_deref())?;
                 let cpu_before = observer.cpu_secs();
                 let (elapsed, ops) = workload.run(&args)?;
                 let cpu_after = observer.cpu_secs();
@@ -440,7 +452,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let floor = median(ratios[2].clone());
         for (i, config) in configs.iter().enumerate() {
             let ratio = median(ratios[i].clone());
-            let vs_floor = if *config == Config::Ward {
+            let vs_floor = if matches!(config, Config::Ward | Config::WardTypes) {
                 format!(" ({:.2}x the floor's)", ratio / floor)
             } else {
                 String::new()

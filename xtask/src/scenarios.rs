@@ -2,6 +2,10 @@
 //! `ward-collector detect --stream`, triggers a harmless version of each runtime behaviour (loopback only;
 //! DNS goes to a server this task runs on 127.0.0.77), and reports which findings Ward raised and how long
 //! after the trigger. Everything it creates lives in a scratch directory it removes.
+//!
+//! Container-only types are triggered from a cgroup named like a container (the agent takes container
+//! identity from the cgroup path), removed at the end. A scenario that cannot run on this host (a kernel
+//! without module support) says why instead of failing the run.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -285,14 +289,14 @@ fn download_pipe_shell(_: &Scratch) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// nsenter into pid 1's mount namespace, which this task already shares: a no-op here.
+/// nsenter into pid 1's mount namespace, which this task already shares: a no-op where it is
+/// allowed. The rule looks at the exec, so a sandbox refusing the entry (as this VM's init does)
+/// changes nothing for the test.
 fn host_namespace_entry(_: &Scratch) -> anyhow::Result<()> {
-    let status = Command::new("nsenter")
+    Command::new("nsenter")
         .args(["-t", "1", "-m", "--", "true"])
+        .stderr(Stdio::null())
         .status()?;
-    if !status.success() {
-        bail!("nsenter failed ({status})");
-    }
     Ok(())
 }
 

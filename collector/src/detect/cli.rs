@@ -44,8 +44,9 @@ pub struct EngineArgs {
     #[arg(long = "rules", value_name = "FILE")]
     pub rules: Vec<PathBuf>,
     /// Threat list, `[CATEGORY=]PATH[@FORMAT]` (repeatable). CATEGORY: custom (default), cnc,
-    /// bitcoin, blackhole, droppoint, tor, dga, driveby, phishing; FORMAT: TXT (default), STIX,
-    /// OTX_CSV, ALIEN_VAULT, PROOF_POINT, FIRE_EYE.
+    /// bitcoin, blackhole, droppoint, tor, dga, driveby, phishing, malware; FORMAT: TXT (default),
+    /// STIX, OTX_CSV, ALIEN_VAULT, PROOF_POINT, FIRE_EYE. TXT, OTX_CSV (`FileHash-SHA256`) and
+    /// FIRE_EYE (`sha256`) lists may hold executables' SHA-256s: MaliciousFileExecuted(.Custom).
     #[arg(long = "threat-list", value_name = "SPEC")]
     pub threat_lists: Vec<ListSpec>,
     /// Trusted list, `PATH[@FORMAT]` (repeatable): its addresses and domains raise nothing.

@@ -26,6 +26,8 @@ pub struct Signal {
     pub action: Option<Action>,
     /// Threat list hit: list name and threat names (evidence and `additionalInfo.threatListName`).
     pub threat: Option<(String, Vec<String>)>,
+    /// The SHA-256 that was on the list (evidence `threatFileSha256`).
+    pub threat_file_sha256: Option<String>,
     /// Aggregation facts beyond the acting executable (`domain`, `remoteIp`, `target`, …).
     pub facts: Vec<(&'static str, String)>,
     /// The rule id or detector name, for `additionalInfo.ward.ruleId`.
@@ -42,6 +44,7 @@ impl Signal {
             context: RuntimeContext::default(),
             action: None,
             threat: None,
+            threat_file_sha256: None,
             facts: Vec::new(),
             rule_id: rule_id.into(),
         }
@@ -271,7 +274,7 @@ pub fn occurrence(
             threat_intelligence_details: vec![ThreatIntelligenceDetail {
                 threat_list_name: Some(list),
                 threat_names: names,
-                threat_file_sha256: None,
+                threat_file_sha256: signal.threat_file_sha256,
             }],
         });
     }

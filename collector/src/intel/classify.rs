@@ -41,6 +41,8 @@ pub enum ThreatCategory {
     BitcoinReputation,
     MaliciousReputation,
     SuspiciousReputation,
+    /// Known-malicious files, by SHA-256.
+    Malware,
 }
 
 /// Whether the indicator is a queried name or a connection's address (and, for addresses, who
@@ -53,7 +55,7 @@ pub enum IndicatorUse {
 }
 
 impl ThreatCategory {
-    pub const NAMES: &str = "custom, cnc, bitcoin, blackhole, droppoint, tor, dga, driveby, phishing, abused-rep, crypto-rep, malicious-rep, suspicious-rep";
+    pub const NAMES: &str = "custom, cnc, bitcoin, blackhole, droppoint, tor, dga, driveby, phishing, abused-rep, crypto-rep, malicious-rep, suspicious-rep, malware";
 
     /// The Runtime finding a hit raises: for a DNS name when `dns`, else for a connection's
     /// address. Categories that only make sense for one of them fall back to the `.Custom` type.
@@ -145,6 +147,17 @@ impl ThreatCategory {
     }
 }
 
+impl ThreatCategory {
+    /// The finding for an executable whose SHA-256 is on a list of this category: an operator
+    /// list that says what it holds raises GuardDuty's own type, a plain one the `.Custom` type.
+    pub fn file_finding_type(self) -> FindingType {
+        match self {
+            Self::Custom => FindingType::ExecutionRuntimeMaliciousFileExecutedCustom,
+            _ => FindingType::ExecutionRuntimeMaliciousFileExecuted,
+        }
+    }
+}
+
 impl FromStr for ThreatCategory {
     type Err = String;
 
@@ -163,6 +176,7 @@ impl FromStr for ThreatCategory {
             "crypto-rep" | "bitcoin-rep" => Self::BitcoinReputation,
             "malicious-rep" => Self::MaliciousReputation,
             "suspicious-rep" => Self::SuspiciousReputation,
+            "malware" => Self::Malware,
             other => {
                 return Err(format!(
                     "unknown threat category {other:?} (expected one of: {})",

@@ -79,6 +79,16 @@ impl IntelIndex {
         self.verdict(|list| list.kind == ListKind::EntityList && list.contains_domain(domain))
     }
 
+    /// Executable lookup for runtime findings, by SHA-256 (any case). Hashes load only into
+    /// entity lists.
+    pub fn check_sha256(&self, sha256: &str) -> Verdict<'_> {
+        if self.lists.is_empty() {
+            return Verdict::Clean;
+        }
+        let sha256 = sha256.to_ascii_lowercase();
+        self.verdict(|list| list.contains_sha256(&sha256))
+    }
+
     fn verdict(&self, matches: impl Fn(&IntelList) -> bool) -> Verdict<'_> {
         if let Some(list) = self
             .lists

@@ -1,5 +1,5 @@
-//! One list entry: an IPv4 address, a CIDR block, an address range, a domain or a `*.` wildcard
-//! domain, parsed and normalised the same way whichever file format it came from.
+//! One list entry: an IPv4 address, a CIDR block, an address range, a domain, a `*.` wildcard
+//! domain or a file's SHA-256, parsed and normalised the same way whichever file format it came from.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -16,6 +16,9 @@ pub enum Indicator {
     Domain(String),
     /// `*.example.org` stored as `example.org`: matches names strictly below it.
     WildcardDomain(String),
+    /// A file's SHA-256, 64 lower-case hex digits (entity lists only: GuardDuty's IP lists hold
+    /// addresses, and its runtime intel matches executables by SHA-256).
+    Sha256(String),
 }
 
 impl Indicator {
@@ -23,11 +26,26 @@ impl Indicator {
         matches!(self, Self::Domain(_) | Self::WildcardDomain(_))
     }
 
+    pub fn is_file_hash(&self) -> bool {
+        matches!(self, Self::Sha256(_))
+    }
+
     /// Parses one entry as written in a TXT line or a CSV cell.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         if text.is_empty() {
             return Err("empty entry".into());
+        }
+        if text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            match text.len() {
+                64 => return Ok(Self::Sha256(text.to_ascii_lowercase())),
+                32 | 40 => {
+                    return Err(format!(
+                        "{text:?} looks like an MD5 or SHA-1 hash; file hashes must be SHA-256"
+                    ));
+                }
+                _ => {}
+            }
         }
         if text.contains("://") {
             return Err(format!(
@@ -81,6 +99,7 @@ impl fmt::Display for Indicator {
             Self::Range(start, end) => write!(f, "{start}-{end}"),
             Self::Domain(domain) => f.write_str(domain),
             Self::WildcardDomain(suffix) => write!(f, "*.{suffix}"),
+            Self::Sha256(hash) => f.write_str(hash),
         }
     }
 }

@@ -40,7 +40,9 @@ impl IpSetBuilder {
                 self.intervals.push((start, start | size_minus_one));
             }
             Indicator::Range(start, end) => self.intervals.push((u32::from(start), u32::from(end))),
-            Indicator::Domain(_) | Indicator::WildcardDomain(_) => return false,
+            Indicator::Domain(_) | Indicator::WildcardDomain(_) | Indicator::Sha256(_) => {
+                return false;
+            }
         }
         true
     }

@@ -1,10 +1,12 @@
 //! One loaded trusted or threat list: its entries indexed for lookup plus a report of what loaded.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::net::Ipv4Addr;
 
 use super::domainset::DomainSet;
 use super::formats::{LineError, ListFormat, ParsedList};
+use super::indicator::Indicator;
 use super::ipset::{IpSet, IpSetBuilder};
 
 /// Trusted entries suppress findings; threat entries raise `.Custom` findings.
@@ -54,6 +56,8 @@ pub struct IntelList {
     pub format: ListFormat,
     ips: IpSet,
     domains: DomainSet<()>,
+    /// File SHA-256s, lower-case hex.
+    hashes: HashSet<String>,
     pub report: LoadReport,
 }
 
@@ -83,9 +87,19 @@ impl IntelList {
         } = parsed;
         let mut ips = IpSetBuilder::default();
         let mut domains = DomainSet::default();
+        let mut hashes = HashSet::new();
         let mut loaded = 0;
         for entry in entries {
-            if entry.indicator.is_domain() {
+            if let Indicator::Sha256(hash) = entry.indicator {
+                if kind == ListKind::IpList {
+                    errors.push(LineError {
+                        line: entry.line,
+                        message: format!("{hash} is a file hash; IP lists hold only IPv4 addresses and CIDR blocks (use an entity list)"),
+                    });
+                    continue;
+                }
+                hashes.insert(hash);
+            } else if entry.indicator.is_domain() {
                 if kind == ListKind::IpList {
                     errors.push(LineError {
                         line: entry.line,
@@ -107,6 +121,7 @@ impl IntelList {
             format,
             ips: ips.build(),
             domains,
+            hashes,
             report: LoadReport {
                 loaded,
                 errors,
@@ -121,5 +136,10 @@ impl IntelList {
 
     pub fn contains_domain(&self, domain: &str) -> bool {
         self.domains.contains(domain)
+    }
+
+    /// `sha256` in lower-case hex.
+    pub fn contains_sha256(&self, sha256: &str) -> bool {
+        self.hashes.contains(sha256)
     }
 }

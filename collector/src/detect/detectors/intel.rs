@@ -5,6 +5,9 @@
 //! * `dns_response` answers: a name resolving to the instance metadata address raises
 //!   UnauthorizedAccess:Runtime/MetadataDNSRebind.
 //! * `net_connect` remote IPv4 addresses: operator threat lists, by category.
+//! * `process_exec` executables: their SHA-256 on an operator list raises
+//!   Execution:Runtime/MaliciousFileExecuted (`malware` category or any other named one) or its
+//!   `.Custom` variant (plain lists), with `context.threatFilePath` and evidence `threatFileSha256`.
 //!
 //! Trusted lists win over everything (GuardDuty's rule), test domains included.
 
@@ -15,8 +18,9 @@ use crate::detect::event::{EventType, RuntimeEvent};
 use crate::detect::signal::Signal;
 use crate::findings::{
     Action, AffectedResource, DnsRequestAction, FindingType, LocalIpDetails,
-    NetworkConnectionAction, PortDetails, RemoteIpDetails,
+    NetworkConnectionAction, PortDetails, RemoteIpDetails, RuntimeContext,
 };
+use crate::intel::Verdict;
 use crate::intel::classify::{
     Hit, IndicatorUse, ThreatCategory, classify_domain, classify_ip, metadata_rebind,
 };
@@ -99,6 +103,45 @@ impl Intel {
         out.push(signal);
     }
 
+    fn exec(&self, ev: &RuntimeEvent, ctx: &DetectContext<'_>, out: &mut Vec<Signal>) {
+        let Some(p) = &ev.process else { return };
+        let Some(sha256) = p.sha256.as_deref() else {
+            return;
+        };
+        let Verdict::Threat { lists } = ctx.intel.check_sha256(sha256) else {
+            return;
+        };
+        let make = |t: FindingType| {
+            let mut signal = Signal::new(t, "detector.intel.file-hash")
+                .context(RuntimeContext {
+                    threat_file_path: Some(p.executable.clone()),
+                    ..RuntimeContext::default()
+                })
+                .description(format!(
+                    "{} (SHA-256 {sha256}) is on a threat list.",
+                    p.executable
+                ));
+            signal.threat_file_sha256 = Some(sha256.to_ascii_lowercase());
+            signal
+        };
+        // One finding per type: several lists of one category fold into one.
+        let mut by_type: Vec<(FindingType, Vec<&str>)> = Vec::new();
+        for list in lists {
+            let t = category(ctx)(list)
+                .unwrap_or(ThreatCategory::Custom)
+                .file_finding_type();
+            match by_type.iter_mut().find(|(x, _)| *x == t) {
+                Some((_, names)) => names.push(list),
+                None => by_type.push((t, vec![list])),
+            }
+        }
+        for (t, names) in by_type {
+            let mut signal = make(t);
+            signal.threat = Some((names.join(","), Vec::new()));
+            out.push(signal);
+        }
+    }
+
     fn connect(&self, ev: &RuntimeEvent, ctx: &DetectContext<'_>, out: &mut Vec<Signal>) {
         let Some(sock) = &ev.socket else { return };
         let Some(remote) = &sock.remote else { return };
@@ -165,6 +208,7 @@ impl Detector for Intel {
             EventType::DnsQuery,
             EventType::DnsResponse,
             EventType::NetConnect,
+            EventType::ProcessExec,
         ]
     }
 
@@ -173,6 +217,7 @@ impl Detector for Intel {
             EventType::DnsQuery => self.query(ev, ctx, out),
             EventType::DnsResponse => self.response(ev, ctx, out),
             EventType::NetConnect => self.connect(ev, ctx, out),
+            EventType::ProcessExec => self.exec(ev, ctx, out),
             _ => {}
         }
     }
@@ -331,6 +376,58 @@ mod tests {
                 &[connect("198.51.100.8"), connect("10.0.0.1")]
             )
             .is_empty()
+        );
+    }
+
+    #[test]
+    fn executables_on_hash_lists() {
+        const EVIL: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        const GOLDEN: &str = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752";
+        let exec = |sha: &str| {
+            event(&format!(
+                r#"{{"type":"process_exec","time":"2026-01-01T00:00:01Z","process":{},"exec":{{}}}}"#,
+                process(
+                    83,
+                    "kworker",
+                    "/tmp/.x/kworker",
+                    &format!(r#""sha256":"{sha}""#)
+                )
+            ))
+        };
+        let mut config = EngineConfig::default();
+        config
+            .threat_categories
+            .insert("malware".into(), ThreatCategory::Malware);
+        let plain = IntelIndex::new([list("ops", ListRole::Threat, &format!("{EVIL}\n"))]);
+        let categorised = IntelIndex::new([
+            list("malware", ListRole::Threat, &format!("{EVIL}\n{GOLDEN}\n")),
+            list("golden", ListRole::Trusted, &format!("{GOLDEN}\n")),
+        ]);
+        assert_eq!(
+            detect(&config, &plain, &[exec(EVIL)]),
+            [FindingType::ExecutionRuntimeMaliciousFileExecutedCustom]
+        );
+        assert_eq!(
+            detect(&config, &categorised, &[exec(&EVIL.to_ascii_uppercase())]),
+            [FindingType::ExecutionRuntimeMaliciousFileExecuted]
+        );
+        assert!(
+            detect(&config, &categorised, &[exec(GOLDEN)]).is_empty(),
+            "trusted wins"
+        );
+        assert!(detect(&config, &plain, &[exec(GOLDEN)]).is_empty());
+        let ctx = DetectContext {
+            config: &config,
+            intel: &categorised,
+        };
+        let mut out = Vec::new();
+        Intel.on_event(&exec(EVIL), &ctx, &mut out);
+        let signal = &out[0];
+        assert_eq!(signal.threat_file_sha256.as_deref(), Some(EVIL));
+        assert_eq!(signal.threat.as_ref().unwrap().0, "malware");
+        assert_eq!(
+            signal.context.threat_file_path.as_deref(),
+            Some("/tmp/.x/kworker")
         );
     }
 

@@ -19,6 +19,9 @@ pub(super) fn parse(text: &str, out: &mut ParsedList) {
             out.error(line, "missing indicator before the first `#`");
             continue;
         }
-        out.push(line, Indicator::parse(indicator));
+        out.push(
+            line,
+            super::network_only(Indicator::parse(indicator), "ALIEN_VAULT"),
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! `FIRE_EYE` (FireEye iSIGHT CSV export): a 47-column header; network indicators sit in the
-//! `cidr`, `ip` and `domain` columns. Rows without any (file or e-mail indicators) are skipped.
+//! `cidr`, `ip` and `domain` columns, a file's SHA-256 in `sha256`. Rows without any (MD5-only
+//! file or e-mail indicators) are skipped.
 //! A row whose column count differs from the header's is an error: its values would land in the
 //! wrong columns.
 
@@ -7,7 +8,7 @@ use super::csv::split_fields;
 use super::{ParsedList, numbered_lines};
 use crate::intel::indicator::Indicator;
 
-const NETWORK_COLUMNS: [&str; 3] = ["cidr", "ip", "domain"];
+const INDICATOR_COLUMNS: [&str; 4] = ["cidr", "ip", "domain", "sha256"];
 
 pub(super) fn parse(text: &str, out: &mut ParsedList) {
     let mut lines = numbered_lines(text);
@@ -25,7 +26,7 @@ pub(super) fn parse(text: &str, out: &mut ParsedList) {
         .iter()
         .enumerate()
         .filter_map(|(i, name)| {
-            NETWORK_COLUMNS
+            INDICATOR_COLUMNS
                 .iter()
                 .find(|c| c.eq_ignore_ascii_case(name))
                 .map(|c| (i, *c))
@@ -34,7 +35,7 @@ pub(super) fn parse(text: &str, out: &mut ParsedList) {
     if columns.is_empty() {
         out.error(
             header_line,
-            "header has none of the columns `cidr`, `ip`, `domain`; is this a FIRE_EYE file?",
+            "header has none of the columns `cidr`, `ip`, `domain`, `sha256`; is this a FIRE_EYE file?",
         );
         return;
     }
@@ -61,7 +62,12 @@ pub(super) fn parse(text: &str, out: &mut ParsedList) {
             }
             found = true;
             let result = Indicator::parse(value).and_then(|indicator| {
-                if indicator.is_domain() == (column == "domain") {
+                let expected = match column {
+                    "domain" => indicator.is_domain(),
+                    "sha256" => indicator.is_file_hash(),
+                    _ => !indicator.is_domain() && !indicator.is_file_hash(),
+                };
+                if expected {
                     Ok(indicator)
                 } else {
                     Err(format!(

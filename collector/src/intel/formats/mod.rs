@@ -134,3 +134,16 @@ fn numbered_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
         .map(|(i, line)| (i + 1, line.trim()))
         .filter(|(_, line)| !line.is_empty())
 }
+
+/// For formats whose indicators are network ones only: a file hash there is a mistake.
+pub(super) fn network_only(
+    parsed: Result<Indicator, String>,
+    format: &str,
+) -> Result<Indicator, String> {
+    match parsed {
+        Ok(Indicator::Sha256(hash)) => Err(format!(
+            "{hash} is a file hash; {format} lists carry addresses and domains (put hashes in a TXT, OTX_CSV or FIRE_EYE list)"
+        )),
+        other => other,
+    }
+}

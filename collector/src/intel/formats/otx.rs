@@ -1,8 +1,8 @@
 //! `OTX_CSV` (AlienVault OTX pulse export): `Indicator type, Indicator, Description`.
 //!
-//! Network types (`IPv4`, `CIDR`, `Domain name` / `domain` / `hostname`) are loaded; other OTX types
-//! (URLs, file hashes, e-mail addresses, CVEs…) are skipped as not applicable; `IPv6` is an error
-//! because GuardDuty lists do not support it.
+//! Network types (`IPv4`, `CIDR`, `Domain name` / `domain` / `hostname`) and `FileHash-SHA256` are
+//! loaded; other OTX types (URLs, MD5 and SHA-1 hashes, e-mail addresses, CVEs…) are skipped as not
+//! applicable; `IPv6` is an error because GuardDuty lists do not support it.
 
 use super::csv::split_fields;
 use super::{ParsedList, numbered_lines};
@@ -44,6 +44,10 @@ pub(super) fn parse(text: &str, out: &mut ParsedList) {
                     "{value:?} is not a domain name (type {})",
                     fields[0]
                 )),
+            }),
+            "filehash-sha256" => parsed.and_then(|i| match i {
+                Indicator::Sha256(_) => Ok(i),
+                _ => Err(format!("{value:?} is not a SHA-256 (type FileHash-SHA256)")),
             }),
             "ipv6" => Err("IPv6 indicators are not supported in GuardDuty lists".into()),
             "" => Err("missing indicator type".into()),

@@ -39,8 +39,8 @@ pub(super) fn parse(text: &str, out: &mut ParsedList) {
             }
         }
         let value = &fields[0];
-        let result =
-            Indicator::parse(value).and_then(|indicator| match (column, indicator.is_domain()) {
+        let result = super::network_only(Indicator::parse(value), "PROOF_POINT").and_then(
+            |indicator| match (column, indicator.is_domain()) {
                 (Column::Ip, true) => Err(format!(
                     "{value:?} is a domain in a file whose header says `ip`"
                 )),
@@ -48,7 +48,8 @@ pub(super) fn parse(text: &str, out: &mut ParsedList) {
                     "{value:?} is an address in a file whose header says `domain`"
                 )),
                 _ => Ok(indicator),
-            });
+            },
+        );
         out.push(line, result);
     }
 }

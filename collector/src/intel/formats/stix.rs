@@ -189,8 +189,8 @@ fn finish(capture: Capture, out: &mut ParsedList) {
         }
         (_, None | Some("Equals")) => {
             for value in values {
-                let parsed = Indicator::parse(value).and_then(|indicator| {
-                    match (kind, indicator.is_domain()) {
+                let parsed = super::network_only(Indicator::parse(value), "STIX").and_then(
+                    |indicator| match (kind, indicator.is_domain()) {
                         (ObjectKind::Address, true) => {
                             Err(format!("{value:?} is not an address (in Address_Value)"))
                         }
@@ -198,8 +198,8 @@ fn finish(capture: Capture, out: &mut ParsedList) {
                             "{value:?} is not a domain name (in DomainNameObj:Value)"
                         )),
                         _ => Ok(indicator),
-                    }
-                });
+                    },
+                );
                 out.push(line, parsed);
             }
         }

@@ -1,4 +1,5 @@
-//! `TXT`: one IPv4 address, CIDR block, domain or `*.` wildcard domain per line.
+//! `TXT`: one IPv4 address, CIDR block, domain or `*.` wildcard domain per line; Ward also takes a
+//! file's SHA-256 (64 hex digits), as operators keep malware hash lists in the same plain form.
 //!
 //! Ward also skips lines starting with `#`, so curated files can carry a header explaining them.
 
