@@ -99,6 +99,7 @@ fn event_type(e: &pb::Event, facts: &Families) -> EventType {
             Ok(file_event::Op::Mount) => T::Mount,
             Ok(file_event::Op::MemfdCreate) => T::MemfdCreate,
             Ok(file_event::Op::ModuleLoad) => T::ModuleLoad,
+            Ok(file_event::Op::LibraryLoad) => T::LibraryLoad,
             _ => T::Other,
         },
         Some(Kind::Network(n)) => match network_event::Op::try_from(n.op) {
