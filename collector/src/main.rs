@@ -13,7 +13,7 @@ use ward_collector::logs::s3::sqs::{SqsClient, SqsSource};
 use ward_collector::logs::s3::{S3Location, S3Source};
 use ward_collector::logs::scan::{scan_path, summary_line};
 use ward_collector::logs::{Counts, Problem, ReadOptions, Sink};
-use ward_collector::pipeline::{self, PipelineConfig, hosts::HostBook, state::StateFile};
+use ward_collector::pipeline::{self, PipelineConfig, hosts::HostBook, state::StoreState};
 
 #[derive(Parser)]
 #[command(name = "ward-collector", version, about = "Ward collector")]
@@ -276,13 +276,70 @@ struct ServeArgs {
     api_tokens: Option<PathBuf>,
 }
 
+/// Hands the store's committed finding changes to the outputs: what goes out is what is stored,
+/// after the store's own suppression rules (those added through the API included).
+struct Forwarder {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<ward_collector::outputs::Outputs>,
+}
+
+impl Forwarder {
+    /// Forwards what is committed by now, then returns the outputs.
+    fn stop(self) -> ward_collector::outputs::Outputs {
+        self.stop.store(true, Relaxed);
+        self.thread.join().expect("output forwarder panicked")
+    }
+}
+
+fn forward_to_outputs(
+    store: &ward_collector::store::Store,
+    outputs: ward_collector::outputs::Outputs,
+) -> anyhow::Result<Forwarder> {
+    use tokio::sync::broadcast::error::TryRecvError;
+    use ward_collector::outputs::{ChangeKind, FindingChange};
+    use ward_collector::store::ChangeKind as Stored;
+    let mut changes = store.subscribe();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("ward-outputs-feed".into())
+        .spawn(move || {
+            loop {
+                match changes.try_recv() {
+                    Ok(c) => outputs.publish(FindingChange {
+                        kind: match c.kind {
+                            Stored::Created => ChangeKind::Created,
+                            // An archived finding is not sent; it cancels a held update.
+                            Stored::Updated | Stored::Archived | Stored::Unarchived => {
+                                ChangeKind::Updated
+                            }
+                        },
+                        finding: c.finding,
+                    }),
+                    Err(TryRecvError::Empty) => {
+                        if stopping.load(Relaxed) {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    Err(TryRecvError::Lagged(n)) => {
+                        tracing::warn!("outputs fell {n} finding changes behind the store");
+                    }
+                    Err(TryRecvError::Closed) => break,
+                }
+            }
+            outputs
+        })?;
+    Ok(Forwarder { stop, thread })
+}
+
 /// The cloud-log sources of `serve` with the foundational detections, started (None without any).
 /// The detections share the runtime engine's lists, suppression rules, account and detector id;
 /// their other settings are `scan`'s defaults, their state is kept in the data directory.
 fn start_cloud_sources(
     args: &ServeArgs,
     region: &str,
-    on_finding: pipeline::FindingHook,
+    store: &ward_collector::store::Store,
 ) -> anyhow::Result<Option<pipeline::cloud::CloudHandle>> {
     use clap::Parser;
     use pipeline::cloud::{self, CloudConfig, FoundationalSink, Location};
@@ -347,7 +404,7 @@ fn start_cloud_sources(
         },
         Box::new(FoundationalSink {
             engine,
-            on_finding,
+            store: store.clone(),
             state,
         }),
     )?;
@@ -410,15 +467,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     setup.clone().build().map_err(|e| anyhow::anyhow!("{e}"))?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("--data-dir {}", args.data_dir.display()))?;
-    let outputs = Arc::new(ward_collector::outputs::start(
-        &args.outputs,
-        &args.data_dir,
-    )?);
-    let sink = outputs.clone();
-    // The outputs send active findings only, and never make detection wait.
-    let on_finding: pipeline::FindingHook =
-        Arc::new(move |e| sink.publish_finding(e.outcome, &e.finding));
-    let cloud = start_cloud_sources(&args, &region, on_finding.clone())?;
+    // The findings store (findings, rules, lists, checkpoints) next to the batch log.
+    let store_path = args.data_dir.join("ward.db");
+    let store = ward_collector::store::Store::open(&store_path, Default::default())
+        .with_context(|| format!("opening the findings store {}", store_path.display()))?;
+    let outputs = ward_collector::outputs::start(&args.outputs, &args.data_dir)?;
+    let forwarder = forward_to_outputs(&store, outputs)?;
+    let cloud = start_cloud_sources(&args, &region, &store)?;
     let hosts = Arc::new(HostBook::open(&args.data_dir.join("hosts.json"))?);
     let book = hosts.clone();
     let on_hello: ingest::HelloHook = Arc::new(move |agent, host| {
@@ -426,10 +481,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             tracing::error!("recording the host of agent {agent:?}: {e}");
         }
     });
-    // The findings store (findings, rules, lists, checkpoints) next to the batch log.
-    let store_path = args.data_dir.join("ward.db");
-    let store = ward_collector::store::Store::open(&store_path, Default::default())
-        .with_context(|| format!("opening the findings store {}", store_path.display()))?;
     let api_access = match &args.api_tokens {
         Some(path) => ward_collector::api::Access::load(path).map_err(anyhow::Error::msg)?,
         None => ward_collector::api::Access::Open,
@@ -441,8 +492,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             log_path: ingest::log_path(&args.data_dir),
             committed: server.committed.clone().expect("the default store is a FileLog"),
             hosts,
-            state: Box::new(StateFile::new(&args.data_dir.join("pipeline-state.json"))),
-            on_finding,
+            state: Box::new(StoreState::new(store.clone())),
         })
         .context("starting the detection pipeline")?;
         let api = match args.api_listen {
@@ -506,14 +556,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             stats.skipped.load(Relaxed)
         );
     }
-    // Both producers have stopped and dropped their handles: deliver what is queued.
-    match Arc::try_unwrap(outputs) {
-        Ok(outputs) => {
-            for (name, stats) in outputs.shutdown(std::time::Duration::from_secs(5)) {
-                eprintln!("ward-collector: output {name}: {stats:?}");
-            }
-        }
-        Err(_) => tracing::warn!("outputs still in use at exit; queued findings not flushed"),
+    // Both producers have stopped: hand the last committed changes on, then deliver what is queued.
+    let outputs = forwarder.stop();
+    for (name, stats) in outputs.shutdown(std::time::Duration::from_secs(5)) {
+        eprintln!("ward-collector: output {name}: {stats:?}");
     }
     Ok(if pipeline_failed {
         ExitCode::from(1)

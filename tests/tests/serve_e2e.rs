@@ -101,8 +101,21 @@ fn quick_start_raises_a_live_finding_and_stops_cleanly() {
     for pid in pids {
         assert!(!alive(pid), "child {pid} still running after up exited");
     }
-    // The finding was committed by the collector, not only printed.
-    let state = std::fs::read_to_string(dir.join("up/data/pipeline-state.json")).unwrap();
-    assert!(state.contains(FINDING) && state.contains(&miner_path));
+    // The finding was committed to the collector's findings store, not only printed.
+    let store = ward_collector::store::Store::open(
+        &dir.join("up/data/ward.db"),
+        ward_collector::store::StoreConfig::default(),
+    )
+    .unwrap();
+    let page = store
+        .read(|r| r.list_findings(&ward_collector::store::ListQuery::default()))
+        .unwrap();
+    assert!(
+        page.findings
+            .iter()
+            .any(|f| f.get().contains(FINDING) && f.get().contains(&miner_path)),
+        "the miner's finding is not in the store"
+    );
+    drop(store);
     std::fs::remove_dir_all(&dir).unwrap();
 }

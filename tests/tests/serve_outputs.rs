@@ -54,9 +54,19 @@ async fn serve_sends_new_findings_at_once_and_held_updates_at_shutdown() {
     cfg.max_batch_delay = Duration::from_millis(20);
     let (mut sink, handle) = start_agent(cfg);
     let metrics = handle.metrics.clone();
+    let o = out.clone();
     tokio::task::spawn_blocking(move || {
         use ward_agent::output::Sink;
-        for i in 0..N {
+        // Half the events, then (once their findings are out) the rest: the store commits the
+        // latest state per finding, so the updates come from the second half.
+        for i in 0..N / 2 {
+            sink.push(&miner_event(i)).unwrap();
+        }
+        sink.flush().unwrap();
+        wait_until("one line per new finding", Duration::from_secs(20), || {
+            lines(&o).len() as u64 == POOLS
+        });
+        for i in N / 2..N {
             sink.push(&miner_event(i)).unwrap();
         }
         sink.flush().unwrap();

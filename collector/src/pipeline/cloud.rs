@@ -8,9 +8,10 @@
 //! caller gives ([`FoundationalSink`]: the foundational detections); every poll that read something
 //! is logged with its counts.
 //!
-//! Until the findings store commits cloud-log findings together with these checkpoints, a crash
-//! between an object's checkpoint and the saving of the detectors' state can lose that object's
-//! contribution to open windows; findings already handed on are not affected.
+//! Cloud-log findings are committed to the findings store as they are raised, before the object's
+//! checkpoint. The checkpoint journal and the detectors' state are not (yet) in the same
+//! transaction: a crash after an object's findings were stored and before its checkpoint reads the
+//! object again (its findings then count twice), and the detectors' state is saved at stop only.
 
 use std::io;
 use std::path::PathBuf;
@@ -19,7 +20,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::FindingHook;
 use crate::event::{Event, SourceKind};
 use crate::foundational::engine::FoundationalEngine;
 use crate::logs::checkpoint::Checkpoint;
@@ -27,6 +27,7 @@ use crate::logs::dirsource::DirSource;
 use crate::logs::s3::sqs::{SqsClient, SqsSource};
 use crate::logs::s3::{AwsConfig, S3Location, S3Source};
 use crate::logs::{Counts, Problem, ReadOptions, Sink};
+use crate::store::{Store, WriteBatch};
 
 /// Where one source's logs are.
 #[derive(Debug, Clone)]
@@ -277,19 +278,28 @@ impl Sink for CountingSink {
     }
 }
 
-/// Cloud-log records into the foundational detections; their findings go to the same hook as the
-/// runtime pipeline's. The detectors' state (baselines, watermark) is saved when the sources stop.
+/// Cloud-log records into the foundational detections; their findings are committed to the
+/// findings store (whose committed changes feed the outputs). The detectors' state (baselines,
+/// watermark) is saved when the sources stop.
 pub struct FoundationalSink {
     pub engine: FoundationalEngine,
-    pub on_finding: FindingHook,
+    pub store: Store,
     /// Where the state is saved.
     pub state: PathBuf,
 }
 
 impl Sink for FoundationalSink {
     fn event(&mut self, event: &Event<'_>) {
-        for e in self.engine.process(event) {
-            (self.on_finding)(&e);
+        let emitted = self.engine.process(event);
+        if emitted.is_empty() {
+            return;
+        }
+        let batch = WriteBatch {
+            findings: emitted.into_iter().map(|e| e.finding).collect(),
+            ..WriteBatch::default()
+        };
+        if let Err(e) = self.store.commit(batch) {
+            tracing::error!("storing cloud-log findings: {e}");
         }
     }
 }

@@ -4,8 +4,8 @@
 //! ```text
 //! ingest.log ──tail──▶ decode batch ──▶ convert (wire → RuntimeEvent) ──▶ Engine per agent
 //!                                                                          │
-//!              state (log offset + findings, one atomic commit) ◀──────────┤
-//!              finding changes (outputs, terminal) ◀── after the commit ───┘
+//!              findings store: log offset + findings, one transaction ◀───┘
+//!              (its committed changes feed the outputs)
 //! ```
 //!
 //! * The ingest service acknowledges a batch once it is in the log; the pipeline reads the log on
@@ -17,9 +17,8 @@
 //! * Exactly once across restarts: the read position and the findings it produced are committed
 //!   together ([`state`]); after a crash the pipeline resumes at the committed position with the
 //!   committed findings restored into the engines, so no acknowledged event is skipped and no
-//!   occurrence is counted twice. Finding changes are handed on after their commit (a crash
-//!   between the two loses the notification, never the finding). Detector-internal state other
-//!   than findings (reverse-shell stdio tables, NewBinaryExecuted baselines) starts afresh.
+//!   occurrence is counted twice. Detector-internal state other than findings (reverse-shell
+//!   stdio tables, NewBinaryExecuted baselines) starts afresh.
 
 pub mod cloud;
 pub mod convert;
@@ -47,10 +46,6 @@ const GROUP: usize = 256;
 /// Problems logged individually before they are only counted.
 const LOGGED_PROBLEMS: u64 = 20;
 
-/// Called with every finding created or updated, after it is committed (shared by the runtime
-/// pipeline and the cloud-log sources).
-pub type FindingHook = Arc<dyn Fn(&Emitted) + Send + Sync>;
-
 pub struct PipelineConfig {
     /// How every agent's engine is built (rule, list and suppression files, account, Region).
     /// Each agent's engine gets its host, and the account/Region its Hello named, if any.
@@ -60,7 +55,6 @@ pub struct PipelineConfig {
     pub committed: Arc<Committed>,
     pub hosts: Arc<HostBook>,
     pub state: Box<dyn PipelineState>,
-    pub on_finding: FindingHook,
 }
 
 /// Counters, readable while the pipeline runs.
@@ -125,7 +119,6 @@ struct Runner {
     committed: Arc<Committed>,
     hosts: Arc<HostBook>,
     state: Box<dyn PipelineState>,
-    on_finding: FindingHook,
     reader: LogReader,
     engines: HashMap<String, Engine>,
     /// Findings restored from the state, by agent id, until that agent's engine is built.
@@ -169,7 +162,6 @@ impl Runner {
             committed: cfg.committed,
             hosts: cfg.hosts,
             state: cfg.state,
-            on_finding: cfg.on_finding,
             reader: LogReader::new(&cfg.log_path, restored.log_offset),
             engines: HashMap::new(),
             restored: by_agent,
@@ -204,9 +196,6 @@ impl Runner {
                 self.stats
                     .finding_changes
                     .fetch_add(emitted.len() as u64, Relaxed);
-                for e in &emitted {
-                    (self.on_finding)(e);
-                }
             }
             if stopping && self.reader.offset() >= self.committed.len() {
                 return Ok(());

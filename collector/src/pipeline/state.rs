@@ -3,18 +3,13 @@
 //! restart resumes exactly after the last batch whose findings were kept: an acknowledged event is
 //! never skipped and never counted twice.
 //!
-//! [`StateFile`] keeps both in one JSON file replaced atomically at each commit. It is the stand-in
-//! until the findings store commits findings and the checkpoint in one transaction; the store then
-//! implements [`PipelineState`] too.
+//! [`StoreState`] keeps both in the findings store: the offset is a store checkpoint written in
+//! the same transaction as the findings ([`crate::store::WriteBatch`]).
 
-use std::collections::BTreeMap;
 use std::io;
-use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-use super::hosts::write_atomically;
 use crate::findings::Finding;
+use crate::store::{ListQuery, Store, StoreError, WriteBatch};
 
 /// What [`PipelineState::load`] finds.
 #[derive(Debug, Default)]
@@ -32,57 +27,72 @@ pub trait PipelineState: Send {
     fn commit(&mut self, log_offset: u64, changed: &[Finding]) -> io::Result<()>;
 }
 
-#[derive(Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Contents {
-    log_offset: u64,
-    findings: BTreeMap<String, Finding>,
+/// The findings store as the pipeline's state: the log offset is a store checkpoint committed in
+/// the same transaction as the findings it produced.
+pub struct StoreState {
+    store: Store,
 }
 
-/// `pipeline-state.json`: the log offset and every finding, rewritten whole at each commit.
-pub struct StateFile {
-    path: PathBuf,
-    contents: Contents,
-}
+/// Checkpoint name of the agent batch log's read position.
+pub const LOG_CHECKPOINT: &str = "pipeline:ingest.log";
 
-impl StateFile {
-    pub fn new(path: &Path) -> StateFile {
-        StateFile {
-            path: path.to_path_buf(),
-            contents: Contents::default(),
-        }
+impl StoreState {
+    pub fn new(store: Store) -> StoreState {
+        StoreState { store }
     }
 }
 
-impl PipelineState for StateFile {
+fn store_error(e: StoreError) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl PipelineState for StoreState {
     fn load(&mut self) -> io::Result<Restored> {
-        self.contents = match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{}: {e}", self.path.display()),
-                )
-            })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Contents::default(),
-            Err(e) => {
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!("{}: {e}", self.path.display()),
-                ));
-            }
+        let log_offset = self
+            .store
+            .read(|r| r.checkpoint(LOG_CHECKPOINT))
+            .map_err(store_error)?
+            .and_then(|v| v.get("offset").and_then(serde_json::Value::as_u64))
+            .unwrap_or(0);
+        // Every stored finding, page by page; the pipeline keeps those of runtime agents.
+        let mut findings = Vec::new();
+        let mut query = ListQuery {
+            max_results: 1000,
+            ..ListQuery::default()
         };
+        loop {
+            let page = self
+                .store
+                .read(|r| r.list_findings(&query))
+                .map_err(store_error)?;
+            for raw in page.findings {
+                let f = Finding::from_json_str(raw.get()).map_err(|e| {
+                    io::Error::new(io::ErrorKind::InvalidData, format!("stored finding: {e}"))
+                })?;
+                findings.push(f);
+            }
+            match page.next_token {
+                Some(t) => query.next_token = Some(t),
+                None => break,
+            }
+        }
         Ok(Restored {
-            log_offset: self.contents.log_offset,
-            findings: self.contents.findings.values().cloned().collect(),
+            log_offset,
+            findings,
         })
     }
 
     fn commit(&mut self, log_offset: u64, changed: &[Finding]) -> io::Result<()> {
-        self.contents.log_offset = log_offset;
-        for f in changed {
-            self.contents.findings.insert(f.id.clone(), f.clone());
-        }
-        let json = serde_json::to_vec(&self.contents).map_err(io::Error::other)?;
-        write_atomically(&self.path, &json)
+        self.store
+            .commit(WriteBatch {
+                findings: changed.to_vec(),
+                checkpoints: vec![(
+                    LOG_CHECKPOINT.into(),
+                    serde_json::json!({ "offset": log_offset }),
+                )],
+                ..WriteBatch::default()
+            })
+            .map(|_| ())
+            .map_err(store_error)
     }
 }
