@@ -9,6 +9,7 @@ mod bench_transport;
 mod build_ebpf;
 mod certs;
 mod cpu;
+mod eval;
 mod scenarios;
 mod up;
 
@@ -47,6 +48,18 @@ enum Task {
         #[command(subcommand)]
         which: Bench,
     },
+    /// Evaluate detections against labelled data.
+    Eval {
+        #[command(subcommand)]
+        which: Eval,
+    },
+}
+
+#[derive(Subcommand)]
+enum Eval {
+    /// The labelled corpus (Panther tests, Stratus detonations, GuardDuty tester) through
+    /// `ward-collector scan`: TP/FP/TN/FN per finding type; fails on a regression.
+    Corpus(eval::Args),
 }
 
 #[derive(Subcommand)]
@@ -76,6 +89,9 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Scenarios(args) => scenarios::run(args),
         Task::Up(args) => up::run(args),
+        Task::Eval {
+            which: Eval::Corpus(args),
+        } => eval::run(args),
         Task::Bench { which } => match which {
             Bench::Transport(args) => bench_transport::run(args),
             Bench::Agent(args) => bench_agent::run(args),

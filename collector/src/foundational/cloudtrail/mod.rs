@@ -66,12 +66,16 @@ pub fn params(rec: &CloudTrailRecord<'_>) -> Value {
 }
 
 /// Made by an AWS service on the caller's behalf (`invokedBy`) or recorded as a service event:
-/// not something the principal's credentials did from an address.
+/// not something the principal's credentials did from an address. The console's own
+/// `invokedBy` values (`signin.amazonaws.com`, `console.amazonaws.com`) are the principal acting
+/// through the browser, so they do not count.
 pub fn by_aws_service(rec: &CloudTrailRecord<'_>) -> bool {
-    rec.user_identity
-        .as_ref()
-        .is_some_and(|u| u.invoked_by.is_some() || u.identity_type.as_deref() == Some("AWSService"))
-        || rec.event_type.as_deref() == Some("AwsServiceEvent")
+    rec.user_identity.as_ref().is_some_and(|u| {
+        u.invoked_by
+            .as_deref()
+            .is_some_and(|by| !matches!(by, "signin.amazonaws.com" | "console.amazonaws.com"))
+            || u.identity_type.as_deref() == Some("AWSService")
+    }) || rec.event_type.as_deref() == Some("AwsServiceEvent")
 }
 
 /// Who made the call, for titles: the ARN, else principal id, else the identity type.

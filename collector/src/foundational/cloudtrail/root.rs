@@ -80,6 +80,15 @@ mod tests {
                 .as_deref(),
             Some("Root")
         );
+        let console = panther(
+            "AWS.CloudTrail.RootAccessKeyCreated",
+            "Root Access Key Created",
+        );
+        assert_eq!(
+            types(&run(&mut RootUsage, &[console])),
+            ["Policy:IAMUser/RootCredentialUsage"],
+            "invokedBy signin.amazonaws.com is the root user in the console"
+        );
         let neg = [panther("AWS.Root.Activity", "IAMUser Activity")];
         assert!(run(&mut RootUsage, &neg).is_empty());
         let mut assumed = panther("AWS.Root.Activity", "Root Activity");
