@@ -319,5 +319,12 @@ mod tests {
             types(&run(&mut PenTest, &records[..1])),
             ["PenTest:IAMUser/KaliLinux"]
         );
+        records[0]["eventSource"] = "s3.amazonaws.com".into();
+        records[0]["eventName"] = "GetObject".into();
+        records[0]["userAgent"] = "aws-cli/2 os/linux#6.1-parrot-amd64".into();
+        assert_eq!(
+            types(&run(&mut PenTest, &records[..1])),
+            ["PenTest:S3/ParrotLinux"]
+        );
     }
 }

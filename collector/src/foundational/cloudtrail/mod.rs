@@ -32,7 +32,7 @@ pub const SOURCES: &[SourceKind] = &[SourceKind::CloudTrail];
 /// Every CloudTrail detector.
 pub fn detectors() -> Vec<Box<dyn LogDetector>> {
     vec![
-        Box::new(stealth::LoggingDisabled),
+        Box::new(stealth::LoggingDisabled::default()),
         Box::new(stealth::PasswordPolicy::default()),
         Box::new(root::RootUsage),
         Box::new(s3::BucketExposure),

@@ -5,6 +5,8 @@
 //! * `UpdateTrail` that narrows what the trail records (`isMultiRegionTrail` or
 //!   `includeGlobalServiceEvents` set to false) or moves where it delivers (`s3BucketName`);
 //!   an `UpdateTrail` that changes neither (e.g. turning on log-file validation) raises nothing;
+//! * `DeleteBucket` of a bucket a trail delivers to (learned from `CreateTrail` / `UpdateTrail`
+//!   `s3BucketName`, persisted; a trail created before the logs Ward has seen is unknown to it);
 //! * `PutEventSelectors` that leaves the trail recording **no management events** (every basic
 //!   selector has `includeManagementEvents: false`, or no advanced selector selects the
 //!   `Management` category). GuardDuty raises nothing for this (it is a known way around its
@@ -30,7 +32,14 @@ use crate::event::{Event, SourceKind};
 use crate::findings::{FindingType, Occurrence, Severity};
 use crate::foundational::{LogContext, LogDetector};
 
-pub struct LoggingDisabled;
+/// Trail delivery buckets learned from trail creation and updates.
+#[derive(Default)]
+pub struct LoggingDisabled {
+    trail_buckets: std::collections::BTreeSet<String>,
+}
+
+/// At most this many trail buckets are remembered.
+const MAX_TRAIL_BUCKETS: usize = 10_000;
 
 /// Whether `PutEventSelectors` parameters leave the trail without management events.
 fn selectors_drop_management(p: &Value) -> bool {
@@ -84,7 +93,26 @@ impl LogDetector for LoggingDisabled {
             rec.event_source.as_deref().unwrap_or(""),
             rec.event_name.as_deref().unwrap_or(""),
         );
+        if source == "cloudtrail.amazonaws.com"
+            && matches!(name, "CreateTrail" | "UpdateTrail")
+            && let Some(bucket) = params(rec).get("s3BucketName").and_then(Value::as_str)
+            && self.trail_buckets.len() < MAX_TRAIL_BUCKETS
+        {
+            self.trail_buckets.insert(bucket.to_owned());
+        }
         let (t, rule, what) = match (source, name) {
+            ("s3.amazonaws.com", "DeleteBucket")
+                if params(rec)
+                    .get("bucketName")
+                    .and_then(Value::as_str)
+                    .is_some_and(|b| self.trail_buckets.contains(b)) =>
+            {
+                (
+                    FindingType::StealthIamUserCloudTrailLoggingDisabled,
+                    "ct.logging-disabled.trail-bucket",
+                    "The S3 bucket a CloudTrail trail delivers to was deleted",
+                )
+            }
             ("cloudtrail.amazonaws.com", "StopLogging" | "DeleteTrail") => (
                 FindingType::StealthIamUserCloudTrailLoggingDisabled,
                 "ct.logging-disabled",
@@ -112,6 +140,17 @@ impl LogDetector for LoggingDisabled {
             _ => return,
         };
         out.extend(api_draft(t, rule, ev, rec, ctx, what).build());
+    }
+
+    fn save_state(&self) -> Option<Value> {
+        Some(json!({ "trailBuckets": self.trail_buckets }))
+    }
+
+    fn restore_state(&mut self, state: Value) -> Result<(), String> {
+        self.trail_buckets =
+            serde_json::from_value(state.get("trailBuckets").cloned().unwrap_or_default())
+                .map_err(|e| format!("trailBuckets: {e}"))?;
+        Ok(())
     }
 }
 
@@ -243,7 +282,7 @@ mod tests {
             "aws.defense-evasion.cloudtrail-stop",
             "aws.defense-evasion.cloudtrail-delete",
         ] {
-            let occ = run(&mut LoggingDisabled, &stratus(name));
+            let occ = run(&mut LoggingDisabled::default(), &stratus(name));
             assert_eq!(types(&occ), [LOGGING], "{name}");
             let f = &occ[0].details;
             let call = f
@@ -299,15 +338,18 @@ mod tests {
                 "Security Configuration Not Changed - Error",
             ),
         ];
-        assert!(run(&mut LoggingDisabled, &neg).is_empty());
+        assert!(run(&mut LoggingDisabled::default(), &neg).is_empty());
         let pos = [panther("AWS.CloudTrail.Stopped", "CloudTrail Was Stopped")];
-        assert_eq!(types(&run(&mut LoggingDisabled, &pos)), [LOGGING]);
+        assert_eq!(
+            types(&run(&mut LoggingDisabled::default(), &pos)),
+            [LOGGING]
+        );
     }
 
     #[test]
     fn event_selectors_without_management_events_are_flagged_under_their_own_rule() {
         let occ = run(
-            &mut LoggingDisabled,
+            &mut LoggingDisabled::default(),
             &stratus("aws.defense-evasion.cloudtrail-event-selectors"),
         );
         assert_eq!(types(&occ), [LOGGING]);
@@ -325,7 +367,26 @@ mod tests {
             "AWS.CloudTrail.EventSelectorsDisabled",
             "Event Selector Enabled",
         );
-        assert!(run(&mut LoggingDisabled, &[kept]).is_empty());
+        assert!(run(&mut LoggingDisabled::default(), &[kept]).is_empty());
+    }
+
+    #[test]
+    fn deleting_a_trails_bucket_disables_its_logging() {
+        let mut create = panther("AWS.CloudTrail.Created", "CloudTrail Was Created");
+        create["requestParameters"]["s3BucketName"] = "secrets".into();
+        let delete = panther("AWS.S3.BucketDeleted", "An S3 Bucket was deleted");
+        let mut d = LoggingDisabled::default();
+        assert!(
+            run(&mut d, std::slice::from_ref(&delete)).is_empty(),
+            "not a known trail bucket"
+        );
+        let mut restored = LoggingDisabled::default();
+        assert!(run(&mut d, &[create]).is_empty());
+        restored.restore_state(d.save_state().unwrap()).unwrap();
+        let occ = run(&mut restored, &[delete]);
+        assert_eq!(types(&occ), [LOGGING]);
+        let failed = panther("AWS.S3.BucketDeleted", "S3 Bucket Deletion Failed");
+        assert!(run(&mut restored, &[failed]).is_empty());
     }
 
     #[test]
@@ -339,7 +400,7 @@ mod tests {
             "List Guardrails",
         );
         assert_eq!(
-            types(&run(&mut LoggingDisabled, &[pos, neg])),
+            types(&run(&mut LoggingDisabled::default(), &[pos, neg])),
             ["DefenseEvasion:IAMUser/BedrockLoggingDisabled"]
         );
     }
