@@ -8,6 +8,7 @@ fn corpus(rel: &str) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let dir = [
         std::env::var_os("WARD_CORPUS").map(PathBuf::from),
+        std::env::var_os("WARD_CORPUS_DIR").map(PathBuf::from),
         Some(root.join("../shared/corpus")),
         Some(root.join("../../shared/corpus")),
     ]

@@ -395,6 +395,7 @@ fn find_corpus(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     let candidates = [
         given,
         std::env::var_os("WARD_CORPUS").map(PathBuf::from),
+        std::env::var_os("WARD_CORPUS_DIR").map(PathBuf::from),
         Some(root.join("../shared/corpus")),
         Some(root.join("../../shared/corpus")),
     ];

@@ -158,6 +158,7 @@ pub(crate) mod testing {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let candidates = [
             std::env::var_os("WARD_CORPUS").map(std::path::PathBuf::from),
+            std::env::var_os("WARD_CORPUS_DIR").map(std::path::PathBuf::from),
             Some(root.join("../shared/corpus")),
             Some(root.join("../../shared/corpus")),
         ];
