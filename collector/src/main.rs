@@ -270,10 +270,20 @@ struct ServeArgs {
     /// Serve the query API (HTTP/JSON and gRPC, docs/api.md) on ADDR, e.g. 127.0.0.1:8443.
     #[arg(long)]
     api_listen: Option<std::net::SocketAddr>,
-    /// Query API bearer tokens: `ROLE SHA256-HEX [NAME]` lines (ROLE read or admin). Without it the
-    /// API only listens on loopback and every caller is admin.
+    /// Query API bearer tokens: `ROLE SHA256-HEX [NAME]` lines (ROLE read or admin). Without it
+    /// (and without --api-client-ca) the API only listens on loopback and every caller is admin.
     #[arg(long)]
     api_tokens: Option<PathBuf>,
+    /// Serve the query API over TLS with this certificate (PEM); needs --api-tls-key.
+    #[arg(long, requires = "api_tls_key")]
+    api_tls_cert: Option<PathBuf>,
+    /// The query API's private key (PEM).
+    #[arg(long, requires = "api_tls_cert")]
+    api_tls_key: Option<PathBuf>,
+    /// CA (PEM) of query API client certificates (mTLS): a certificate's role is its SAN URI
+    /// ward:role:admin|read, else its subject OU=admin|read. Needs --api-tls-cert.
+    #[arg(long, requires = "api_tls_cert")]
+    api_client_ca: Option<PathBuf>,
 }
 
 /// Hands the store's committed finding changes to the outputs: what goes out is what is stored,
@@ -310,9 +320,10 @@ fn forward_to_outputs(
                         kind: match c.kind {
                             Stored::Created => ChangeKind::Created,
                             // An archived finding is not sent; it cancels a held update.
-                            Stored::Updated | Stored::Archived | Stored::Unarchived => {
-                                ChangeKind::Updated
-                            }
+                            Stored::Updated | Stored::Archived => ChangeKind::Updated,
+                            // GuardDuty does not export an unarchive: the finding goes out again
+                            // with its next occurrence.
+                            Stored::Unarchived => continue,
                         },
                         finding: c.finding,
                     }),
@@ -340,6 +351,7 @@ fn start_cloud_sources(
     args: &ServeArgs,
     region: &str,
     store: &ward_collector::store::Store,
+    live: &Arc<pipeline::live::LiveConfig>,
 ) -> anyhow::Result<Option<pipeline::cloud::CloudHandle>> {
     use clap::Parser;
     use pipeline::cloud::{self, CloudConfig, FoundationalSink, Location};
@@ -402,10 +414,13 @@ fn start_cloud_sources(
             poll_every: std::time::Duration::from_secs_f64(args.cloud_poll_secs.max(0.05)),
             settle: std::time::Duration::from_secs(10),
         },
-        Box::new(FoundationalSink {
-            engine,
-            store: store.clone(),
-            state,
+        Box::new(pipeline::live::FollowingSink {
+            inner: FoundationalSink {
+                engine,
+                store: store.clone(),
+                state,
+            },
+            follower: live.follower(),
         }),
     )?;
     Ok(Some(handle))
@@ -471,9 +486,29 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let store_path = args.data_dir.join("ward.db");
     let store = ward_collector::store::Store::open(&store_path, Default::default())
         .with_context(|| format!("opening the findings store {}", store_path.display()))?;
+    // Lists and rules: the store is the truth. The --suppression files' rules are installed into
+    // it; the list files stay the base every rebuild starts from (pipeline::live).
+    let installed = rt.block_on(pipeline::live::install_rule_files(
+        &store,
+        &args.engine.suppression,
+    ))?;
+    if installed > 0 {
+        eprintln!(
+            "ward-collector: {installed} suppression rules from --suppression installed in the store"
+        );
+    }
+    let (file_intel, _) = ward_collector::detect::offline::load_lists(
+        &args.engine.threat_lists,
+        &args.engine.trusted_lists,
+        args.engine.intel_private_addresses,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let changes = Arc::new(pipeline::live::Generation::default());
+    let live = pipeline::live::LiveConfig::new(store.clone(), changes.clone(), file_intel);
     let outputs = ward_collector::outputs::start(&args.outputs, &args.data_dir)?;
+    let output_metrics = Arc::new(outputs.metrics());
     let forwarder = forward_to_outputs(&store, outputs)?;
-    let cloud = start_cloud_sources(&args, &region, &store)?;
+    let cloud = start_cloud_sources(&args, &region, &store, &live)?;
     let hosts = Arc::new(HostBook::open(&args.data_dir.join("hosts.json"))?);
     let book = hosts.clone();
     let on_hello: ingest::HelloHook = Arc::new(move |agent, host| {
@@ -481,9 +516,28 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             tracing::error!("recording the host of agent {agent:?}: {e}");
         }
     });
-    let api_access = match &args.api_tokens {
-        Some(path) => ward_collector::api::Access::load(path).map_err(anyhow::Error::msg)?,
-        None => ward_collector::api::Access::Open,
+    let api_access = match (&args.api_tokens, &args.api_client_ca) {
+        (Some(path), _) => ward_collector::api::Access::load(path).map_err(anyhow::Error::msg)?,
+        (None, Some(_)) => ward_collector::api::Access::certificates_only(),
+        (None, None) => ward_collector::api::Access::Open,
+    };
+    let api_tls = match (&args.api_tls_cert, &args.api_tls_key) {
+        (Some(cert), Some(key)) => Some(ward_collector::api::ApiTls {
+            cert_pem: std::fs::read(cert)
+                .with_context(|| format!("--api-tls-cert {}", cert.display()))?,
+            key_pem: std::fs::read(key)
+                .with_context(|| format!("--api-tls-key {}", key.display()))?,
+            client_ca_pem: match &args.api_client_ca {
+                Some(ca) => Some(
+                    std::fs::read(ca)
+                        .with_context(|| format!("--api-client-ca {}", ca.display()))?,
+                ),
+                None => None,
+            },
+            // Without tokens a client certificate is the only way in.
+            require_client_cert: args.api_tokens.is_none(),
+        }),
+        _ => None,
     };
     let pipeline_failed = rt.block_on(async {
         let server = ingest::start_hooked(cfg, Some(on_hello)).await?;
@@ -493,17 +547,26 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             committed: server.committed.clone().expect("the default store is a FileLog"),
             hosts,
             state: Box::new(StoreState::new(store.clone())),
+            live: Some(live.follower()),
         })
         .context("starting the detection pipeline")?;
         let api = match args.api_listen {
             Some(listen) => {
+                let scheme = if api_tls.is_some() { "https" } else { "http" };
+                let mut metrics: Vec<Arc<dyn ward_collector::api::MetricsSource>> =
+                    vec![server.metrics.clone(), pipeline.stats.clone(), output_metrics];
+                if let Some(cloud) = &cloud {
+                    metrics.push(cloud.stats.clone());
+                }
                 let api_config = ward_collector::api::ApiConfig {
                     listen,
                     access: api_access,
-                    ingest_metrics: Some(server.metrics.clone()),
+                    tls: api_tls,
+                    metrics,
+                    changes,
                 };
                 let api = ward_collector::api::start(store.clone(), api_config).await?;
-                eprintln!("ward-collector: query API on http://{}", api.addr);
+                eprintln!("ward-collector: query API on {scheme}://{}", api.addr);
                 Some(api)
             }
             None => None,

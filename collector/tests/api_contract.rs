@@ -113,11 +113,7 @@ fn start(n: i64) -> Server {
     let api = rt
         .block_on(api::start(
             store.clone(),
-            ApiConfig {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                access,
-                ingest_metrics: None,
-            },
+            ApiConfig::new("127.0.0.1:0".parse().unwrap(), access),
         ))
         .unwrap();
     let base = format!("http://{}", api.addr);

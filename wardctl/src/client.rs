@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
-use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
 
 pub struct Client {
     base: String,
@@ -24,11 +24,42 @@ pub enum Role {
     Admin,
 }
 
+/// A client certificate and its key (mTLS): the collector takes the role from the certificate.
+pub struct Identity<'a> {
+    pub cert: &'a std::path::Path,
+    pub key: &'a std::path::Path,
+}
+
+fn client_cert(identity: &Identity<'_>) -> anyhow::Result<ClientCert> {
+    let (cert_path, key_path) = (identity.cert, identity.key);
+    let pem =
+        std::fs::read(cert_path).with_context(|| format!("--cert {}", cert_path.display()))?;
+    let mut chain: Vec<Certificate<'static>> = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        if let PemItem::Certificate(c) =
+            item.map_err(|e| anyhow::anyhow!("--cert {}: not PEM: {e}", cert_path.display()))?
+        {
+            chain.push(c);
+        }
+    }
+    if chain.is_empty() {
+        bail!(
+            "--cert {}: no CERTIFICATE block in the file",
+            cert_path.display()
+        );
+    }
+    let pem = std::fs::read(key_path).with_context(|| format!("--key {}", key_path.display()))?;
+    let key = PrivateKey::from_pem(&pem)
+        .map_err(|e| anyhow::anyhow!("--key {}: {e}", key_path.display()))?;
+    Ok(ClientCert::new_with_certs(&chain, key))
+}
+
 impl Client {
     pub fn new(
         server: &str,
         token: Option<String>,
         ca: Option<&std::path::Path>,
+        identity: Option<Identity<'_>>,
     ) -> anyhow::Result<Self> {
         let base = server.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
@@ -55,12 +86,26 @@ impl Client {
             }
             None => RootCerts::WebPki,
         };
+        let cert = match identity {
+            Some(identity) => {
+                if base.starts_with("http://") {
+                    bail!("--cert/--key need an https:// --server (got {server})");
+                }
+                Some(client_cert(&identity)?)
+            }
+            None => None,
+        };
         let build = |global: Option<Duration>| {
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .timeout_connect(Some(Duration::from_secs(10)))
                 .timeout_global(global)
-                .tls_config(TlsConfig::builder().root_certs(roots.clone()).build())
+                .tls_config(
+                    TlsConfig::builder()
+                        .root_certs(roots.clone())
+                        .client_cert(cert.clone())
+                        .build(),
+                )
                 .user_agent(concat!("wardctl/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .new_agent()
@@ -206,17 +251,17 @@ impl Client {
         match status {
             401 => anyhow::anyhow!(
                 "{what}: 401 Unauthenticated{detail}. Give a token of the {} role with --token or \
-                 WARD_TOKEN ({}).",
+                 WARD_TOKEN, or a client certificate naming that role with --cert/--key ({}).",
                 role_name(role),
                 if self.token.is_some() {
-                    "the one given is not accepted"
+                    "the token given is not accepted"
                 } else {
-                    "none was given"
+                    "no token was given"
                 }
             ),
             403 => anyhow::anyhow!(
-                "{what}: 403 Forbidden{detail}. This needs a token of the admin role; the one given \
-                 has only the read role."
+                "{what}: 403 Forbidden{detail}. This needs the admin role; the token or \
+                 certificate given has only the read role."
             ),
             404 => anyhow::anyhow!("{what}: not found{detail}"),
             _ => {

@@ -33,8 +33,26 @@ struct Cli {
     #[arg(long, global = true, env = "WARD_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// PEM CA certificate to trust for an https:// server.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", env = "WARD_CA")]
     ca: Option<PathBuf>,
+    /// PEM client certificate for mTLS (its role: SAN URI ward:role:admin|read or OU=admin|read).
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "WARD_CERT",
+        requires = "key"
+    )]
+    cert: Option<PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "WARD_KEY",
+        requires = "cert"
+    )]
+    key: Option<PathBuf>,
     /// Machine-readable output: JSON (one object per line for lists and tail).
     #[arg(long, global = true)]
     json: bool,
@@ -59,15 +77,18 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result =
-        Client::new(&cli.server, cli.token.clone(), cli.ca.as_deref()).and_then(|client| match cli
-            .command
-        {
+    let identity = match (&cli.cert, &cli.key) {
+        (Some(cert), Some(key)) => Some(client::Identity { cert, key }),
+        _ => None,
+    };
+    let result = Client::new(&cli.server, cli.token.clone(), cli.ca.as_deref(), identity).and_then(
+        |client| match cli.command {
             Command::Findings(c) => findings::run(&client, c, cli.json),
             Command::Suppress(c) => suppress::run(&client, c, cli.json),
             Command::Lists(c) => lists::run(&client, c, cli.json),
             Command::Tail(a) => tail::run(&client, a, cli.json),
-        });
+        },
+    );
     match result {
         Ok(code) => code,
         Err(e) => {

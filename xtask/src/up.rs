@@ -1,7 +1,8 @@
 //! `cargo xtask up`: Ward on this host in one command. Builds the agent and the collector (debug:
 //! a fraction of the release build time, and fast enough for one host), creates development
-//! certificates, starts `ward-collector serve` and `ward-agent run` over mTLS on loopback, and
-//! prints one line per finding as the collector raises it. Ctrl-C (SIGINT) or SIGTERM stops the
+//! certificates, starts `ward-collector serve` and `ward-agent run` over mTLS on loopback, serves
+//! the query API over mTLS (client certificates for `wardctl` with the admin and the read role),
+//! and prints one line per finding as the collector raises it. Ctrl-C (SIGINT) or SIGTERM stops the
 //! agent, then the collector, and exits 0 once both have exited.
 
 use std::io::{BufRead, BufReader, Write};
@@ -20,6 +21,9 @@ pub struct Args {
     /// Address the collector accepts agents on.
     #[arg(long, default_value = "127.0.0.1:7443")]
     listen: SocketAddr,
+    /// Address of the query API (HTTPS, client certificates) that `wardctl` calls.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    api_listen: SocketAddr,
     /// Directory for the certificates, the collector's data and the logs (default: target/ward-up).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -29,6 +33,8 @@ pub struct Args {
 }
 
 const AGENT_ID: &str = "dev-agent";
+/// `wardctl`'s client certificates (file names) and the role each names.
+const API_CLIENTS: [(&str, &str); 2] = [("wardctl-admin", "admin"), ("wardctl-read", "read")];
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -59,6 +65,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     "ward-agent",
                     "-p",
                     "ward-collector",
+                    "-p",
+                    "wardctl",
                 ],
                 &[],
             )?;
@@ -70,10 +78,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or_else(|| crate::target_dir().join("ward-up"));
     let certs = dir.join("certs");
     std::fs::create_dir_all(&certs).with_context(|| format!("{}", certs.display()))?;
-    ward_collector::ingest::devcerts::write_dev_pki(
+    ward_collector::ingest::devcerts::write_dev_pki_with_api_clients(
         &certs,
         &["localhost", "127.0.0.1", "::1"],
         &[AGENT_ID],
+        &API_CLIENTS,
     )?;
     // A handler (not SIG_IGN, which children would inherit): the children see the terminal's
     // Ctrl-C themselves; this process only notes it and waits for them.
@@ -83,7 +92,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
     let (tx, reports) = channel();
-    let collector = start_collector(&bins, &dir, &certs, args.listen, tx.clone())?;
+    let collector = start_collector(
+        &bins,
+        &dir,
+        &certs,
+        (args.listen, args.api_listen),
+        tx.clone(),
+    )?;
     let mut running = Running {
         collector: Some(collector),
         agent: None,
@@ -122,6 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "Logs: {0}/collector.log, {0}/agent.log. Run `cargo xtask scenarios` in another terminal; Ctrl-C stops.",
         dir.display()
     );
+    print!("{}", wardctl_hint(&bins, &certs, args.api_listen));
     println!(
         "{:<24}  {:<8}  {:<48}  {:<32}  CONTAINER",
         "TIME", "SEVERITY", "TYPE", "PROCESS"
@@ -251,11 +267,23 @@ fn log_stderr(
     Ok(())
 }
 
+/// How to call the query API from another terminal (the admin certificate; `wardctl-read` has
+/// the read role).
+fn wardctl_hint(bins: &Path, certs: &Path, api: SocketAddr) -> String {
+    format!(
+        "Query API on https://{api} (mTLS). In another terminal:\n  \
+         export WARD_SERVER=https://{api} WARD_CA={0}/ca.pem WARD_CERT={0}/wardctl-admin.pem WARD_KEY={0}/wardctl-admin-key.pem\n  \
+         {1} findings list    # also: findings get|archive ID, suppress ..., lists ..., tail\n",
+        certs.display(),
+        bins.join("wardctl").display()
+    )
+}
+
 fn start_collector(
     bins: &Path,
     dir: &Path,
     certs: &Path,
-    listen: SocketAddr,
+    (listen, api_listen): (SocketAddr, SocketAddr),
     tx: Sender<Report>,
 ) -> anyhow::Result<Child> {
     let mut child = Command::new(bins.join("ward-collector"))
@@ -269,6 +297,14 @@ fn start_collector(
         .arg(certs.join("ca.pem"))
         .arg("--data-dir")
         .arg(dir.join("data"))
+        // The query API with the same development CA: wardctl's certificates name its role.
+        .args(["--api-listen", &api_listen.to_string()])
+        .arg("--api-tls-cert")
+        .arg(certs.join("collector.pem"))
+        .arg("--api-tls-key")
+        .arg(certs.join("collector-key.pem"))
+        .arg("--api-client-ca")
+        .arg(certs.join("ca.pem"))
         // Every change of a finding, as it happens (no update rate limit in a terminal).
         .args(["--output", "stdout", "--output-update-interval", "0"])
         .stdin(Stdio::null())

@@ -24,8 +24,10 @@ pub struct Entry {
 /// Who may call the API.
 #[derive(Debug, Clone)]
 pub enum Access {
-    /// Every caller is admin (no token file; only allowed on a loopback listener).
+    /// Every caller is admin (no token file, no client CA; only allowed on a loopback listener).
     Open,
+    /// A bearer token of this list, or a client certificate naming a role (mTLS). Empty: client
+    /// certificates only.
     Tokens(Vec<Entry>),
 }
 
@@ -85,8 +87,14 @@ impl Access {
         Self::parse(&text, &path.display().to_string())
     }
 
-    /// Checks an `Authorization` header value.
-    pub fn check(&self, authorization: Option<&str>) -> Verdict {
+    /// Client certificates (verified by the TLS layer) are the only credentials.
+    pub fn certificates_only() -> Self {
+        Self::Tokens(Vec::new())
+    }
+
+    /// Checks an `Authorization` header value and the role of the connection's verified client
+    /// certificate. A bearer token, when presented, decides; without one the certificate does.
+    pub fn check(&self, authorization: Option<&str>, cert_role: Option<Role>) -> Verdict {
         let entries = match self {
             Self::Open => return Verdict::Allowed(Role::Admin),
             Self::Tokens(entries) => entries,
@@ -95,7 +103,7 @@ impl Access {
             let (scheme, token) = h.trim().split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         }) else {
-            return Verdict::Unauthenticated;
+            return cert_role.map_or(Verdict::Unauthenticated, Verdict::Allowed);
         };
         let presented = token_hash(token);
         let mut role = None;
@@ -125,19 +133,39 @@ mod tests {
         );
         let access = Access::parse(&text, "tokens").unwrap();
         assert_eq!(
-            access.check(Some("Bearer a-secret")),
+            access.check(Some("Bearer a-secret"), None),
             Verdict::Allowed(Role::Admin)
         );
         assert_eq!(
-            access.check(Some("bearer r-secret")),
+            access.check(Some("bearer r-secret"), None),
             Verdict::Allowed(Role::Read)
         );
-        assert_eq!(access.check(Some("Bearer nope")), Verdict::Unauthenticated);
         assert_eq!(
-            access.check(Some("Basic a-secret")),
+            access.check(Some("Bearer nope"), None),
             Verdict::Unauthenticated
         );
-        assert_eq!(access.check(None), Verdict::Unauthenticated);
+        // A presented token decides even over a certificate's role.
+        assert_eq!(
+            access.check(Some("Bearer nope"), Some(Role::Admin)),
+            Verdict::Unauthenticated
+        );
+        assert_eq!(
+            access.check(Some("Bearer r-secret"), Some(Role::Admin)),
+            Verdict::Allowed(Role::Read)
+        );
+        assert_eq!(
+            access.check(None, Some(Role::Read)),
+            Verdict::Allowed(Role::Read)
+        );
+        assert_eq!(
+            Access::certificates_only().check(None, None),
+            Verdict::Unauthenticated
+        );
+        assert_eq!(
+            access.check(Some("Basic a-secret"), None),
+            Verdict::Unauthenticated
+        );
+        assert_eq!(access.check(None, None), Verdict::Unauthenticated);
     }
 
     #[test]

@@ -40,11 +40,13 @@ fn parse_json(text: &str, what: &str) -> Result<Value, Status> {
 
 impl QueryService {
     fn authorize<T>(&self, request: &Request<T>, needs: Role) -> Result<(), Status> {
-        let presented = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        let result = match self.state.access.check(presented) {
+        // Set by `super::identify` from the same headers (gRPC metadata) and the connection.
+        let caller = request
+            .extensions()
+            .get::<Verdict>()
+            .copied()
+            .unwrap_or(Verdict::Unauthenticated);
+        let result = match caller {
             Verdict::Unauthenticated => Err(ApiError::Unauthenticated),
             Verdict::Allowed(role) if role >= needs => Ok(()),
             Verdict::Allowed(_) => Err(ApiError::Forbidden),
@@ -179,9 +181,7 @@ impl Query for QueryService {
     ) -> Result<Response<Name>, Status> {
         self.authorize(&request, Role::Admin)?;
         let body = parse_json(&request.into_inner().json, "json")?;
-        let name = ops::put_rule(&self.state.store, body)
-            .await
-            .map_err(status)?;
+        let name = ops::put_rule(&self.state, body).await.map_err(status)?;
         Ok(Response::new(Name { name }))
     }
 
@@ -190,7 +190,7 @@ impl Query for QueryService {
         request: Request<Name>,
     ) -> Result<Response<Empty>, Status> {
         self.authorize(&request, Role::Admin)?;
-        ops::delete_rule(&self.state.store, request.into_inner().name)
+        ops::delete_rule(&self.state, request.into_inner().name)
             .await
             .map_err(status)?;
         Ok(Response::new(Empty {}))
@@ -210,9 +210,7 @@ impl Query for QueryService {
     ) -> Result<Response<JsonDocument>, Status> {
         self.authorize(&request, Role::Admin)?;
         let body = parse_json(&request.into_inner().json, "json")?;
-        let record = ops::put_list(&self.state.store, &body)
-            .await
-            .map_err(status)?;
+        let record = ops::put_list(&self.state, &body).await.map_err(status)?;
         Ok(Response::new(JsonDocument {
             json: json_text(&record),
         }))
@@ -220,7 +218,7 @@ impl Query for QueryService {
 
     async fn delete_list(&self, request: Request<Name>) -> Result<Response<Empty>, Status> {
         self.authorize(&request, Role::Admin)?;
-        ops::delete_list(&self.state.store, request.into_inner().name)
+        ops::delete_list(&self.state, request.into_inner().name)
             .await
             .map_err(status)?;
         Ok(Response::new(Empty {}))

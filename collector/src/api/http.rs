@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Extension, Path, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde::Serialize;
@@ -42,11 +42,9 @@ impl IntoResponse for ApiError {
 
 type Shared = Arc<ApiState>;
 
-fn authorize(state: &ApiState, headers: &HeaderMap, needs: Role) -> Result<(), ApiError> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match state.access.check(presented) {
+/// Checks the caller's verdict (set by `super::identify`) against the role the route needs.
+fn authorize(caller: Verdict, needs: Role) -> Result<(), ApiError> {
+    match caller {
         Verdict::Unauthenticated => Err(ApiError::Unauthenticated),
         Verdict::Allowed(role) if role >= needs => Ok(()),
         Verdict::Allowed(_) => Err(ApiError::Forbidden),
@@ -77,9 +75,13 @@ async fn counted(
     response
 }
 
-async fn list_findings(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+async fn list_findings(
+    State(s): State<Shared>,
+    Extension(caller): Extension<Verdict>,
+    body: Bytes,
+) -> Response {
     counted(&s, async {
-        authorize(&s, &headers, Role::Read)?;
+        authorize(caller, Role::Read)?;
         let query = ops::parse_list_request(&parse_body(&body)?)?;
         Ok(ok_json(
             StatusCode::OK,
@@ -91,11 +93,11 @@ async fn list_findings(State(s): State<Shared>, headers: HeaderMap, body: Bytes)
 
 async fn get_finding(
     State(s): State<Shared>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Verdict>,
     Path(id): Path<String>,
 ) -> Response {
     counted(&s, async {
-        authorize(&s, &headers, Role::Read)?;
+        authorize(caller, Role::Read)?;
         Ok(ok_json(
             StatusCode::OK,
             &ops::get_finding(&s.store, id).await?,
@@ -104,9 +106,9 @@ async fn get_finding(
     .await
 }
 
-async fn archive(s: Shared, headers: HeaderMap, body: Bytes, archived: bool) -> Response {
+async fn archive(s: Shared, caller: Verdict, body: Bytes, archived: bool) -> Response {
     counted(&s, async {
-        authorize(&s, &headers, Role::Admin)?;
+        authorize(caller, Role::Admin)?;
         let ids = ops::parse_finding_ids(&parse_body(&body)?)?;
         Ok(ok_json(
             StatusCode::OK,
@@ -116,27 +118,39 @@ async fn archive(s: Shared, headers: HeaderMap, body: Bytes, archived: bool) -> 
     .await
 }
 
-async fn archive_findings(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    archive(s, headers, body, true).await
+async fn archive_findings(
+    State(s): State<Shared>,
+    Extension(caller): Extension<Verdict>,
+    body: Bytes,
+) -> Response {
+    archive(s, caller, body, true).await
 }
 
-async fn unarchive_findings(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    archive(s, headers, body, false).await
+async fn unarchive_findings(
+    State(s): State<Shared>,
+    Extension(caller): Extension<Verdict>,
+    body: Bytes,
+) -> Response {
+    archive(s, caller, body, false).await
 }
 
-async fn list_rules(State(s): State<Shared>, headers: HeaderMap) -> Response {
+async fn list_rules(State(s): State<Shared>, Extension(caller): Extension<Verdict>) -> Response {
     counted(&s, async {
-        authorize(&s, &headers, Role::Read)?;
+        authorize(caller, Role::Read)?;
         let rules = ops::list_rules(&s.store).await?;
         Ok(ok_json(StatusCode::OK, &json!({ "rules": rules })))
     })
     .await
 }
 
-async fn put_rule(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+async fn put_rule(
+    State(s): State<Shared>,
+    Extension(caller): Extension<Verdict>,
+    body: Bytes,
+) -> Response {
     counted(&s, async {
-        authorize(&s, &headers, Role::Admin)?;
-        let name = ops::put_rule(&s.store, parse_body(&body)?).await?;
+        authorize(caller, Role::Admin)?;
+        let name = ops::put_rule(&s, parse_body(&body)?).await?;
         Ok(ok_json(StatusCode::CREATED, &json!({ "name": name })))
     })
     .await
@@ -144,30 +158,34 @@ async fn put_rule(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> R
 
 async fn delete_rule(
     State(s): State<Shared>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Verdict>,
     Path(name): Path<String>,
 ) -> Response {
     counted(&s, async {
-        authorize(&s, &headers, Role::Admin)?;
-        ops::delete_rule(&s.store, name).await?;
+        authorize(caller, Role::Admin)?;
+        ops::delete_rule(&s, name).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
     })
     .await
 }
 
-async fn list_lists(State(s): State<Shared>, headers: HeaderMap) -> Response {
+async fn list_lists(State(s): State<Shared>, Extension(caller): Extension<Verdict>) -> Response {
     counted(&s, async {
-        authorize(&s, &headers, Role::Read)?;
+        authorize(caller, Role::Read)?;
         let lists = ops::list_lists(&s.store).await?;
         Ok(ok_json(StatusCode::OK, &json!({ "lists": lists })))
     })
     .await
 }
 
-async fn put_list(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+async fn put_list(
+    State(s): State<Shared>,
+    Extension(caller): Extension<Verdict>,
+    body: Bytes,
+) -> Response {
     counted(&s, async {
-        authorize(&s, &headers, Role::Admin)?;
-        let record = ops::put_list(&s.store, &parse_body(&body)?).await?;
+        authorize(caller, Role::Admin)?;
+        let record = ops::put_list(&s, &parse_body(&body)?).await?;
         Ok(ok_json(
             StatusCode::CREATED,
             &json!({"name": record.name, "entries": record.entries, "rejectedLines": record.rejected_lines}),
@@ -178,12 +196,12 @@ async fn put_list(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> R
 
 async fn delete_list(
     State(s): State<Shared>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Verdict>,
     Path(name): Path<String>,
 ) -> Response {
     counted(&s, async {
-        authorize(&s, &headers, Role::Admin)?;
-        ops::delete_list(&s.store, name).await?;
+        authorize(caller, Role::Admin)?;
+        ops::delete_list(&s, name).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
     })
     .await
@@ -219,9 +237,12 @@ pub(super) fn change_lines(s: &ApiState) -> mpsc::Receiver<String> {
     rx
 }
 
-async fn stream_findings(State(s): State<Shared>, headers: HeaderMap) -> Response {
+async fn stream_findings(
+    State(s): State<Shared>,
+    Extension(caller): Extension<Verdict>,
+) -> Response {
     counted(&s, async {
-        authorize(&s, &headers, Role::Read)?;
+        authorize(caller, Role::Read)?;
         let lines = tokio_stream::wrappers::ReceiverStream::new(change_lines(&s));
         let body = Body::from_stream(tokio_stream::StreamExt::map(lines, |mut line| {
             line.push('\n');
@@ -239,14 +260,14 @@ async fn healthz(State(s): State<Shared>) -> Response {
     }
 }
 
-async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> Response {
+async fn metrics(State(s): State<Shared>, Extension(caller): Extension<Verdict>) -> Response {
     counted(&s, async {
-        authorize(&s, &headers, Role::Read)?;
+        authorize(caller, Role::Read)?;
         let mut out = String::with_capacity(4096);
         s.store.metrics().render(&mut out);
         s.metrics.render(&mut out);
-        if let Some(ingest) = &s.ingest_metrics {
-            out.push_str(&ingest.render());
+        for source in &s.sources {
+            source.render_metrics(&mut out);
         }
         Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
     })

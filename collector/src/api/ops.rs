@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::ApiState;
 use crate::store::{
     ArchiveOutcome, FindingDetail, ListQuery, ListRecord, ListSpec, SortAttribute, Store,
     StoreError,
@@ -202,12 +203,49 @@ pub async fn list_rules(store: &Store) -> Result<Vec<Value>, ApiError> {
     Ok(store.read_async(|r| r.rules()).await?)
 }
 
-pub async fn put_rule(store: &Store, body: Value) -> Result<String, ApiError> {
-    Ok(store.put_rule(body).await?)
+// Writes of rules and lists bump the generation once committed, so the running detections
+// rebuild their lists and rules (`crate::pipeline::live`).
+
+/// A rule's top-level members in the API's camelCase (`Name` -> `name`, `FindingCriteria` ->
+/// `findingCriteria`, ...), so rules read back in one spelling whichever one created them. The
+/// criteria inside are kept as given.
+pub fn camel_case_rule(body: Value) -> Value {
+    let Value::Object(object) = body else {
+        return body;
+    };
+    const MEMBERS: [&str; 8] = [
+        "name",
+        "description",
+        "action",
+        "rank",
+        "findingCriteria",
+        "clientToken",
+        "tags",
+        "detectorId",
+    ];
+    Value::Object(
+        object
+            .into_iter()
+            .map(|(k, v)| {
+                let key = MEMBERS
+                    .iter()
+                    .find(|m| m.eq_ignore_ascii_case(&k))
+                    .map_or(k, |m| (*m).to_owned());
+                (key, v)
+            })
+            .collect(),
+    )
 }
 
-pub async fn delete_rule(store: &Store, name: String) -> Result<(), ApiError> {
-    if store.delete_rule(name.clone()).await? {
+pub async fn put_rule(state: &ApiState, body: Value) -> Result<String, ApiError> {
+    let name = state.store.put_rule(camel_case_rule(body)).await?;
+    state.changes.bump();
+    Ok(name)
+}
+
+pub async fn delete_rule(state: &ApiState, name: String) -> Result<(), ApiError> {
+    if state.store.delete_rule(name.clone()).await? {
+        state.changes.bump();
         Ok(())
     } else {
         Err(ApiError::NotFound(format!(
@@ -220,13 +258,16 @@ pub async fn list_lists(store: &Store) -> Result<Vec<ListRecord>, ApiError> {
     Ok(store.read_async(|r| r.lists()).await?)
 }
 
-pub async fn put_list(store: &Store, body: &Value) -> Result<ListRecord, ApiError> {
+pub async fn put_list(state: &ApiState, body: &Value) -> Result<ListRecord, ApiError> {
     let spec = ListSpec::from_json(body)?;
-    Ok(store.put_list(spec).await?)
+    let record = state.store.put_list(spec).await?;
+    state.changes.bump();
+    Ok(record)
 }
 
-pub async fn delete_list(store: &Store, name: String) -> Result<(), ApiError> {
-    if store.delete_list(name.clone()).await? {
+pub async fn delete_list(state: &ApiState, name: String) -> Result<(), ApiError> {
+    if state.store.delete_list(name.clone()).await? {
+        state.changes.bump();
         Ok(())
     } else {
         Err(ApiError::NotFound(format!("no list named {name:?}")))

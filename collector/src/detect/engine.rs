@@ -86,6 +86,13 @@ impl Engine {
         self.aggregator.findings()
     }
 
+    /// Switches to other lists and suppression rules (changed while the engine runs); state and
+    /// findings are kept.
+    pub fn replace_intel(&mut self, intel: IntelIndex, suppression: SuppressionRules) {
+        self.intel = intel;
+        self.suppression = suppression;
+    }
+
     /// Seeds aggregation with stored findings (after a restart), so the same issue keeps its
     /// finding and its count goes on from the stored one.
     pub fn restore(&mut self, findings: impl IntoIterator<Item = Finding>) {

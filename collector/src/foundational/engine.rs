@@ -128,6 +128,13 @@ impl FoundationalEngine {
         }
     }
 
+    /// Switches to other lists and suppression rules (changed while the engine runs); learned
+    /// state, windows and findings are kept.
+    pub fn replace_intel(&mut self, intel: IntelIndex, suppression: SuppressionRules) {
+        self.intel = intel;
+        self.suppression = suppression;
+    }
+
     pub fn stats(&self) -> &EngineStats {
         &self.stats
     }

@@ -62,6 +62,21 @@ impl DevCa {
         self.sign(params)
     }
 
+    /// A query API client's certificate: subject `CN=name, OU=role` and SAN URI `ward:role:ROLE`
+    /// (`role`: `admin` or `read`; see `crate::api::tls`).
+    pub fn api_client(&self, name: &str, role: &str) -> Result<Pem, rcgen::Error> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, name);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationalUnitName, role);
+        params.subject_alt_names = vec![rcgen::SanType::URI(rcgen::string::Ia5String::try_from(
+            format!("ward:role:{role}"),
+        )?)];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.sign(params)
+    }
+
     fn sign(&self, mut params: CertificateParams) -> Result<Pem, rcgen::Error> {
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
@@ -79,6 +94,17 @@ impl DevCa {
 /// Writes `ca.pem` (+ `ca-key.pem`), `collector.pem`/`collector-key.pem` and `<agent>.pem`/
 /// `<agent>-key.pem` for each agent id into `dir`. Keys are written with mode 0600.
 pub fn write_dev_pki(dir: &Path, server_names: &[&str], agents: &[&str]) -> anyhow::Result<()> {
+    write_dev_pki_with_api_clients(dir, server_names, agents, &[])
+}
+
+/// [`write_dev_pki`], plus a query API client certificate `<name>.pem`/`<name>-key.pem` per
+/// `(name, role)` ([`DevCa::api_client`]).
+pub fn write_dev_pki_with_api_clients(
+    dir: &Path,
+    server_names: &[&str],
+    agents: &[&str],
+    api_clients: &[(&str, &str)],
+) -> anyhow::Result<()> {
     use anyhow::Context;
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let ca = DevCa::new("Ward development CA")?;
@@ -89,6 +115,9 @@ pub fn write_dev_pki(dir: &Path, server_names: &[&str], agents: &[&str]) -> anyh
             anyhow::bail!("agent id {a:?} cannot be used as a file name");
         }
         write_pair(dir, a, &ca.agent(a)?)?;
+    }
+    for (name, role) in api_clients {
+        write_pair(dir, name, &ca.api_client(name, role)?)?;
     }
     Ok(())
 }

@@ -238,6 +238,26 @@ pub fn write_scalar(out: &mut String, name: &str, help: &str, kind: &str, value:
     );
 }
 
+/// Appends one labelled counter or gauge family: a `name{label="value"} n` line per series, label
+/// values escaped as the text format requires.
+pub fn write_labelled<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    kind: &str,
+    label: &str,
+    series: impl IntoIterator<Item = (&'a str, u64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (value, n) in series {
+        let value = value
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
+    }
+}
+
 /// Serves `GET /metrics` until the task is dropped: one request per connection, anything else is 404.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
     loop {

@@ -40,6 +40,21 @@ pub use format::BodyFormat;
 pub use stats::{OutputStats, StatsSnapshot};
 pub use worker::RetryPolicy;
 
+/// Every output's counters by name, readable from anywhere.
+pub struct OutputMetrics(Vec<(String, Arc<OutputStats>)>);
+
+impl OutputMetrics {
+    /// Appends the counters in Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        let snapshots: Vec<(String, StatsSnapshot)> = self
+            .0
+            .iter()
+            .map(|(name, stats)| (name.clone(), stats.snapshot()))
+            .collect();
+        stats::render(out, &snapshots);
+    }
+}
+
 /// Whether the detection path created the finding or updated an existing one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeKind {
@@ -190,9 +205,12 @@ impl Outputs {
     /// counts it in `dropped`.
     pub fn publish(&self, change: FindingChange) {
         for r in &self.running {
+            // Counted before sending: the worker may take it off the queue at once.
+            r.stats.add_queued();
             match r.sender.try_send(change.clone()) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => {
+                    r.stats.take_queued();
                     let dropped = r.stats.add_dropped();
                     // Log the first drop and then every 1000th, not one line per finding.
                     if dropped % 1000 == 1 {
@@ -200,6 +218,7 @@ impl Outputs {
                     }
                 }
                 Err(TrySendError::Disconnected(_)) => {
+                    r.stats.take_queued();
                     r.stats.add_dropped();
                 }
             }
@@ -222,6 +241,17 @@ impl Outputs {
     /// The counters in Prometheus text format (`ward_output_*{output="..."}`).
     pub fn prometheus_text(&self) -> String {
         stats::prometheus_text(&self.stats())
+    }
+
+    /// A handle to the counters that outlives moving the outputs to another thread (for
+    /// `/metrics`).
+    pub fn metrics(&self) -> OutputMetrics {
+        OutputMetrics(
+            self.running
+                .iter()
+                .map(|r| (r.name.clone(), r.stats.clone()))
+                .collect(),
+        )
     }
 
     pub fn is_empty(&self) -> bool {

@@ -1,7 +1,8 @@
 //! Counters of one output, updated by its worker and read by anyone (metrics, shutdown summary).
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::ingest::metrics::write_labelled;
 
 #[derive(Debug, Default)]
 pub struct OutputStats {
@@ -11,6 +12,8 @@ pub struct OutputStats {
     dropped: AtomicU64,
     coalesced: AtomicU64,
     archived_skipped: AtomicU64,
+    throttled: AtomicU64,
+    queued: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -28,6 +31,10 @@ pub struct StatsSnapshot {
     pub coalesced: u64,
     /// Changes not sent because the finding was archived.
     pub archived_skipped: u64,
+    /// Updates held for their finding's update interval (sent later, as the latest state).
+    pub throttled: u64,
+    /// Changes waiting in the queue now.
+    pub queued: u64,
 }
 
 impl OutputStats {
@@ -39,6 +46,8 @@ impl OutputStats {
             dropped: self.dropped.load(Relaxed),
             coalesced: self.coalesced.load(Relaxed),
             archived_skipped: self.archived_skipped.load(Relaxed),
+            throttled: self.throttled.load(Relaxed),
+            queued: self.queued.load(Relaxed),
         }
     }
 
@@ -61,56 +70,95 @@ impl OutputStats {
     pub(super) fn add_archived_skipped(&self) {
         self.archived_skipped.fetch_add(1, Relaxed);
     }
+    pub(super) fn add_throttled(&self) {
+        self.throttled.fetch_add(1, Relaxed);
+    }
+    /// A change entered the queue.
+    pub(super) fn add_queued(&self) {
+        self.queued.fetch_add(1, Relaxed);
+    }
+    /// The worker took a change off the queue.
+    pub(super) fn take_queued(&self) {
+        // Never below zero, even if a take is counted before its add.
+        let _ = self
+            .queued
+            .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+    }
 }
 
-/// One counter's name, help text and reader.
-type Metric = (&'static str, &'static str, fn(&StatsSnapshot) -> u64);
+/// One family's name, help text, type and reader.
+type Metric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&StatsSnapshot) -> u64,
+);
 
-/// Prometheus text exposition of every output's counters, one `output` label per output.
-pub fn prometheus_text(outputs: &[(String, StatsSnapshot)]) -> String {
-    let metrics: [Metric; 6] = [
-        ("sent", "Finding states delivered.", |s| s.sent),
+/// Every output's counters in Prometheus text (the shared encoder of `crate::ingest::metrics`),
+/// one `output` label per output: `ward_output_*_total` counters and `ward_output_queued`.
+pub fn render(out: &mut String, outputs: &[(String, StatsSnapshot)]) {
+    let metrics: [Metric; 8] = [
+        ("sent_total", "Finding states delivered.", "counter", |s| {
+            s.sent
+        }),
         (
-            "retried",
+            "retried_total",
             "Sends tried again after a retryable failure.",
+            "counter",
             |s| s.retried,
         ),
         (
-            "dead_lettered",
+            "dead_lettered_total",
             "Finding states written to the dead-letter file.",
+            "counter",
             |s| s.dead_lettered,
         ),
         (
-            "dropped",
+            "dropped_total",
             "Changes dropped because the output queue was full.",
+            "counter",
             |s| s.dropped,
         ),
         (
-            "coalesced",
+            "throttled_total",
+            "Updates held for their finding's update interval.",
+            "counter",
+            |s| s.throttled,
+        ),
+        (
+            "coalesced_total",
             "Pending updates replaced by a later state inside the update interval.",
+            "counter",
             |s| s.coalesced,
         ),
         (
-            "archived_skipped",
+            "archived_skipped_total",
             "Changes not sent because the finding was archived.",
+            "counter",
             |s| s.archived_skipped,
         ),
+        (
+            "queued",
+            "Changes waiting in the output's queue.",
+            "gauge",
+            |s| s.queued,
+        ),
     ];
-    let mut out = String::new();
-    for (name, help, get) in metrics {
-        let _ = writeln!(out, "# HELP ward_output_{name}_total {help}");
-        let _ = writeln!(out, "# TYPE ward_output_{name}_total counter");
-        for (output, snapshot) in outputs {
-            let label = output
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            let _ = writeln!(
-                out,
-                "ward_output_{name}_total{{output=\"{label}\"}} {}",
-                get(snapshot)
-            );
-        }
+    for (name, help, kind, get) in metrics {
+        write_labelled(
+            out,
+            &format!("ward_output_{name}"),
+            help,
+            kind,
+            "output",
+            outputs.iter().map(|(o, s)| (o.as_str(), get(s))),
+        );
     }
+}
+
+/// [`render`] into a new string.
+pub fn prometheus_text(outputs: &[(String, StatsSnapshot)]) -> String {
+    let mut out = String::new();
+    render(&mut out, outputs);
     out
 }

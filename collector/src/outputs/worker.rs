@@ -133,10 +133,15 @@ impl Worker {
     }
 
     fn offer(&mut self, change: FindingChange) {
+        self.stats.take_queued();
         match self.throttle.offer(change, Instant::now()) {
             Decision::Send(finding) => self.deliver(&finding),
-            Decision::Held { replaced: true } => self.stats.add_coalesced(),
-            Decision::Held { replaced: false } => {}
+            Decision::Held { replaced } => {
+                self.stats.add_throttled();
+                if replaced {
+                    self.stats.add_coalesced();
+                }
+            }
             Decision::Archived => self.stats.add_archived_skipped(),
         }
     }

@@ -23,6 +23,8 @@
 pub mod cloud;
 pub mod convert;
 pub mod hosts;
+pub mod live;
+pub mod metrics;
 pub mod state;
 
 use std::collections::HashMap;
@@ -55,9 +57,12 @@ pub struct PipelineConfig {
     pub committed: Arc<Committed>,
     pub hosts: Arc<HostBook>,
     pub state: Box<dyn PipelineState>,
+    /// Lists and suppression rules changed through the API, picked up between batch groups.
+    pub live: Option<live::Follower>,
 }
 
-/// Counters, readable while the pipeline runs.
+/// Counters, readable while the pipeline runs. Batches and events count once the findings they
+/// produced are committed, so a reader that sees them also finds those findings in the store.
 #[derive(Debug, Default)]
 pub struct PipelineStats {
     pub batches: AtomicU64,
@@ -124,6 +129,11 @@ struct Runner {
     /// Findings restored from the state, by agent id, until that agent's engine is built.
     restored: HashMap<String, Vec<Finding>>,
     stats: Arc<PipelineStats>,
+    live: Option<live::Follower>,
+    /// The lists and rules every engine uses since the last change (None: the setup's files).
+    detections: Option<live::Detections>,
+    /// Batches and events processed since the last commit (added to `stats` at the commit).
+    uncommitted: (u64, u64),
 }
 
 impl Runner {
@@ -166,6 +176,9 @@ impl Runner {
             engines: HashMap::new(),
             restored: by_agent,
             stats,
+            live: cfg.live,
+            detections: None,
+            uncommitted: (0, 0),
         })
     }
 
@@ -176,6 +189,7 @@ impl Runner {
             let len = self
                 .committed
                 .wait_beyond(self.reader.offset(), Duration::from_millis(100));
+            self.follow_changes();
             let mut changed: HashMap<String, Finding> = HashMap::new();
             let mut emitted = Vec::new();
             let mut batches = 0;
@@ -193,6 +207,9 @@ impl Runner {
                 let changed: Vec<Finding> = changed.into_values().collect();
                 self.state.commit(self.reader.offset(), &changed)?;
                 self.stats.log_offset.store(self.reader.offset(), Relaxed);
+                let (batches, events) = std::mem::take(&mut self.uncommitted);
+                self.stats.batches.fetch_add(batches, Relaxed);
+                self.stats.events.fetch_add(events, Relaxed);
                 self.stats
                     .finding_changes
                     .fetch_add(emitted.len() as u64, Relaxed);
@@ -203,8 +220,19 @@ impl Runner {
         }
     }
 
+    /// Lists or rules changed through the API: every engine switches to them, once per change.
+    fn follow_changes(&mut self) {
+        let Some(d) = self.live.as_mut().and_then(live::Follower::changed) else {
+            return;
+        };
+        for engine in self.engines.values_mut() {
+            engine.replace_intel(d.intel.clone(), d.suppression.clone());
+        }
+        self.detections = Some(d);
+    }
+
     fn batch(&mut self, b: &StoredBatch, emitted: &mut Vec<Emitted>) {
-        self.stats.batches.fetch_add(1, Relaxed);
+        self.uncommitted.0 += 1;
         let list = match decode_stored(b) {
             Ok(list) => list,
             Err(e) => {
@@ -223,9 +251,7 @@ impl Runner {
                 Err(e) => problems.push((i, e)),
             }
         }
-        self.stats
-            .events
-            .fetch_add((list.events.len() - problems.len()) as u64, Relaxed);
+        self.uncommitted.1 += (list.events.len() - problems.len()) as u64;
         for (i, e) in problems {
             self.problem(format_args!(
                 "agent {:?} batch {} event {i}: {e}",
@@ -282,6 +308,9 @@ impl Runner {
                 );
                 fallback.build().expect("the built-in rules load")
             });
+            if let Some(d) = &self.detections {
+                engine.replace_intel(d.intel.clone(), d.suppression.clone());
+            }
             engine.restore(self.restored.remove(agent_id).unwrap_or_default());
             self.engines.insert(agent_id.to_string(), engine);
         }
