@@ -354,7 +354,7 @@ fn start_cloud_sources(
     live: &Arc<pipeline::live::LiveConfig>,
 ) -> anyhow::Result<Option<pipeline::cloud::CloudHandle>> {
     use clap::Parser;
-    use pipeline::cloud::{self, CloudConfig, FoundationalSink, Location};
+    use pipeline::cloud::{self, CloudConfig, CloudDetections, Location};
     use ward_collector::foundational::scan::DetectionArgs;
     let logs = &args.logs;
     if logs.is_empty() {
@@ -399,8 +399,9 @@ fn start_cloud_sources(
     detection.intel_private_addresses = e.intel_private_addresses;
     detection.account_id.clone_from(&e.account_id);
     detection.detector_id.clone_from(&e.detector_id);
-    let state = args.data_dir.join("foundational-state.json");
-    detection.state = Some(state.clone());
+    // The detectors' state is kept in the store (with the findings and checkpoints it goes
+    // with); an earlier version's state file is imported once.
+    let legacy_state = args.data_dir.join("foundational-state.json");
     let engine = detection
         .engine(Some(region))
         .map_err(|e| anyhow::anyhow!(e))?;
@@ -414,14 +415,12 @@ fn start_cloud_sources(
             poll_every: std::time::Duration::from_secs_f64(args.cloud_poll_secs.max(0.05)),
             settle: std::time::Duration::from_secs(10),
         },
-        Box::new(pipeline::live::FollowingSink {
-            inner: FoundationalSink {
-                engine,
-                store: store.clone(),
-                state,
-            },
-            follower: live.follower(),
-        }),
+        CloudDetections {
+            engine,
+            store: store.clone(),
+            legacy_state: Some(legacy_state),
+            follower: Some(live.follower()),
+        },
     )?;
     Ok(Some(handle))
 }

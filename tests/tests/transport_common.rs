@@ -228,7 +228,19 @@ impl CollectorProcess {
         listen: SocketAddr,
         extra: &[&str],
     ) -> CollectorProcess {
+        Self::start_env(pki_dir, data, listen, extra, &[]).0
+    }
+
+    /// `start_with` plus environment variables; also returns every stderr line as it comes.
+    pub fn start_env(
+        pki_dir: &Path,
+        data: &Path,
+        listen: SocketAddr,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> (CollectorProcess, std::sync::mpsc::Receiver<String>) {
         let mut child = Command::new(ward_tests::workspace_bin("ward-collector"))
+            .envs(env.iter().copied())
             .arg("serve")
             .arg("--listen")
             .arg(listen.to_string())
@@ -246,6 +258,7 @@ impl CollectorProcess {
             .expect("spawn ward-collector serve");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let (lines_tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
@@ -253,6 +266,7 @@ impl CollectorProcess {
                 if let Some(a) = line.strip_prefix("ward-collector: listening on ") {
                     let _ = tx.send(a.trim().to_string());
                 }
+                let _ = lines_tx.send(line);
             }
         });
         let addr = rx
@@ -260,7 +274,7 @@ impl CollectorProcess {
             .expect("collector printed its address")
             .parse()
             .unwrap();
-        CollectorProcess { child, addr }
+        (CollectorProcess { child, addr }, lines)
     }
 
     /// SIGKILL: no shutdown code runs.

@@ -2,9 +2,11 @@
 //!
 //! In a release build of this program (`--inner`), against a fresh database file in a temporary
 //! directory:
-//! * findings written per second through `Store::commit` (upserts with their history row, seven
-//!   indexes, `synchronous = FULL`), in batches; baselines in the same run over the same finding JSON
-//!   and batch size: (1) JSON lines appended to a file with one `fsync` per batch, the floor for
+//! * findings written per second through `Store::commit` (new findings, nine indexes,
+//!   `synchronous = FULL`), in batches, in the order a collector stores them (`updatedAt`
+//!   advancing; `--random-order` for a bulk import in random time order), then updates (a new
+//!   occurrence of a stored finding, its previous version kept in the history); baselines in the
+//!   same run over the same finding JSON and batch size: (1) JSON lines appended to a file with one `fsync` per batch, the floor for
 //!   any durable log of these bytes, and (2) plain SQLite INSERTs of (id, json) into a table
 //!   without indexes, same transaction size and sync mode: the cost of SQLite itself;
 //! * events written per second (batches of events only), against the JSON-lines baseline;
@@ -43,7 +45,15 @@ pub struct Args {
     /// Runs of each query shape.
     #[arg(long, default_value_t = 200)]
     query_runs: usize,
-    /// Directory for the database (default: a new one under the system temp dir).
+    /// Updates (new occurrences of stored findings) in the update-rate measurement.
+    #[arg(long, default_value_t = 100_000)]
+    updates: usize,
+    /// Store the findings with updatedAt in random order instead of the order a collector
+    /// stores them in (time order with jitter): the worst case for the time indexes.
+    #[arg(long)]
+    random_order: bool,
+    /// Directory for the database, kept afterwards for inspection (default: a new one under the
+    /// system temp dir, removed).
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Run the measurement in this process (what the release build is started with).
@@ -65,7 +75,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .args(["--events", &args.events.to_string()])
         .args(["--batch", &args.batch.to_string()])
         .args(["--baseline-rows", &args.baseline_rows.to_string()])
-        .args(["--query-runs", &args.query_runs.to_string()]);
+        .args(["--query-runs", &args.query_runs.to_string()])
+        .args(["--updates", &args.updates.to_string()]);
+    if args.random_order {
+        cmd.arg("--random-order");
+    }
     if let Some(dir) = &args.dir {
         cmd.arg("--dir").arg(dir);
     }
@@ -104,8 +118,16 @@ const T0: i64 = 1_760_000_000_000;
 const SPAN_MS: i64 = 30 * 86_400_000;
 const INSTANCES: u64 = 2000;
 
-fn finding(rng: &mut Rng, i: usize) -> Finding {
-    let updated = T0 + rng.below(SPAN_MS as u64) as i64;
+/// Finding `i` of `total`. With `in_time_order` the findings arrive as a collector stores them:
+/// `updatedAt` advances with `i` across the 30 days (plus up to 10 minutes of jitter: cloud logs
+/// arrive late), `createdAt` up to a day earlier. Otherwise `updatedAt` is uniform over the 30
+/// days in every batch (a bulk import in random order: the worst case for the time indexes).
+fn finding(rng: &mut Rng, i: usize, total: usize, in_time_order: bool) -> Finding {
+    let updated = if in_time_order {
+        T0 + (i as i128 * SPAN_MS as i128 / total.max(1) as i128) as i64 + rng.below(600_000) as i64
+    } else {
+        T0 + rng.below(SPAN_MS as u64) as i64
+    };
     let instance = format!("i-{:017x}", rng.below(INSTANCES));
     let pid = 1000 + rng.below(60_000);
     Finding::from_json_str(
@@ -213,14 +235,21 @@ fn inner(args: &Args) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let result = measure(args, &dir);
-    let _ = std::fs::remove_dir_all(&dir);
+    if args.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     result
 }
 
 fn measure(args: &Args, dir: &Path) -> anyhow::Result<()> {
     println!(
-        "bench store: {} findings, {} events, {} rows per commit, dir {}",
+        "bench store: {} findings ({}), {} events, {} rows per commit, dir {}",
         args.findings,
+        if args.random_order {
+            "updatedAt in random order"
+        } else {
+            "in time order"
+        },
         args.events,
         args.batch,
         dir.display()
@@ -229,7 +258,10 @@ fn measure(args: &Args, dir: &Path) -> anyhow::Result<()> {
     // Baselines on the first rows (rates are per row).
     let mut rng = Rng(SEED);
     let n_base = args.baseline_rows.min(args.findings);
-    let base: Vec<Finding> = (0..n_base).map(|i| finding(&mut rng, i)).collect();
+    let in_time_order = !args.random_order;
+    let base: Vec<Finding> = (0..n_base)
+        .map(|i| finding(&mut rng, i, args.findings, in_time_order))
+        .collect();
     let lines: Vec<String> = base
         .iter()
         .map(|f| serde_json::to_string(f).expect("serialises"))
@@ -256,7 +288,9 @@ fn measure(args: &Args, dir: &Path) -> anyhow::Result<()> {
     let mut stored = 0;
     while stored < args.findings {
         let n = args.batch.min(args.findings - stored);
-        let chunk: Vec<Finding> = (stored..stored + n).map(|i| finding(&mut rng, i)).collect();
+        let chunk: Vec<Finding> = (stored..stored + n)
+            .map(|i| finding(&mut rng, i, args.findings, in_time_order))
+            .collect();
         for f in &chunk {
             serde_json::to_writer(&mut all_lines, f)?;
             all_lines.write_all(b"\n")?;
@@ -277,7 +311,7 @@ fn measure(args: &Args, dir: &Path) -> anyhow::Result<()> {
     drop(all_lines);
     let store_rate = rate(args.findings, committing);
     println!("findings written per second (batches of {}):", args.batch);
-    println!("  store (upsert + history + 7 indexes)    {store_rate:>10.0}/s");
+    println!("  store (new findings, 9 indexes)         {store_rate:>10.0}/s");
     println!(
         "  baseline: plain SQLite INSERT, no index {sqlite_rate:>10.0}/s  (store = {:.2}x)",
         store_rate / sqlite_rate
@@ -286,6 +320,37 @@ fn measure(args: &Args, dir: &Path) -> anyhow::Result<()> {
         "  baseline: JSON lines + fsync per batch  {jsonl_rate:>10.0}/s  (store = {:.2}x)",
         store_rate / jsonl_rate
     );
+
+    // Updates: a new occurrence of stored findings (the oldest first, as a long-running
+    // finding is), each keeping its previous version in the history.
+    let updates = args.updates.min(args.findings);
+    let mut rng = Rng(SEED);
+    let mut updating = Duration::ZERO;
+    let mut done = 0;
+    while done < updates {
+        let n = args.batch.min(updates - done);
+        let chunk: Vec<Finding> = (done..done + n)
+            .map(|i| {
+                let mut f = finding(&mut rng, i, args.findings, in_time_order);
+                f.service.count += 1;
+                f.updated_at = format_millis(T0 + SPAN_MS + i as i64);
+                f
+            })
+            .collect();
+        let started = Instant::now();
+        store.commit(WriteBatch {
+            findings: chunk,
+            ..WriteBatch::default()
+        })?;
+        updating += started.elapsed();
+        done += n;
+    }
+    if updates > 0 {
+        let update_rate = rate(updates, updating);
+        println!(
+            "  store (updates: new occurrence + history) {update_rate:>8.0}/s  ({updates} updates)"
+        );
+    }
 
     // Events.
     let events: Vec<StoredEvent> = (0..args.events).map(event).collect();
@@ -351,6 +416,72 @@ fn measure(args: &Args, dir: &Path) -> anyhow::Result<()> {
             second_page: false,
         },
         Shape {
+            name: "no filter (console default), by updatedAt DESC",
+            criterion: json!({}),
+            sort: SortAttribute::UpdatedAt,
+            descending: true,
+            second_page: false,
+        },
+        Shape {
+            name: "type = NewBinaryExecuted, by updatedAt DESC",
+            criterion: json!({"type": {"eq": ["Execution:Runtime/NewBinaryExecuted"]}}),
+            sort: SortAttribute::UpdatedAt,
+            descending: true,
+            second_page: false,
+        },
+        Shape {
+            name: "active, by severity DESC, page 2",
+            criterion: json!({"service.archived": {"eq": ["false"]}}),
+            sort: SortAttribute::Severity,
+            descending: true,
+            second_page: true,
+        },
+        Shape {
+            name: "archived, by updatedAt DESC",
+            criterion: json!({"service.archived": {"eq": ["true"]}}),
+            sort: SortAttribute::UpdatedAt,
+            descending: true,
+            second_page: false,
+        },
+        Shape {
+            name: "one instance, last 7 days, by updatedAt DESC",
+            criterion: json!({"resource.instanceDetails.instanceId": {"eq": [instance]},
+                "updatedAt": {"gte": T0 + SPAN_MS - 7 * day}}),
+            sort: SortAttribute::UpdatedAt,
+            descending: true,
+            second_page: false,
+        },
+        Shape {
+            name: "one instance, by severity DESC",
+            criterion: json!({"resource.instanceDetails.instanceId": {"eq": [instance]}}),
+            sort: SortAttribute::Severity,
+            descending: true,
+            second_page: false,
+        },
+        Shape {
+            name: "severity >= 7, active, last 7 days, by createdAt DESC",
+            criterion: json!({"severity": {"gte": 7}, "service.archived": {"eq": ["false"]},
+                "updatedAt": {"gte": T0 + SPAN_MS - 7 * day}}),
+            sort: SortAttribute::CreatedAt,
+            descending: true,
+            second_page: false,
+        },
+        Shape {
+            name: "type = ReverseShell, high severity, by count DESC",
+            criterion: json!({"type": {"eq": ["Execution:Runtime/ReverseShell"]},
+                "severity": {"gte": 7}}),
+            sort: SortAttribute::Count,
+            descending: true,
+            second_page: false,
+        },
+        Shape {
+            name: "two types, by type ASC, page 2",
+            criterion: json!({"type": {"eq": ["Recon:EC2/Portscan", "UnauthorizedAccess:EC2/SSHBruteForce"]}}),
+            sort: SortAttribute::Type,
+            descending: false,
+            second_page: true,
+        },
+        Shape {
             name: "severity >= 7 + JSON-only field (ruleId), by updatedAt DESC",
             criterion: json!({"severity": {"gte": 7}, "service.additionalInfo.ward.ruleId": {"eq": ["ward.c2.dns"]}}),
             sort: SortAttribute::UpdatedAt,
@@ -364,16 +495,23 @@ fn measure(args: &Args, dir: &Path) -> anyhow::Result<()> {
     );
     let mut all = Vec::new();
     for shape in &shapes {
-        let criteria = FindingCriteria::from_json(&json!({ "criterion": shape.criterion }))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let criteria = if shape.criterion.as_object().is_some_and(|o| o.is_empty()) {
+            None
+        } else {
+            Some(
+                FindingCriteria::from_json(&json!({ "criterion": shape.criterion }))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            )
+        };
         let base = ListQuery {
-            criteria: Some(criteria),
+            criteria,
             criteria_text: shape.criterion.to_string(),
             sort: shape.sort,
             descending: shape.descending,
             max_results: 50,
             next_token: None,
         };
+        let plan = store.read(|r| r.explain_list(&base))?;
         let token = if shape.second_page {
             store.read(|r| r.list_findings(&base))?.next_token
         } else {
@@ -399,6 +537,7 @@ fn measure(args: &Args, dir: &Path) -> anyhow::Result<()> {
             ms(percentile(&times, 0.99)),
             returned
         );
+        println!("      plan: {plan}");
         all.extend(times);
     }
     all.sort();

@@ -279,6 +279,26 @@ impl FoundationalEngine {
         }
     }
 
+    /// Seeds aggregation with stored findings (after a restart), each under its account and
+    /// Region, so an issue keeps its finding and its count goes on from the stored one.
+    pub fn restore_findings(&mut self, findings: impl IntoIterator<Item = Finding>) {
+        let d = self.options.default_scope.clone();
+        for f in findings {
+            let account = non_empty_or(&f.account_id, &d.account_id);
+            let region = non_empty_or(&f.region, &d.region);
+            self.aggregators
+                .entry((account.clone(), region.clone()))
+                .or_insert_with(|| {
+                    Aggregator::new(Scope {
+                        account_id: account,
+                        region,
+                        ..d.clone()
+                    })
+                })
+                .restore([f]);
+        }
+    }
+
     /// The watermark and every detector's learned state.
     pub fn save_state(&self) -> Value {
         let detectors: serde_json::Map<String, Value> = self

@@ -51,8 +51,9 @@ pub struct S3Args {
     /// SQS endpoint (default: the queue URL's host).
     #[arg(long, value_name = "URL")]
     pub sqs_endpoint: Option<String>,
-    /// Checkpoint journal: objects recorded there are not read again (`serve` default:
-    /// DATA_DIR/cloud-logs.checkpoint; `scan`: none, for s3:// sources only).
+    /// Checkpoint journal: objects recorded there are not read again (`scan`: none by default,
+    /// for s3:// sources only). `serve` keeps its checkpoint in the findings store and only
+    /// imports this journal once (default DATA_DIR/cloud-logs.checkpoint).
     #[arg(long, value_name = "PATH")]
     pub checkpoint: Option<PathBuf>,
 }

@@ -1,7 +1,9 @@
 //! Which objects have been fully processed, so that a restarted collector neither re-reads nor
 //! skips an object.
 //!
-//! Stored as an append-only journal (one JSON line per completed object, fsynced) rather than a
+//! `serve` keeps completions in its findings store instead ([`Checkpoint::with_log`]), committed
+//! with the object's findings. `scan --checkpoint` uses the journal:
+//! stored as an append-only journal (one JSON line per completed object, fsynced) rather than a
 //! rewritten snapshot: recording a completion is O(1) however many objects a bucket or directory
 //! holds. A line cut short by a crash is ignored on load (that object is then read again:
 //! delivery is at-least-once for the single object in flight when the process died).
@@ -30,9 +32,28 @@ struct Entry {
     version: ObjectVersion,
 }
 
+/// Where completions are made durable other than the journal file: `serve` records them in its
+/// findings store, in the same transaction as the findings the object produced
+/// (`crate::pipeline::cloud`).
+pub trait CompletionLog: Send {
+    /// Records that the object has been fully processed; durable when this returns, or by the
+    /// time the implementation's next commit returns.
+    fn record(
+        &mut self,
+        source: SourceKind,
+        object: &str,
+        version: &ObjectVersion,
+    ) -> io::Result<()>;
+}
+
+enum Backend {
+    Journal(File),
+    Log(Box<dyn CompletionLog>),
+}
+
 pub struct Checkpoint {
     path: PathBuf,
-    journal: File,
+    backend: Backend,
     done: HashMap<(SourceKind, String), ObjectVersion>,
 }
 
@@ -79,9 +100,28 @@ impl Checkpoint {
         }
         Ok(Checkpoint {
             path: path.to_owned(),
-            journal,
+            backend: Backend::Journal(journal),
             done,
         })
+    }
+
+    /// A checkpoint that starts from `done` and records completions in `log` (no journal file;
+    /// `path` names where it lives, for messages).
+    pub fn with_log(
+        path: PathBuf,
+        done: impl IntoIterator<Item = (SourceKind, String, ObjectVersion)>,
+        log: Box<dyn CompletionLog>,
+    ) -> Checkpoint {
+        Checkpoint {
+            path,
+            backend: Backend::Log(log),
+            done: done.into_iter().map(|(s, o, v)| ((s, o), v)).collect(),
+        }
+    }
+
+    /// Every completed object with its version (in no particular order).
+    pub fn completed(&self) -> impl Iterator<Item = (SourceKind, &str, &ObjectVersion)> {
+        self.done.iter().map(|((s, o), v)| (*s, o.as_str(), v))
     }
 
     pub fn path(&self) -> &Path {
@@ -93,13 +133,22 @@ impl Checkpoint {
         self.done.get(&(source, object.to_owned())) == Some(version)
     }
 
-    /// Records that the object has been fully processed (durable when this returns).
+    /// Records that the object has been fully processed (durable when this returns; with a
+    /// [`CompletionLog`], as that log says).
     pub fn mark_done(
         &mut self,
         source: SourceKind,
         object: &str,
         version: ObjectVersion,
     ) -> io::Result<()> {
+        let journal = match &mut self.backend {
+            Backend::Journal(file) => file,
+            Backend::Log(log) => {
+                log.record(source, object, &version)?;
+                self.done.insert((source, object.to_owned()), version);
+                return Ok(());
+            }
+        };
         let e = Entry {
             source: source.name().to_owned(),
             object: object.to_owned(),
@@ -107,8 +156,8 @@ impl Checkpoint {
         };
         let mut line = serde_json::to_vec(&e).map_err(io::Error::other)?;
         line.push(b'\n');
-        self.journal.write_all(&line)?;
-        self.journal.sync_data()?;
+        journal.write_all(&line)?;
+        journal.sync_data()?;
         self.done.insert((source, e.object), e.version);
         Ok(())
     }

@@ -2,32 +2,51 @@
 //! continuously with the same readers as `scan` (`crate::logs`): directories watched for new
 //! files, S3 prefixes listed, or the objects S3 event notifications announce on an SQS queue.
 //!
-//! One thread polls every source in turn, then waits. What has been read is recorded in a
-//! checkpoint journal (`crate::logs::checkpoint`) after the sink has received every record of an
-//! object, so a restart neither reads an object again nor skips one. Records go to the sink the
-//! caller gives ([`FoundationalSink`]: the foundational detections); every poll that read something
-//! is logged with its counts.
+//! One thread polls every source in turn, then waits. Records go through the foundational
+//! detections ([`CloudDetections`]); every poll that read something is logged with its counts.
 //!
-//! Cloud-log findings are committed to the findings store as they are raised, before the object's
-//! checkpoint. The checkpoint journal and the detectors' state are not (yet) in the same
-//! transaction: a crash after an object's findings were stored and before its checkpoint reads the
-//! object again (its findings then count twice), and the detectors' state is saved at stop only.
+//! Exactly once across a crash: which objects are done (the checkpoint), the findings they
+//! produced and the detectors' learned state are committed to the findings store in one
+//! transaction ([`crate::store::WriteBatch`]). Objects are grouped: a commit follows at most
+//! [`GROUP_OBJECTS`] completed objects or [`GROUP_DELAY`] after the first, and the end of every
+//! source's poll. After `kill -9`, the objects of an uncommitted group are read again from the
+//! committed state (findings restored into aggregation, detectors' state as committed with
+//! them), so each record counts once. Checkpoint journals and state files of earlier versions
+//! are imported into the store on first start; the store is the truth from then on.
 
+use std::collections::HashMap;
 use std::io;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
+
 use crate::event::{Event, SourceKind};
+use crate::findings::Finding;
 use crate::foundational::engine::FoundationalEngine;
-use crate::logs::checkpoint::Checkpoint;
+use crate::logs::checkpoint::{Checkpoint, CompletionLog, ObjectVersion};
 use crate::logs::dirsource::DirSource;
 use crate::logs::s3::sqs::{SqsClient, SqsSource};
 use crate::logs::s3::{AwsConfig, S3Location, S3Source};
 use crate::logs::{Counts, Problem, ReadOptions, Sink};
-use crate::store::{Store, WriteBatch};
+use crate::store::{ListQuery, Store, StoreError, WriteBatch};
+use crate::suppression::Emitted;
+
+use super::live::Follower;
+
+/// Completed objects committed together, at most.
+pub const GROUP_OBJECTS: usize = 64;
+/// Longest a completed object waits for the commit of its group.
+pub const GROUP_DELAY: Duration = Duration::from_secs(1);
+/// Store checkpoint names: `cloud:<source>:<object>` for each completed object.
+const CHECKPOINT_PREFIX: &str = "cloud:";
+/// Store checkpoint saying the journal file of an earlier version was imported.
+pub const JOURNAL_IMPORTED: &str = "cloud-import:journal";
+/// Store detector-state name of the foundational detections.
+pub const STATE_NAME: &str = "foundational";
 
 /// Where one source's logs are.
 #[derive(Debug, Clone)]
@@ -54,7 +73,8 @@ pub struct CloudConfig {
     pub aws: Option<AwsConfig>,
     /// Read the S3 locations as announced on this queue instead of listing them.
     pub sqs_queue: Option<String>,
-    /// The checkpoint journal.
+    /// The checkpoint journal of an earlier version: imported into the store on first start,
+    /// then no longer read or written.
     pub checkpoint: PathBuf,
     /// Pause between two passes over every source.
     pub poll_every: Duration,
@@ -71,6 +91,13 @@ pub struct CloudStats {
     pub malformed: AtomicU64,
     /// Passes over every source completed.
     pub passes: AtomicU64,
+    /// Store commits of (objects' checkpoints, their findings, detector state).
+    pub commits: AtomicU64,
+    /// Time spent in those commits, and the part of it spent saving the detectors' state (µs).
+    pub commit_micros: AtomicU64,
+    pub state_micros: AtomicU64,
+    /// Size of the detector state last committed (bytes of JSON).
+    pub state_bytes: AtomicU64,
 }
 
 pub struct CloudHandle {
@@ -92,11 +119,17 @@ enum Polled {
     S3(S3Source),
 }
 
-/// Opens the checkpoint and the S3/SQS clients (errors name the flag's value), then polls on a
-/// thread of its own, handing records to `sink`.
-pub fn start(cfg: CloudConfig, sink: Box<dyn Sink + Send>) -> io::Result<CloudHandle> {
-    let mut checkpoint = Checkpoint::open(&cfg.checkpoint)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", cfg.checkpoint.display())))?;
+/// Resumes from the store (importing an earlier version's journal and state file once), opens
+/// the S3/SQS clients (errors name the flag's value), then polls on a thread of its own.
+pub fn start(cfg: CloudConfig, detections: CloudDetections) -> io::Result<CloudHandle> {
+    let CloudDetections {
+        mut engine,
+        store,
+        legacy_state,
+        follower,
+    } = detections;
+    let done = resume_checkpoints(&store, &cfg.checkpoint)?;
+    restore_engine(&mut engine, &store, legacy_state.as_deref())?;
     let s3_routes: Vec<(SourceKind, S3Location)> = cfg
         .sources
         .iter()
@@ -150,11 +183,31 @@ pub fn start(cfg: CloudConfig, sink: Box<dyn Sink + Send>) -> io::Result<CloudHa
     let stats = Arc::new(CloudStats::default());
     let stop = Arc::new(AtomicBool::new(false));
     let (st, halt) = (stats.clone(), stop.clone());
+    let group = Arc::new(Mutex::new(Uncommitted {
+        engine,
+        follower,
+        store: store.clone(),
+        findings: Vec::new(),
+        positions: HashMap::new(),
+        checkpoints: Vec::new(),
+        first_done: None,
+        stats: stats.clone(),
+    }));
+    let mut checkpoint = Checkpoint::with_log(
+        store.path().to_owned(),
+        done,
+        Box::new(StoreLog {
+            group: group.clone(),
+        }),
+    );
     let mut sink = CountingSink {
-        inner: sink,
+        inner: Box::new(DetectionSink {
+            group: group.clone(),
+        }),
         stats: stats.clone(),
         logged: 0,
     };
+    let commit = move || lock(&group).commit();
     let thread = std::thread::Builder::new()
         .name("ward-cloud-logs".into())
         .spawn(move || {
@@ -176,6 +229,7 @@ pub fn start(cfg: CloudConfig, sink: Box<dyn Sink + Send>) -> io::Result<CloudHa
                         ),
                     };
                     report(&name, result, &st);
+                    commit();
                 }
                 if let Some(q) = &mut sqs {
                     let before = total(q);
@@ -195,6 +249,7 @@ pub fn start(cfg: CloudConfig, sink: Box<dyn Sink + Send>) -> io::Result<CloudHa
                         Ok(difference(after, before)),
                         &st,
                     );
+                    commit();
                 }
                 st.passes.fetch_add(1, Relaxed);
                 let until = Instant::now() + cfg.poll_every;
@@ -202,6 +257,8 @@ pub fn start(cfg: CloudConfig, sink: Box<dyn Sink + Send>) -> io::Result<CloudHa
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
+            // The object being read when stop was asked has completed: commit its group.
+            commit();
         })?;
     Ok(CloudHandle {
         stats,
@@ -278,39 +335,336 @@ impl Sink for CountingSink {
     }
 }
 
-/// Cloud-log records into the foundational detections; their findings are committed to the
-/// findings store (whose committed changes feed the outputs). The detectors' state (baselines,
-/// watermark) is saved when the sources stop.
-pub struct FoundationalSink {
+/// The foundational detections of `serve` and where their results go.
+pub struct CloudDetections {
     pub engine: FoundationalEngine,
     pub store: Store,
-    /// Where the state is saved.
-    pub state: PathBuf,
+    /// The state file of an earlier version (`foundational-state.json`): imported when the store
+    /// has no detector state yet.
+    pub legacy_state: Option<PathBuf>,
+    /// Lists and rules changed through the API, switched to before the next record.
+    pub follower: Option<Follower>,
 }
 
-impl Sink for FoundationalSink {
-    fn event(&mut self, event: &Event<'_>) {
-        let emitted = self.engine.process(event);
-        if emitted.is_empty() {
+fn store_error(e: StoreError) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+fn checkpoint_name(source: SourceKind, object: &str) -> String {
+    format!("{CHECKPOINT_PREFIX}{}:{object}", source.name())
+}
+
+fn parse_checkpoint(name: &str, value: &Value) -> Option<(SourceKind, String, ObjectVersion)> {
+    let (source, object) = name.strip_prefix(CHECKPOINT_PREFIX)?.split_once(':')?;
+    let source = SourceKind::ALL.into_iter().find(|s| s.name() == source)?;
+    let version = serde_json::from_value(value.clone()).ok()?;
+    Some((source, object.to_owned(), version))
+}
+
+/// The completed objects as committed in the store, after importing `journal` (an earlier
+/// version's checkpoint file) if that was never done.
+fn resume_checkpoints(
+    store: &Store,
+    journal: &Path,
+) -> io::Result<Vec<(SourceKind, String, ObjectVersion)>> {
+    let imported = store
+        .read(|r| r.checkpoint(JOURNAL_IMPORTED))
+        .map_err(store_error)?;
+    if imported.is_none() && journal.exists() {
+        let old = Checkpoint::open(journal)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", journal.display())))?;
+        let mut checkpoints: Vec<(String, Value)> = old
+            .completed()
+            .map(|(source, object, version)| (checkpoint_name(source, object), json!(version)))
+            .collect();
+        let objects = checkpoints.len();
+        checkpoints.push((
+            JOURNAL_IMPORTED.into(),
+            json!({"path": journal.display().to_string(), "objects": objects}),
+        ));
+        store
+            .commit(WriteBatch {
+                checkpoints,
+                ..WriteBatch::default()
+            })
+            .map_err(store_error)?;
+        tracing::info!(
+            "cloud logs: imported {objects} completed objects from {} into the store (the file is no longer used)",
+            journal.display()
+        );
+    }
+    let rows = store
+        .read(|r| r.checkpoints_under(CHECKPOINT_PREFIX))
+        .map_err(store_error)?;
+    rows.into_iter()
+        .map(|(name, value)| {
+            parse_checkpoint(&name, &value).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{}: checkpoint {name:?} is not a cloud-log object version: {value}",
+                        store.path().display()
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The detectors' state as last committed (or an earlier version's state file), and the
+/// stored cloud-log findings back into aggregation.
+fn restore_engine(
+    engine: &mut FoundationalEngine,
+    store: &Store,
+    legacy_state: Option<&Path>,
+) -> io::Result<()> {
+    let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+    match store
+        .read(|r| r.detector_state(STATE_NAME))
+        .map_err(store_error)?
+    {
+        Some(state) => engine.restore_state(state).map_err(|e| {
+            bad(format!(
+                "{}: detector state {STATE_NAME:?}: {e}",
+                store.path().display()
+            ))
+        })?,
+        None => {
+            if let Some(path) = legacy_state.filter(|p| p.exists()) {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+                let state: Value = serde_json::from_str(&text)
+                    .map_err(|e| bad(format!("{}: {e}", path.display())))?;
+                engine
+                    .restore_state(state)
+                    .map_err(|e| bad(format!("{}: {e}", path.display())))?;
+                tracing::info!(
+                    "cloud logs: detector state imported from {} (kept in the store from now on)",
+                    path.display()
+                );
+            }
+        }
+    }
+    // Runtime findings (they name the agent) belong to the agent pipeline's engines.
+    let mut findings = Vec::new();
+    let mut query = ListQuery {
+        max_results: 1000,
+        ..ListQuery::default()
+    };
+    loop {
+        let page = store
+            .read(|r| r.list_findings(&query))
+            .map_err(store_error)?;
+        for raw in page.findings {
+            let f = Finding::from_json_str(raw.get())
+                .map_err(|e| bad(format!("{}: stored finding: {e}", store.path().display())))?;
+            if f.service.ward_details().and_then(|w| w.agent_id).is_none() {
+                findings.push(f);
+            }
+        }
+        match page.next_token {
+            Some(t) => query.next_token = Some(t),
+            None => break,
+        }
+    }
+    engine.restore_findings(findings);
+    Ok(())
+}
+
+fn lock(group: &Mutex<Uncommitted>) -> std::sync::MutexGuard<'_, Uncommitted> {
+    // Only the cloud-log thread takes it; a panic there ends the thread anyway.
+    group
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What the cloud-log thread has processed since its last commit: the detections (their state
+/// moves with every record), the findings they emitted (latest version of each) and the
+/// objects completed.
+struct Uncommitted {
+    engine: FoundationalEngine,
+    follower: Option<Follower>,
+    store: Store,
+    findings: Vec<Finding>,
+    /// Finding id -> index in `findings`.
+    positions: HashMap<String, usize>,
+    checkpoints: Vec<(String, Value)>,
+    /// When the first object of this group completed.
+    first_done: Option<Instant>,
+    stats: Arc<CloudStats>,
+}
+
+impl Uncommitted {
+    fn add(&mut self, emitted: Vec<Emitted>) {
+        for e in emitted {
+            match self.positions.get(&e.finding.id) {
+                Some(&i) => self.findings[i] = e.finding,
+                None => {
+                    self.positions
+                        .insert(e.finding.id.clone(), self.findings.len());
+                    self.findings.push(e.finding);
+                }
+            }
+        }
+    }
+
+    fn due(&self) -> bool {
+        self.checkpoints.len() >= GROUP_OBJECTS
+            || self.first_done.is_some_and(|t| t.elapsed() >= GROUP_DELAY)
+    }
+
+    /// Commits the group (findings, checkpoints, detector state) in one transaction. On failure
+    /// everything stays pending for the next commit: nothing is marked done that is not stored,
+    /// and a crash meanwhile reads those objects again.
+    fn commit(&mut self) {
+        if self.checkpoints.is_empty() && self.findings.is_empty() {
             return;
         }
+        let started = Instant::now();
+        let state = self.engine.save_state();
+        let state_time = started.elapsed();
+        let state_bytes = state.to_string().len();
         let batch = WriteBatch {
-            findings: emitted.into_iter().map(|e| e.finding).collect(),
+            findings: self.findings.clone(),
+            checkpoints: self.checkpoints.clone(),
+            detector_state: vec![(STATE_NAME.into(), state)],
             ..WriteBatch::default()
         };
-        if let Err(e) = self.store.commit(batch) {
-            tracing::error!("storing cloud-log findings: {e}");
+        match self.store.commit(batch) {
+            Ok(_) => {
+                // Tests follow commits on this line (RUST_LOG=ward_collector::pipeline::cloud=debug).
+                tracing::debug!(
+                    "cloud logs: committed {} objects, {} findings, detector state of {state_bytes} bytes",
+                    self.checkpoints.len(),
+                    self.findings.len()
+                );
+                self.findings.clear();
+                self.positions.clear();
+                self.checkpoints.clear();
+                self.first_done = None;
+                let s = &self.stats;
+                s.commits.fetch_add(1, Relaxed);
+                s.commit_micros
+                    .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+                s.state_micros
+                    .fetch_add(state_time.as_micros() as u64, Relaxed);
+                s.state_bytes.store(state_bytes as u64, Relaxed);
+            }
+            Err(e) => tracing::error!(
+                "cloud logs: committing {} objects and {} findings: {e} (kept, retried with the next commit)",
+                self.checkpoints.len(),
+                self.findings.len()
+            ),
         }
     }
 }
 
-impl Drop for FoundationalSink {
-    fn drop(&mut self) {
-        if let Err(e) = crate::foundational::scan::save_state(&self.engine, &self.state) {
-            tracing::error!(
-                "saving the foundational detectors' state to {}: {e}",
-                self.state.display()
-            );
+/// Cloud-log records into the foundational detections; their findings wait for the commit of
+/// the objects they came from.
+struct DetectionSink {
+    group: Arc<Mutex<Uncommitted>>,
+}
+
+impl Sink for DetectionSink {
+    fn event(&mut self, event: &Event<'_>) {
+        let mut group = lock(&self.group);
+        if let Some(d) = group.follower.as_mut().and_then(Follower::changed) {
+            group.engine.replace_intel(d.intel, d.suppression);
         }
+        let emitted = group.engine.process(event);
+        if !emitted.is_empty() {
+            group.add(emitted);
+        }
+    }
+}
+
+/// Completed objects into the store, with the findings and state of their group.
+struct StoreLog {
+    group: Arc<Mutex<Uncommitted>>,
+}
+
+impl CompletionLog for StoreLog {
+    fn record(
+        &mut self,
+        source: SourceKind,
+        object: &str,
+        version: &ObjectVersion,
+    ) -> io::Result<()> {
+        let mut group = lock(&self.group);
+        group
+            .checkpoints
+            .push((checkpoint_name(source, object), json!(version)));
+        group.first_done.get_or_insert_with(Instant::now);
+        if group.due() {
+            group.commit();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreConfig;
+
+    #[test]
+    fn the_journal_is_imported_once_then_the_store_is_the_truth() {
+        let dir = std::env::temp_dir().join(format!("ward-cloud-import-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let journal = dir.join("cloud-logs.checkpoint");
+        let v = |size| ObjectVersion {
+            size,
+            tag: Some(format!("etag-{size}")),
+        };
+        {
+            let mut old = Checkpoint::open(&journal).unwrap();
+            old.mark_done(SourceKind::CloudTrail, "s3://b/AWSLogs/a.json.gz", v(10))
+                .unwrap();
+            // A ':' in the object name survives the store's `cloud:<source>:<object>` names.
+            old.mark_done(SourceKind::VpcFlow, "/logs/flow:1.log", v(20))
+                .unwrap();
+        }
+        let store = Store::open(&dir.join("ward.db"), StoreConfig::default()).unwrap();
+        let mut done = resume_checkpoints(&store, &journal).unwrap();
+        done.sort_by(|a, b| a.1.cmp(&b.1));
+        assert_eq!(
+            done,
+            vec![
+                (SourceKind::VpcFlow, "/logs/flow:1.log".to_string(), v(20)),
+                (
+                    SourceKind::CloudTrail,
+                    "s3://b/AWSLogs/a.json.gz".to_string(),
+                    v(10)
+                ),
+            ]
+        );
+        let marker = store
+            .read(|r| r.checkpoint(JOURNAL_IMPORTED))
+            .unwrap()
+            .unwrap();
+        assert_eq!(marker["objects"], 2);
+        // Written to the journal after the import: the store is the truth, it is not read again.
+        Checkpoint::open(&journal)
+            .unwrap()
+            .mark_done(SourceKind::Dns, "/dns/late.log", v(1))
+            .unwrap();
+        assert_eq!(resume_checkpoints(&store, &journal).unwrap().len(), 2);
+        // A damaged row is named, not skipped.
+        store
+            .commit(WriteBatch {
+                checkpoints: vec![("cloud:nosuchsource:/x".into(), json!({"size": 1}))],
+                ..WriteBatch::default()
+            })
+            .unwrap();
+        let err = resume_checkpoints(&store, &journal)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ward.db") && err.contains("cloud:nosuchsource:/x"),
+            "{err}"
+        );
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

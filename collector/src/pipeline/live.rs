@@ -198,26 +198,8 @@ impl Follower {
     }
 }
 
-/// The cloud-log detections' sink, switching to changed lists and rules before the next record.
-pub struct FollowingSink {
-    pub inner: super::cloud::FoundationalSink,
-    pub follower: Follower,
-}
-
-impl crate::logs::Sink for FollowingSink {
-    fn event(&mut self, event: &crate::event::Event<'_>) {
-        if let Some(d) = self.follower.changed() {
-            self.inner.engine.replace_intel(d.intel, d.suppression);
-        }
-        self.inner.event(event);
-    }
-    fn malformed(&mut self, p: &crate::logs::Problem<'_>) {
-        self.inner.malformed(p);
-    }
-    fn skipped(&mut self, p: &crate::logs::Problem<'_>) {
-        self.inner.skipped(p);
-    }
-}
+// The cloud-log detections switch to changed lists and rules before the next record in
+// `super::cloud` (their sink holds a `Follower`).
 
 /// Installs the rules of `--suppression` files into the store (created, or replaced by name), so
 /// that the store's check as findings are stored applies them like rules created through the API.

@@ -6,8 +6,11 @@
 //! that cannot be said exactly in SQL is left out of the SQL and the whole criteria is evaluated on
 //! every candidate row, so the result is always what the reference semantics give.
 //!
-//! Paging is keyset: a page ends at (sort value, id) of its last finding, and the next page starts
-//! after it. Inserting findings while a client pages never shifts pages (unlike OFFSET).
+//! Paging is keyset: a page ends at (sort value, storage sequence) of its last finding, and the next
+//! page starts after it. Findings with equal sort values come in storage order (oldest first when
+//! ascending, newest first when descending). Inserting findings while a client pages never shifts
+//! pages (unlike OFFSET). Which index a list walks is chosen here, not by SQLite
+//! ([`choose_index`]).
 
 use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;
@@ -93,7 +96,8 @@ pub struct Page {
 struct Token {
     /// Sort value of the last finding returned (number or text).
     v: serde_json::Value,
-    i: String,
+    /// Its storage sequence: the tiebreak between equal sort values.
+    s: i64,
     /// Fingerprint of criteria + sort, so a token is not replayed against another query.
     f: String,
 }
@@ -124,9 +128,20 @@ fn decode_token(text: &str) -> Option<Token> {
 
 /// SQL conditions for the criteria and whether they are exactly the criteria.
 struct SqlFilter {
-    clauses: Vec<String>,
-    params: Vec<SqlValue>,
+    clauses: Vec<Clause>,
     exact: bool,
+}
+
+/// One condition, with the index that can seek to the rows it selects, if any.
+struct Clause {
+    sql: String,
+    params: Vec<SqlValue>,
+    /// An index whose leading column this condition constrains (positive tests only: a negated
+    /// test selects almost everything and cannot seek).
+    seek: Option<&'static str>,
+    /// The column it pins to one value (`type`, `instance_id`, `archived`), for the composite
+    /// "value, newest first" indexes.
+    pins: Option<&'static str>,
 }
 
 #[derive(Clone, Copy)]
@@ -152,6 +167,21 @@ fn indexed_column(path: &str) -> Option<Column> {
         "service.archived" => Column::Archived,
         "service.count" => Column::Count,
         _ => return None,
+    })
+}
+
+/// The index led by this column (see `schema.rs`, v3).
+fn seek_index(column: Column) -> Option<&'static str> {
+    Some(match column {
+        Column::Text("id") => "findings_id",
+        Column::Text("type") => "findings_type",
+        Column::Text("instance_id") => "findings_instance_updated",
+        Column::Text(_) => return None,
+        Column::Severity => "findings_severity",
+        Column::Millis("created_at_ms") => "findings_created",
+        Column::Millis(_) => "findings_updated",
+        Column::Archived => "findings_archived_updated",
+        Column::Count => "findings_count",
     })
 }
 
@@ -310,7 +340,6 @@ fn push_down(column: Column, test: &Test, params: &mut Vec<SqlValue>) -> Option<
 fn sql_filter(criteria: Option<&FindingCriteria>) -> SqlFilter {
     let mut filter = SqlFilter {
         clauses: Vec::new(),
-        params: Vec::new(),
         exact: true,
     };
     let Some(criteria) = criteria else {
@@ -322,13 +351,101 @@ fn sql_filter(criteria: Option<&FindingCriteria>) -> SqlFilter {
             continue;
         };
         for test in tests {
-            match push_down(column, test, &mut filter.params) {
-                Some(clause) => filter.clauses.push(clause),
-                None => filter.exact = false,
-            }
+            let mut params = Vec::new();
+            let Some(sql) = push_down(column, test, &mut params) else {
+                filter.exact = false;
+                continue;
+            };
+            let positive = matches!(test, Test::EqualsAny(_) | Test::Compare(..));
+            let pins = match (column, test) {
+                (Column::Text(col @ ("type" | "instance_id")), Test::EqualsAny(values))
+                    if values.len() == 1 =>
+                {
+                    Some(col)
+                }
+                (Column::Archived, Test::EqualsAny(values))
+                    if values.len() == 1 && matches!(values[0].as_str(), "true" | "false") =>
+                {
+                    Some("archived")
+                }
+                _ => None,
+            };
+            filter.clauses.push(Clause {
+                sql,
+                params,
+                seek: seek_index(column).filter(|_| positive),
+                pins,
+            });
         }
     }
     filter
+}
+
+/// The index that orders by the sort attribute (ties in storage order, `seq`).
+fn sort_index(sort: SortAttribute) -> &'static str {
+    match sort {
+        SortAttribute::UpdatedAt => "findings_updated",
+        SortAttribute::CreatedAt => "findings_created",
+        SortAttribute::Severity => "findings_severity",
+        SortAttribute::Type => "findings_type",
+        SortAttribute::Count => "findings_count",
+        SortAttribute::Id => "findings_id",
+    }
+}
+
+/// A filter index is walked (and its matches sorted) rather than the sort index when it selects
+/// fewer rows than this; sorting that many costs a few ms, while walking the sort index past rows
+/// that do not match can cost a full scan.
+const PROBE_LIMIT: usize = 4096;
+
+/// Picks the index a list walks. SQLite's planner cannot see that a severity range or a time
+/// window matches a third of the table (no STAT4 in the bundled build), and it ignores LIMIT when
+/// it weighs sorting the matches against walking the sort index, so it chose to sort 100k+ rows
+/// for a 50-row page. Here:
+/// 1. sorted by updatedAt with `type`, an instance or `archived` pinned to one value: the
+///    composite (value, updated_at_ms) index, which is already in page order;
+/// 2. else the positive condition whose index selects fewest rows, if under [`PROBE_LIMIT`]
+///    (counted on the index, at most that many entries read);
+/// 3. else the sort index, filtering as it goes.
+fn choose_index(
+    conn: &Connection,
+    clauses: &[Clause],
+    sort: SortAttribute,
+) -> Result<&'static str, StoreError> {
+    if sort == SortAttribute::UpdatedAt {
+        for (column, index) in [
+            ("instance_id", "findings_instance_updated"),
+            ("type", "findings_type_updated"),
+            ("archived", "findings_archived_updated"),
+        ] {
+            if clauses.iter().any(|c| c.pins == Some(column)) {
+                return Ok(index);
+            }
+        }
+    }
+    let by_sort = sort_index(sort);
+    let mut best: Option<(usize, &'static str)> = None;
+    for clause in clauses {
+        let Some(index) = clause.seek.filter(|i| *i != by_sort) else {
+            continue;
+        };
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT 1 FROM findings INDEXED BY {index} WHERE {} LIMIT {PROBE_LIMIT})",
+            clause.sql
+        );
+        // An index SQLite cannot use for this condition is simply not a candidate.
+        let Ok(mut stmt) = conn.prepare_cached(&sql) else {
+            continue;
+        };
+        let rows: i64 = stmt.query_row(rusqlite::params_from_iter(clause.params.iter()), |r| {
+            r.get(0)
+        })?;
+        let rows = rows as usize;
+        if rows < PROBE_LIMIT && best.is_none_or(|(n, _)| rows < n) {
+            best = Some((rows, index));
+        }
+    }
+    Ok(best.map_or(by_sort, |(_, index)| index))
 }
 
 fn sort_value(row: &rusqlite::Row<'_>, sort: SortAttribute) -> rusqlite::Result<serde_json::Value> {
@@ -357,9 +474,85 @@ fn sql_value(value: &serde_json::Value) -> Option<SqlValue> {
 /// Rows read per round when the criteria need evaluating on the JSON.
 const SCAN_CHUNK: usize = 512;
 
+/// Where the previous page ended: its last finding's sort value and storage sequence.
+type Cursor = (SqlValue, i64);
+
+/// One round of a list: the SQL walking `index` (and the same without the index named, as a
+/// fallback) with its parameters.
+fn round_sql(
+    filter: &SqlFilter,
+    query: &ListQuery,
+    index: &str,
+    chunk: usize,
+    after: Option<&Cursor>,
+) -> (String, String, Vec<SqlValue>) {
+    let col = query.sort.column();
+    let (dir, cmp) = if query.descending {
+        ("DESC", "<")
+    } else {
+        ("ASC", ">")
+    };
+    let mut clauses: Vec<String> = filter.clauses.iter().map(|c| c.sql.clone()).collect();
+    let mut params: Vec<SqlValue> = filter
+        .clauses
+        .iter()
+        .flat_map(|c| c.params.iter().cloned())
+        .collect();
+    if let Some((value, seq)) = after {
+        if query.sort == SortAttribute::Id {
+            // Ids are unique: the id alone is the position.
+            clauses.push(format!("id {cmp} ?"));
+            params.push(value.clone());
+        } else {
+            clauses.push(format!("({col}, seq) {cmp} (?, ?)"));
+            params.push(value.clone());
+            params.push(SqlValue::Integer(*seq));
+        }
+    }
+    let where_clause = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    let order = if query.sort == SortAttribute::Id {
+        format!("id {dir}")
+    } else {
+        format!("{col} {dir}, seq {dir}")
+    };
+    let select = |from: &str| {
+        format!(
+            "SELECT id, json, {col}, seq FROM {from} {where_clause} ORDER BY {order} LIMIT {chunk}"
+        )
+    };
+    (
+        select(&format!("findings INDEXED BY {index}")),
+        select("findings"),
+        params,
+    )
+}
+
+/// How a list's first round runs: the index chosen and SQLite's `EXPLAIN QUERY PLAN` of it
+/// (`cargo xtask bench store` prints it for every shape).
+pub fn explain(conn: &Connection, query: &ListQuery) -> Result<String, StoreError> {
+    let filter = sql_filter(query.criteria.as_ref());
+    let index = choose_index(conn, &filter.clauses, query.sort)?;
+    let (forced, free, params) = round_sql(&filter, query, index, query.max_results + 1, None);
+    let (sql, note) = match conn.prepare(&forced) {
+        Ok(_) => (forced, ""),
+        Err(_) => (free, " (index not usable: SQLite's plan)"),
+    };
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+    let steps: Vec<String> = stmt
+        .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+            r.get::<_, String>(3)
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(format!("{index}{note}: {}", steps.join("; ")))
+}
+
 pub fn list(conn: &Connection, query: &ListQuery) -> Result<Page, StoreError> {
     let fingerprint = fingerprint(query);
-    let mut after: Option<(SqlValue, String)> = match &query.next_token {
+    let mut after: Option<Cursor> = match &query.next_token {
         None => None,
         Some(text) => {
             let token = decode_token(text)
@@ -371,16 +564,11 @@ pub fn list(conn: &Connection, query: &ListQuery) -> Result<Page, StoreError> {
                 })?;
             let value = sql_value(&token.v)
                 .ok_or_else(|| StoreError::BadInput("nextToken is malformed".into()))?;
-            Some((value, token.i))
+            Some((value, token.s))
         }
     };
     let filter = sql_filter(query.criteria.as_ref());
-    let col = query.sort.column();
-    let (dir, cmp) = if query.descending {
-        ("DESC", "<")
-    } else {
-        ("ASC", ">")
-    };
+    let index = choose_index(conn, &filter.clauses, query.sort)?;
     let want = query.max_results;
     // One extra match tells whether another page exists.
     let chunk = if filter.exact {
@@ -388,45 +576,27 @@ pub fn list(conn: &Connection, query: &ListQuery) -> Result<Page, StoreError> {
     } else {
         SCAN_CHUNK.max(want + 1)
     };
-    let mut found: Vec<(Box<RawValue>, serde_json::Value, String)> = Vec::new();
+    let mut found: Vec<(Box<RawValue>, serde_json::Value, i64)> = Vec::new();
     loop {
-        let mut clauses = filter.clauses.clone();
-        let mut params = filter.params.clone();
-        if let Some((value, id)) = &after {
-            if query.sort == SortAttribute::Id {
-                clauses.push(format!("id {cmp} ?"));
-                params.push(SqlValue::Text(id.clone()));
-            } else {
-                clauses.push(format!("({col}, id) {cmp} (?, ?)"));
-                params.push(value.clone());
-                params.push(SqlValue::Text(id.clone()));
-            }
-        }
-        let where_clause = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
+        let (forced, free, params) = round_sql(&filter, query, index, chunk, after.as_ref());
+        // Every chosen index is usable for these conditions (a sort index by a full walk, a
+        // probed one by its probe); SQLite's own choice stands in should that ever fail.
+        let mut stmt = match conn.prepare_cached(&forced) {
+            Ok(stmt) => stmt,
+            Err(_) => conn.prepare_cached(&free)?,
         };
-        let order = if query.sort == SortAttribute::Id {
-            format!("id {dir}")
-        } else {
-            format!("{col} {dir}, id {dir}")
-        };
-        let sql = format!(
-            "SELECT id, json, {col} FROM findings {where_clause} ORDER BY {order} LIMIT {chunk}"
-        );
-        let mut stmt = conn.prepare_cached(&sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
         let mut seen = 0;
-        let mut last: Option<(SqlValue, String)> = None;
+        let mut last: Option<Cursor> = None;
         while let Some(row) = rows.next()? {
             seen += 1;
             let id: String = row.get(0)?;
             let json: String = row.get(1)?;
             let value = sort_value(row, query.sort)?;
+            let seq: i64 = row.get(3)?;
             last = Some((
                 sql_value(&value).expect("sort values are numbers or text"),
-                id.clone(),
+                seq,
             ));
             let keep = filter.exact
                 || match (&query.criteria, Finding::from_json_str(&json)) {
@@ -439,7 +609,7 @@ pub fn list(conn: &Connection, query: &ListQuery) -> Result<Page, StoreError> {
             if keep {
                 let raw = RawValue::from_string(json)
                     .map_err(|e| StoreError::Corrupt(format!("stored finding {id:?}: {e}")))?;
-                found.push((raw, value, id));
+                found.push((raw, value, seq));
                 if found.len() > want {
                     break;
                 }
@@ -452,10 +622,10 @@ pub fn list(conn: &Connection, query: &ListQuery) -> Result<Page, StoreError> {
     }
     let next_token = if found.len() > want {
         found.truncate(want);
-        found.last().map(|(_, v, id)| {
+        found.last().map(|(_, v, seq)| {
             encode_token(&Token {
                 v: v.clone(),
-                i: id.clone(),
+                s: *seq,
                 f: fingerprint.clone(),
             })
         })

@@ -1,5 +1,7 @@
 //! Reads on a connection of their own (WAL: readers never wait for the writer).
 
+use std::collections::BTreeSet;
+
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::Value;
@@ -94,6 +96,11 @@ impl Reader {
         query::list(&self.conn, query)
     }
 
+    /// The index a list walks and SQLite's plan for it.
+    pub fn explain_list(&self, query: &ListQuery) -> Result<String, StoreError> {
+        query::explain(&self.conn, query)
+    }
+
     /// The stored finding.
     pub fn finding(&self, id: &str) -> Result<Option<Finding>, StoreError> {
         let json: Option<String> = self
@@ -146,8 +153,10 @@ impl Reader {
 
     pub fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT version, updated_at_ms, count, archived, json FROM finding_history
-             WHERE id = ?1 ORDER BY version",
+            "SELECT version, updated_at_ms, count, archived, json FROM finding_history WHERE id = ?1
+             UNION ALL
+             SELECT version, updated_at_ms, count, archived, json FROM findings WHERE id = ?1
+             ORDER BY version",
         )?;
         let rows = stmt.query_map([id], |r| {
             Ok((
@@ -171,15 +180,51 @@ impl Reader {
         .collect()
     }
 
-    /// The stored events the finding references, oldest first.
+    /// The stored events the finding references, oldest first: those its versions name in
+    /// `service.additionalInfo.ward.eventIds`, and those linked to it in `finding_events`.
     pub fn finding_events(&self, id: &str) -> Result<Vec<EventRecord>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT e.event_id, e.time_ms, e.source, e.host, e.pid, e.process_start, e.json
-             FROM finding_events f JOIN events e ON e.event_id = f.event_id
-             WHERE f.finding_id = ?1 ORDER BY e.time_ms, e.seq",
+        let mut ids: BTreeSet<String> = BTreeSet::new();
+        let mut versions = self.conn.prepare_cached(
+            "SELECT json FROM finding_history WHERE id = ?1
+             UNION ALL SELECT json FROM findings WHERE id = ?1",
         )?;
-        let rows = stmt.query_map([id], event_row)?;
-        rows.map(|row| event_record(row?)).collect()
+        let jsons = versions.query_map([id], |r| r.get::<_, String>(0))?;
+        for json in jsons {
+            let json = json?;
+            let value: Value = serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("stored finding {id:?}: {e}")))?;
+            if let Some(named) = value
+                .pointer("/service/additionalInfo/ward/eventIds")
+                .and_then(Value::as_array)
+            {
+                ids.extend(named.iter().filter_map(Value::as_str).map(str::to_owned));
+            }
+        }
+        let mut links = self
+            .conn
+            .prepare_cached("SELECT event_id FROM finding_events WHERE finding_id = ?1")?;
+        for link in links.query_map([id], |r| r.get::<_, String>(0))? {
+            ids.insert(link?);
+        }
+        let mut event = self.conn.prepare_cached(
+            "SELECT event_id, time_ms, source, host, pid, process_start, json, seq
+             FROM events WHERE event_id = ?1",
+        )?;
+        let mut found = Vec::new();
+        for event_id in &ids {
+            let row = event
+                .query_row([event_id], |r| Ok((event_row(r)?, r.get::<_, i64>(7)?)))
+                .optional()?;
+            // An event past the retention window is simply no longer there.
+            if let Some((row, seq)) = row {
+                found.push((row.1, seq, row));
+            }
+        }
+        found.sort_by_key(|(time, seq, _)| (*time, *seq));
+        found
+            .into_iter()
+            .map(|(_, _, row)| event_record(row))
+            .collect()
     }
 
     /// Process and ancestry, root first, from the finding's runtime details and Ward details,
@@ -356,6 +401,23 @@ impl Reader {
             .conn
             .prepare_cached("SELECT name, value FROM checkpoints ORDER BY name")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        rows.map(|row| {
+            let (name, text) = row?;
+            let value = serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("checkpoint {name:?}: {e}")))?;
+            Ok((name, value))
+        })
+        .collect()
+    }
+
+    /// The checkpoints whose name starts with `prefix` (name -> value), in name order.
+    pub fn checkpoints_under(&self, prefix: &str) -> Result<Vec<(String, Value)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT name, value FROM checkpoints WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name",
+        )?;
+        let rows = stmt.query_map([prefix], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
         rows.map(|row| {
             let (name, text) = row?;
             let value = serde_json::from_str(&text)

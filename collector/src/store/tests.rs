@@ -502,3 +502,150 @@ fn keyset_paging_sees_every_finding_once_while_new_ones_arrive() {
     assert!(matches!(err, StoreError::BadInput(_)), "{err}");
     let _ = Duration::ZERO;
 }
+
+/// Every way `query::choose_index` can go (composite index, a probed filter index, the sort
+/// index; exact and JSON-evaluated criteria), paged in 37s: the concatenated pages must be the
+/// reference semantics' matches sorted by (sort value, storage order).
+#[test]
+fn every_access_path_pages_in_sort_then_storage_order() {
+    use super::columns::filter_millis;
+    let dir = tempdir::Dir::new("paths");
+    let store = open(&dir);
+    let types = [
+        "Recon:EC2/Portscan",
+        "Backdoor:Runtime/C&CActivity.B",
+        "CryptoCurrency:Runtime/BitcoinTool.B!DNS",
+    ];
+    // More rows than query::PROBE_LIMIT, so a low-selectivity filter walks the sort index.
+    let n = 5000i64;
+    let all: Vec<Finding> = (0..n)
+        .map(|i| {
+            let mut f = finding(
+                &format!("{:032x}", (i as u128) * 0x9E37_79B9_7F4A_7C15),
+                types[(i % 3) as usize],
+                [2.0, 5.0, 5.5, 7.0, 8.9][(i % 5) as usize],
+                1_700_000_000_000 + ((i * 7919) % n) * 1000,
+                &format!("i-{}", i % 50),
+            );
+            f.service.count = (i % 4) as u64;
+            f.service.archived = i % 11 == 0;
+            f
+        })
+        .collect();
+    store
+        .commit(WriteBatch {
+            findings: all.clone(),
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    let stored: Vec<Finding> = store
+        .read(|r| all.iter().map(|f| Ok(r.finding(&f.id)?.unwrap())).collect())
+        .unwrap();
+    let cases = [
+        // Composite (type, updated_at_ms).
+        (
+            json!({"type": {"eq": [types[1]]}}),
+            SortAttribute::UpdatedAt,
+            true,
+        ),
+        // Composite (instance, updated_at_ms) with a time window.
+        (
+            json!({"resource.instanceDetails.instanceId": {"eq": ["i-7"]},
+                "updatedAt": {"gte": 1_700_000_000_000i64 + 2_000_000}}),
+            SortAttribute::UpdatedAt,
+            false,
+        ),
+        // Probed: one instance (100 rows) sorted by severity.
+        (
+            json!({"resource.instanceDetails.instanceId": {"eq": ["i-3"]}}),
+            SortAttribute::Severity,
+            true,
+        ),
+        // Probed: a severity range under the limit, sorted by createdAt.
+        (
+            json!({"severity": {"eq": ["5"]}, "type": {"neq": [types[0]]}}),
+            SortAttribute::CreatedAt,
+            false,
+        ),
+        // Sort index: active (over the limit) by severity, and by count.
+        (
+            json!({"service.archived": {"eq": ["false"]}}),
+            SortAttribute::Severity,
+            true,
+        ),
+        (json!({}), SortAttribute::Count, true),
+        (
+            json!({"type": {"eq": [types[0], types[2]]}}),
+            SortAttribute::Type,
+            false,
+        ),
+        // JSON-evaluated criteria, read in chunks.
+        (
+            json!({"service.additionalInfo.ward.eventIds": {"neq": ["nothing"]},
+                "service.count": {"gt": 1}}),
+            SortAttribute::UpdatedAt,
+            true,
+        ),
+        (json!({"severity": {"gte": 7}}), SortAttribute::Id, false),
+    ];
+    for (n, (criterion, sort, descending)) in cases.iter().enumerate() {
+        let criteria = criterion
+            .as_object()
+            .filter(|o| !o.is_empty())
+            .map(|_| FindingCriteria::from_json(&json!({ "criterion": criterion })).unwrap());
+        // Reference: filter, then sort by (value, storage order = position in the batch).
+        let key = |f: &Finding| -> Value {
+            match sort {
+                SortAttribute::UpdatedAt => json!(filter_millis(&f.updated_at)),
+                SortAttribute::CreatedAt => json!(filter_millis(&f.created_at)),
+                SortAttribute::Severity => json!(f.severity.0),
+                SortAttribute::Type => json!(f.finding_type_name),
+                SortAttribute::Count => json!(f.service.count),
+                SortAttribute::Id => json!(f.id),
+            }
+        };
+        let mut expected: Vec<(usize, &Finding)> = stored
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| criteria.as_ref().is_none_or(|c| c.matches(f)))
+            .collect();
+        expected.sort_by(|(ia, a), (ib, b)| {
+            let (va, vb) = (key(a), key(b));
+            let by_value = match (&va, &vb) {
+                (Value::String(x), Value::String(y)) => x.cmp(y),
+                _ => va.as_f64().unwrap().total_cmp(&vb.as_f64().unwrap()),
+            };
+            let ordered = by_value.then(ia.cmp(ib));
+            if *descending {
+                ordered.reverse()
+            } else {
+                ordered
+            }
+        });
+        let expected: Vec<&str> = expected.iter().map(|(_, f)| f.id.as_str()).collect();
+        assert!(!expected.is_empty(), "case {n} selects nothing");
+        let mut got = Vec::new();
+        let mut token = None;
+        loop {
+            let query = ListQuery {
+                criteria: criteria.clone(),
+                criteria_text: criterion.to_string(),
+                sort: *sort,
+                descending: *descending,
+                max_results: 37,
+                next_token: token.take(),
+            };
+            let page = store.read(|r| r.list_findings(&query)).unwrap();
+            assert!(page.findings.len() <= 37);
+            for raw in &page.findings {
+                let v: Value = serde_json::from_str(raw.get()).unwrap();
+                got.push(v["id"].as_str().unwrap().to_owned());
+            }
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        assert_eq!(got, expected, "case {n}: {criterion} by {sort:?}");
+    }
+}

@@ -449,9 +449,31 @@ fn insert_event(tx: &Transaction<'_>, event: &StoredEvent, now: i64) -> Result<u
 }
 
 struct Existing {
+    seq: i64,
     version: i64,
     archived_by: Option<String>,
-    created_at: String,
+}
+
+/// The stored finding's `createdAt` (kept when an update comes without one).
+fn stored_created_at(tx: &Transaction<'_>, seq: i64) -> Result<String, StoreError> {
+    let json: String = tx
+        .prepare_cached("SELECT json FROM findings WHERE seq = ?1")?
+        .query_row([seq], |r| r.get(0))?;
+    Ok(serde_json::from_str::<Value>(&json)
+        .ok()
+        .and_then(|v| v.get("createdAt")?.as_str().map(str::to_owned))
+        .unwrap_or_default())
+}
+
+/// Moves the current version of a finding into its history, before it is overwritten. (The
+/// current version itself lives only in `findings`: a new finding writes its JSON once.)
+fn supersede(tx: &Transaction<'_>, seq: i64) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO finding_history (id, version, updated_at_ms, count, archived, json)
+         SELECT id, version, updated_at_ms, count, archived, json FROM findings WHERE seq = ?1",
+    )?
+    .execute([seq])?;
+    Ok(())
 }
 
 fn upsert_finding(
@@ -466,30 +488,19 @@ fn upsert_finding(
         return Err(StoreError::BadInput("finding without a type".into()));
     }
     let existing = tx
-        .prepare_cached("SELECT version, archived_by, json FROM findings WHERE id = ?1")?
+        .prepare_cached("SELECT seq, version, archived_by FROM findings WHERE id = ?1")?
         .query_row([&finding.id], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, String>(2)?,
-            ))
+            Ok(Existing {
+                seq: r.get(0)?,
+                version: r.get(1)?,
+                archived_by: r.get(2)?,
+            })
         })
-        .optional()?
-        .map(|(version, archived_by, json)| {
-            let created_at = serde_json::from_str::<Value>(&json)
-                .ok()
-                .and_then(|v| v.get("createdAt")?.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            Existing {
-                version,
-                archived_by,
-                created_at,
-            }
-        });
+        .optional()?;
     if let Some(old) = &existing
         && finding.created_at.is_empty()
     {
-        finding.created_at = old.created_at.clone();
+        finding.created_at = stored_created_at(tx, old.seq)?;
     }
     // Suppression first; otherwise GuardDuty's rule: a user's archive is lifted by a new
     // occurrence, a rule's archive is not.
@@ -502,47 +513,63 @@ fn upsert_finding(
         (None, _) => None,
     };
     finding.service.archived = archived_by.is_some();
-    let version = existing.as_ref().map_or(1, |e| e.version + 1);
     let json = serde_json::to_string(&finding).map_err(|e| StoreError::BadInput(e.to_string()))?;
     let c = FindingColumns::of(&finding);
-    tx.prepare_cached(
-        "INSERT INTO findings (id, type, severity, account_id, region, resource_type, instance_id,
-             resource_key, archived, created_at_ms, updated_at_ms, count, version, json, archived_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-         ON CONFLICT(id) DO UPDATE SET type = excluded.type, severity = excluded.severity,
-             account_id = excluded.account_id, region = excluded.region,
-             resource_type = excluded.resource_type, instance_id = excluded.instance_id,
-             resource_key = excluded.resource_key, archived = excluded.archived,
-             created_at_ms = excluded.created_at_ms, updated_at_ms = excluded.updated_at_ms,
-             count = excluded.count, version = excluded.version, json = excluded.json,
-             archived_by = excluded.archived_by",
-    )?
-    .execute(params![
-        c.id,
-        c.finding_type,
-        c.severity,
-        c.account_id,
-        c.region,
-        c.resource_type,
-        c.instance_id,
-        c.resource_key,
-        c.archived,
-        c.created_at_ms,
-        c.updated_at_ms,
-        c.count,
-        version,
-        json,
-        archived_by,
-    ])?;
-    insert_history(tx, &c.id, version, &c, &json)?;
-    if let Some(ward) = finding.service.ward_details() {
-        let mut link = tx.prepare_cached(
-            "INSERT OR IGNORE INTO finding_events (finding_id, event_id) VALUES (?1, ?2)",
-        )?;
-        for event_id in &ward.event_ids {
-            link.execute([&c.id, event_id])?;
+    match &existing {
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO findings (id, type, severity, account_id, region, resource_type,
+                     instance_id, resource_key, archived, created_at_ms, updated_at_ms, count,
+                     version, json, archived_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1, ?13, ?14)",
+            )?
+            .execute(params![
+                c.id,
+                c.finding_type,
+                c.severity,
+                c.account_id,
+                c.region,
+                c.resource_type,
+                c.instance_id,
+                c.resource_key,
+                c.archived,
+                c.created_at_ms,
+                c.updated_at_ms,
+                c.count,
+                json,
+                archived_by,
+            ])?;
+        }
+        Some(old) => {
+            supersede(tx, old.seq)?;
+            tx.prepare_cached(
+                "UPDATE findings SET type = ?2, severity = ?3, account_id = ?4, region = ?5,
+                     resource_type = ?6, instance_id = ?7, resource_key = ?8, archived = ?9,
+                     created_at_ms = ?10, updated_at_ms = ?11, count = ?12, version = ?13,
+                     json = ?14, archived_by = ?15
+                 WHERE seq = ?1",
+            )?
+            .execute(params![
+                old.seq,
+                c.finding_type,
+                c.severity,
+                c.account_id,
+                c.region,
+                c.resource_type,
+                c.instance_id,
+                c.resource_key,
+                c.archived,
+                c.created_at_ms,
+                c.updated_at_ms,
+                c.count,
+                old.version + 1,
+                json,
+                archived_by,
+            ])?;
         }
     }
+    // The events the finding's JSON names (`ward.eventIds`) are found from the JSON when it is
+    // read (`Reader::finding_events`); only links beyond those go to `finding_events`.
     Ok(FindingChange {
         kind: if existing.is_some() {
             ChangeKind::Updated
@@ -554,28 +581,6 @@ fn upsert_finding(
     })
 }
 
-fn insert_history(
-    tx: &Transaction<'_>,
-    id: &str,
-    version: i64,
-    c: &FindingColumns,
-    json: &str,
-) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "INSERT OR REPLACE INTO finding_history (id, version, updated_at_ms, count, archived, json)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        id,
-        version,
-        c.updated_at_ms,
-        c.count,
-        c.archived,
-        json
-    ])?;
-    Ok(())
-}
-
 fn set_archived(
     tx: &Transaction<'_>,
     ids: &[String],
@@ -585,16 +590,17 @@ fn set_archived(
     let mut outcome = ArchiveOutcome::default();
     for id in ids {
         let row = tx
-            .prepare_cached("SELECT version, archived, json FROM findings WHERE id = ?1")?
+            .prepare_cached("SELECT seq, version, archived, json FROM findings WHERE id = ?1")?
             .query_row([id], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
-                    r.get::<_, bool>(1)?,
-                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, String>(3)?,
                 ))
             })
             .optional()?;
-        let Some((version, was, json)) = row else {
+        let Some((seq, version, was, json)) = row else {
             outcome.unknown.push(id.clone());
             continue;
         };
@@ -607,18 +613,17 @@ fn set_archived(
         finding.service.archived = archived;
         let json =
             serde_json::to_string(&finding).map_err(|e| StoreError::BadInput(e.to_string()))?;
-        let c = FindingColumns::of(&finding);
+        supersede(tx, seq)?;
         tx.prepare_cached(
-            "UPDATE findings SET archived = ?2, archived_by = ?3, version = ?4, json = ?5 WHERE id = ?1",
+            "UPDATE findings SET archived = ?2, archived_by = ?3, version = ?4, json = ?5 WHERE seq = ?1",
         )?
         .execute(params![
-            id,
+            seq,
             archived,
             archived.then_some(BY_USER),
             version + 1,
             json
         ])?;
-        insert_history(tx, id, version + 1, &c, &json)?;
         outcome.changed.push(id.clone());
         changes.push(FindingChange {
             kind: if archived {
