@@ -9,19 +9,9 @@
 //! The deepest component that names a container wins (nested scopes such as `<id>.scope/init.scope` are
 //! skipped over). `*-conmon-<id>.scope` is the runtime's monitor process, not the container.
 
-use serde::Serialize;
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Container {
-    /// Full 64-hex-digit container id.
-    pub id: String,
-    /// `docker`, `containerd`, `cri-o`, `podman`, `ecs` or `unknown` (cgroupfs layout under kubepods does not
-    /// say which CRI runtime made it).
-    pub runtime: &'static str,
-    /// Kubernetes pod uid with dashes, when the container belongs to a pod.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pod_uid: Option<String>,
-}
+/// The container of the event model: `runtime` is `unknown` when the cgroupfs layout under kubepods
+/// does not say which CRI runtime made it.
+pub use ward_event::Container;
 
 /// systemd scope prefixes and the runtime each names.
 const SCOPE_PREFIXES: [(&str, &str); 6] = [
@@ -83,7 +73,7 @@ pub fn from_cgroup_path(path: &str) -> Option<Container> {
     });
     Some(Container {
         id: id.to_string(),
-        runtime,
+        runtime: runtime.into(),
         pod_uid,
     })
 }
@@ -105,7 +95,12 @@ mod tests {
     const POD: &str = "0b1f5e2c-7d4a-4c3e-9a8b-1234567890ab";
 
     fn parsed(path: &str) -> Option<(String, &'static str, Option<String>)> {
-        from_cgroup_path(path).map(|c| (c.id, c.runtime, c.pod_uid))
+        from_cgroup_path(path).map(|c| {
+            let std::borrow::Cow::Borrowed(runtime) = c.runtime else {
+                panic!("runtime names come from the static table");
+            };
+            (c.id, runtime, c.pod_uid)
+        })
     }
 
     #[test]

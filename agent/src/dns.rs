@@ -4,20 +4,24 @@ use simple_dns::rdata::RData;
 use simple_dns::{Packet, PacketFlag, QCLASS, QTYPE};
 
 use crate::decode::Dns;
-use crate::event::{DnsAnswer, DnsFacts, DnsQuestion};
+use crate::event::{DnsAnswer, DnsFacts, DnsQuestion, Endpoint};
 use crate::interpret::socket_facts;
 
 /// Parses a captured message. A message that does not parse (a TCP segment that is not the first of its
 /// message, a truncated capture) still yields the facts the packet gave, with `parse_error` saying why.
 pub fn facts(dns: &Dns) -> DnsFacts {
     let socket = socket_facts(&dns.socket);
-    let server = socket.remote.clone().unwrap_or_default();
+    // The agent always names the server; an unconnected socket's is the unspecified address.
+    let server = socket.remote.clone().unwrap_or_else(|| Endpoint {
+        ip: "0.0.0.0".into(),
+        port: 0,
+    });
     let mut facts = DnsFacts {
-        server,
+        server: Some(server),
         transport: if dns.socket.protocol == 6 {
-            "tcp"
+            "tcp".into()
         } else {
-            "udp"
+            "udp".into()
         },
         truncated_capture: (dns.payload.len() as u32) < dns.len,
         response: !dns.egress,
@@ -140,7 +144,7 @@ mod tests {
         assert_eq!(got.questions[0].name, "pool.example.com");
         assert_eq!(got.questions[0].qtype, "A");
         assert_eq!(got.questions[0].class, "IN");
-        assert_eq!(got.server.port, 53);
+        assert_eq!(got.server.as_ref().unwrap().port, 53);
 
         let mut reply = query.into_reply();
         let rdata = RData::A(simple_dns::rdata::A {

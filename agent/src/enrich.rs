@@ -1,20 +1,22 @@
 //! Kernel records to enriched agent events: keeps the process table and attaches process, ancestry,
 //! container and (once hashed) the executable's SHA-256.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+
+use ward_event::ExeHash;
 
 use crate::clock::{Clock, rfc3339};
 use crate::container;
 use crate::decode::{Dns, Exec, Exit, Fork, KernelEvent, Syscall};
-use crate::event::{AgentEvent, Details, EventType, ExecFacts, ExitStatus};
+use crate::event::{AgentEvent, Details, EventType, ExecFacts, ExitFacts};
 use crate::hash::{ExeHasher, OpenExe};
 use crate::interpret::{self, socket_facts};
-use crate::proctable::{Namespaces, ProcKey, Process, ProcessTable};
+use crate::proctable::{Ancestor, Namespaces, ProcKey, Process, ProcessTable};
 
-/// An executable still to be hashed; whoever runs it sets `cell`.
+/// An executable still to be hashed; whoever runs it sets `cell` (a pending hash).
 pub struct HashJob {
     pub exe: OpenExe,
-    pub cell: Arc<OnceLock<String>>,
+    pub cell: ExeHash,
 }
 
 pub struct Enriched {
@@ -121,10 +123,10 @@ impl Enricher {
         // On hybrid (v1+v2) hosts runtimes name the container in the v1 hierarchies only.
         let container = container::from_cgroup_path(&e.cgroup)
             .or_else(|| container::from_cgroup_path(&e.cgroup_v1));
-        let sha256 = Arc::new(OnceLock::new());
+        let sha256 = ExeHash::pending();
         let hash_job = match self.hasher.cached(&e.exe) {
             Some(hex) => {
-                let _ = sha256.set(hex);
+                sha256.set(hex);
                 None
             }
             None => self
@@ -138,30 +140,29 @@ impl Enricher {
         let process = Arc::new(Process {
             key,
             parent,
-            pid: key.pid,
-            ns_pid: e.task.ns_pid,
-            ppid: e.task.ppid,
-            start_time: rfc3339(self.clock.wall(e.hdr.start_ns)).into(),
-            name: e.comm.into(),
-            executable: executable.into(),
-            args: e.args.into(),
-            args_truncated: e.args_truncated,
-            cwd: e.cwd.into(),
-            uid: e.task.uid,
-            euid: e.task.euid,
-            gid: e.task.gid,
-            egid: e.task.egid,
-            login_uid: (e.task.loginuid != u32::MAX).then_some(e.task.loginuid),
-            namespaces: Namespaces {
-                pid: e.task.pid_ns,
-                mnt: e.task.mnt_ns,
-                net: e.task.net_ns,
+            info: ward_event::Process {
+                pid: key.pid,
+                ns_pid: e.task.ns_pid,
+                ppid: e.task.ppid,
+                start_time: rfc3339(self.clock.wall(e.hdr.start_ns)),
+                name: e.comm,
+                executable,
+                args: e.args,
+                args_truncated: e.args_truncated,
+                cwd: e.cwd,
+                uid: e.task.uid,
+                euid: e.task.euid,
+                gid: e.task.gid,
+                egid: e.task.egid,
+                login_uid: (e.task.loginuid != u32::MAX).then_some(e.task.loginuid),
+                namespaces: namespaces([e.task.pid_ns, e.task.mnt_ns, e.task.net_ns]),
+                cgroup_id: e.task.cgroup_id,
+                cgroup: e.cgroup,
+                container,
+                sha256,
+                ancestors: self.table.ancestry(parent),
+                ..ward_event::Process::default()
             },
-            cgroup_id: e.task.cgroup_id,
-            cgroup: e.cgroup.into(),
-            container: container.map(Arc::new),
-            sha256,
-            ancestors: self.table.ancestry(parent),
         });
         self.table.insert(process.clone());
         let facts = ExecFacts {
@@ -187,39 +188,22 @@ impl Enricher {
     fn fork(&mut self, e: Fork, time: String) -> Enriched {
         let key = self.key(e.hdr.tgid, e.hdr.start_ns);
         let parent_key = self.key(e.parent_tgid, e.parent_start_ns);
-        let start_time: Arc<str> = rfc3339(self.clock.wall(e.hdr.start_ns)).into();
-        let ancestors = self.table.ancestry(parent_key);
-        // The child runs its parent's image with its parent's credentials and namespaces until it execs.
-        let process = match self.table.get(parent_key) {
-            Some(p) => Process {
+        let start_time = rfc3339(self.clock.wall(e.hdr.start_ns));
+        let process = match self.table.child_of(parent_key) {
+            Some(child) => Process {
                 key,
                 parent: parent_key,
-                pid: key.pid,
-                ns_pid: e.ns_pid,
-                ppid: parent_key.pid,
-                start_time,
-                name: e.comm.into(),
-                executable: p.executable.clone(),
-                args: p.args.clone(),
-                args_truncated: p.args_truncated,
-                cwd: p.cwd.clone(),
-                uid: p.uid,
-                euid: p.euid,
-                gid: p.gid,
-                egid: p.egid,
-                login_uid: p.login_uid,
-                namespaces: Namespaces {
-                    pid: e.namespaces[0],
-                    mnt: e.namespaces[1],
-                    net: e.namespaces[2],
+                info: ward_event::Process {
+                    pid: key.pid,
+                    ns_pid: e.ns_pid,
+                    ppid: parent_key.pid,
+                    start_time,
+                    name: e.comm,
+                    namespaces: namespaces(e.namespaces),
+                    ..child
                 },
-                cgroup_id: p.cgroup_id,
-                cgroup: p.cgroup.clone(),
-                container: p.container.clone(),
-                sha256: p.sha256.clone(),
-                ancestors,
             },
-            None => minimal(key, parent_key, start_time, e.comm, ancestors),
+            None => minimal(key, parent_key, start_time, e.comm, Vec::new()),
         };
         let process = Arc::new(process);
         self.table.insert(process.clone());
@@ -242,7 +226,7 @@ impl Enricher {
             Some(p) => p,
             None => self.process_of(key, e.hdr.start_ns, &e.comm),
         };
-        let details = Some(Details::Exit(ExitStatus::from_wait_status(e.status)));
+        let details = Some(Details::Exit(ExitFacts::from_wait_status(e.status)));
         let event = AgentEvent {
             kind: EventType::ProcessExit,
             time,
@@ -261,34 +245,27 @@ impl Enricher {
 fn minimal(
     key: ProcKey,
     parent: ProcKey,
-    start_time: Arc<str>,
+    start_time: String,
     name: String,
-    ancestors: Vec<Arc<crate::proctable::Ancestor>>,
+    ancestors: Vec<Ancestor>,
 ) -> Process {
     Process {
         key,
         parent,
-        pid: key.pid,
-        ns_pid: 0,
-        ppid: parent.pid,
-        start_time,
-        name: name.into(),
-        executable: "".into(),
-        args: Arc::new([]),
-        args_truncated: false,
-        cwd: "".into(),
-        uid: 0,
-        euid: 0,
-        gid: 0,
-        egid: 0,
-        login_uid: None,
-        namespaces: Namespaces::default(),
-        cgroup_id: 0,
-        cgroup: "".into(),
-        container: None,
-        sha256: Arc::default(),
-        ancestors,
+        info: ward_event::Process {
+            pid: key.pid,
+            ppid: parent.pid,
+            start_time,
+            name,
+            ancestors,
+            ..ward_event::Process::default()
+        },
     }
+}
+
+/// Namespace inodes in the kernel record's order: pid, mnt, net.
+fn namespaces([pid, mnt, net]: [u32; 3]) -> Namespaces {
+    Namespaces { pid, mnt, net }
 }
 
 /// The exec path as given, made absolute against the working directory when it is relative.

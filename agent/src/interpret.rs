@@ -2,14 +2,13 @@
 //! Argument positions are x86_64's (the only architecture the committed object is built for).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
 
 use ward_agent_ebpf::abi::{self, kind};
 
 use crate::decode::Syscall;
 use crate::event::{
     BpfFacts, Call, Details, Endpoint, EventType, FileFacts, Ids, MemfdFacts, MemoryFacts,
-    ModuleFacts, MountFacts, NamespaceFacts, PrivilegeFacts, SocketFacts, TargetFacts,
+    ModuleFacts, MountFacts, NamespaceFacts, PrivilegeFacts, SocketFacts, TargetFacts, Text,
 };
 use crate::proctable::Ancestor;
 
@@ -143,11 +142,11 @@ const NAMESPACE_FLAGS: &[(u64, &str)] = &[
 
 const PROT_FLAGS: &[(u64, &str)] = &[(1, "PROT_READ"), (2, "PROT_WRITE"), (4, "PROT_EXEC")];
 
-fn flag_names(value: u64, table: &[(u64, &'static str)]) -> Vec<&'static str> {
+fn flag_names(value: u64, table: &[(u64, &'static str)]) -> Vec<Text> {
     table
         .iter()
         .filter(|(bit, _)| value & bit == *bit)
-        .map(|(_, name)| *name)
+        .map(|(_, name)| Text::Borrowed(name))
         .collect()
 }
 
@@ -284,11 +283,17 @@ fn protocol_name(s: &abi::Socket) -> String {
 
 /// Socket facts from the kernel's view of a socket.
 pub fn socket_facts(s: &abi::Socket) -> SocketFacts {
-    let local = ip(s.family, &s.saddr).map(|ip| Endpoint { ip, port: s.sport });
+    let local = ip(s.family, &s.saddr).map(|ip| Endpoint {
+        ip: ip.to_string(),
+        port: s.sport,
+    });
     // A socket that is not connected has no remote end.
     let remote = ip(s.family, &s.daddr)
         .filter(|_| s.dport != 0)
-        .map(|ip| Endpoint { ip, port: s.dport });
+        .map(|ip| Endpoint {
+            ip: ip.to_string(),
+            port: s.dport,
+        });
     SocketFacts {
         family: family_name(s.family),
         protocol: protocol_name(s),
@@ -323,7 +328,7 @@ pub fn parse_sockaddr(raw: &[u8]) -> Option<(u16, Option<Endpoint>, Option<Strin
             (
                 family,
                 Some(Endpoint {
-                    ip: IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3])),
+                    ip: Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string(),
                     port: port()?,
                 }),
                 None,
@@ -334,7 +339,7 @@ pub fn parse_sockaddr(raw: &[u8]) -> Option<(u16, Option<Endpoint>, Option<Strin
             (
                 family,
                 Some(Endpoint {
-                    ip: IpAddr::V6(Ipv6Addr::from(a)),
+                    ip: Ipv6Addr::from(a).to_string(),
                     port: port()?,
                 }),
                 None,
@@ -354,7 +359,7 @@ fn ids(packed_user: u64, packed_group: u64) -> Ids {
 }
 
 /// Facts of a syscall record. `target` looks up a live process by pid (ptrace and process_vm_*).
-pub fn details(sys: &Syscall, target: impl Fn(u32) -> Option<Arc<Ancestor>>) -> Option<Details> {
+pub fn details(sys: &Syscall, target: impl Fn(u32) -> Option<Ancestor>) -> Option<Details> {
     let a = &sys.args;
     let nr = sys.nr;
     Some(match sys.hdr.kind {

@@ -59,7 +59,7 @@ pub fn seed(
             chain.push(p);
         }
         for mut process in chain.into_iter().rev() {
-            process.ancestors = table.ancestry(process.parent);
+            process.info.ancestors = table.ancestry(process.parent);
             table.insert(Arc::new(process));
             stats.seeded += 1;
         }
@@ -109,39 +109,37 @@ fn read(
             pid: ppid,
             start_ticks: parent_start,
         },
-        pid,
-        ns_pid: status
-            .nspid
-            .as_ref()
-            .and_then(|v| v.last().copied())
-            .map_or(pid, |n| n as u32),
-        ppid,
-        start_time: rfc3339(clock.wall(start_ns)).into(),
-        name: stat.comm.as_str().into(),
-        // Kernel threads have no executable.
-        executable: p
-            .exe()
-            .map(|e| e.to_string_lossy().into_owned())
-            .unwrap_or_default()
-            .into(),
-        args: args.into(),
-        args_truncated: false,
-        cwd: p
-            .cwd()
-            .map(|c| c.to_string_lossy().into_owned())
-            .unwrap_or_default()
-            .into(),
-        uid: status.ruid,
-        euid: status.euid,
-        gid: status.rgid,
-        egid: status.egid,
-        login_uid: p.loginuid().ok().filter(|&u| u != u32::MAX),
-        namespaces,
-        cgroup_id,
-        cgroup: cgroup.into(),
-        container: container.map(Arc::new),
-        sha256: Arc::default(),
-        ancestors: Vec::new(),
+        info: ward_event::Process {
+            pid,
+            ns_pid: status
+                .nspid
+                .as_ref()
+                .and_then(|v| v.last().copied())
+                .map_or(pid, |n| n as u32),
+            ppid,
+            start_time: rfc3339(clock.wall(start_ns)),
+            name: stat.comm,
+            // Kernel threads have no executable.
+            executable: p
+                .exe()
+                .map(|e| e.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            args,
+            cwd: p
+                .cwd()
+                .map(|c| c.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            uid: status.ruid,
+            euid: status.euid,
+            gid: status.rgid,
+            egid: status.egid,
+            login_uid: p.loginuid().ok().filter(|&u| u != u32::MAX),
+            namespaces,
+            cgroup_id,
+            cgroup,
+            container,
+            ..ward_event::Process::default()
+        },
     };
     Ok(process)
 }

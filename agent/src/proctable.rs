@@ -6,11 +6,12 @@
 //! when it spawned it), which is also what survives the parent's exit or re-parenting.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, OnceLock};
+use std::ops::Deref;
+use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
-use crate::container::Container;
+pub use ward_event::{Ancestor, Namespaces};
 
 /// Process identity: a pid alone is reused, (pid, start time in clock ticks since boot) is not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -19,81 +20,26 @@ pub struct ProcKey {
     pub start_ticks: u64,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Namespaces {
-    pub pid: u32,
-    pub mnt: u32,
-    pub net: u32,
-}
-
-/// What a descendant records about each of its ancestors.
-#[derive(Debug, Serialize)]
-pub struct Ancestor {
-    pub pid: u32,
-    pub ns_pid: u32,
-    pub start_time: Arc<str>,
-    pub name: Arc<str>,
-    pub executable: Arc<str>,
-    pub uid: u32,
-    pub euid: u32,
-}
-
-#[derive(Debug, Serialize)]
+/// A process as the table keeps it: its identity and its parent's, and what events say about it
+/// (the shared model's process, which is what it serialises as).
+#[derive(Debug)]
 pub struct Process {
-    #[serde(skip)]
     pub key: ProcKey,
-    #[serde(skip)]
     pub parent: ProcKey,
-    pub pid: u32,
-    pub ns_pid: u32,
-    pub ppid: u32,
-    pub start_time: Arc<str>,
-    pub name: Arc<str>,
-    pub executable: Arc<str>,
-    pub args: Arc<[String]>,
-    #[serde(skip_serializing_if = "is_false")]
-    pub args_truncated: bool,
-    pub cwd: Arc<str>,
-    pub uid: u32,
-    pub euid: u32,
-    pub gid: u32,
-    pub egid: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub login_uid: Option<u32>,
-    pub namespaces: Namespaces,
-    pub cgroup_id: u64,
-    pub cgroup: Arc<str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub container: Option<Arc<Container>>,
-    /// Filled in by the hashing worker once the executable has been read.
-    #[serde(serialize_with = "serialize_once", skip_serializing_if = "is_unset")]
-    pub sha256: Arc<OnceLock<String>>,
-    pub ancestors: Vec<Arc<Ancestor>>,
+    pub info: ward_event::Process,
 }
 
-fn is_false(b: &bool) -> bool {
-    !*b
+impl Deref for Process {
+    type Target = ward_event::Process;
+
+    fn deref(&self) -> &ward_event::Process {
+        &self.info
+    }
 }
 
-fn is_unset(v: &Arc<OnceLock<String>>) -> bool {
-    v.get().is_none()
-}
-
-fn serialize_once<S: Serializer>(v: &Arc<OnceLock<String>>, s: S) -> Result<S::Ok, S::Error> {
-    v.get().serialize(s)
-}
-
-impl Process {
-    pub fn summary(&self) -> Arc<Ancestor> {
-        Arc::new(Ancestor {
-            pid: self.pid,
-            ns_pid: self.ns_pid,
-            start_time: self.start_time.clone(),
-            name: self.name.clone(),
-            executable: self.executable.clone(),
-            uid: self.uid,
-            euid: self.euid,
-        })
+impl Serialize for Process {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.info.serialize(s)
     }
 }
 
@@ -175,18 +121,25 @@ impl ProcessTable {
     }
 
     /// The ancestry a new child of `parent` records: the parent itself, then the parent's own ancestry.
-    pub fn ancestry(&self, parent: ProcKey) -> Vec<Arc<Ancestor>> {
-        let Some(p) = self.get(parent) else {
-            return Vec::new();
-        };
-        let mut chain = Vec::with_capacity((p.ancestors.len() + 1).min(self.limits.max_depth));
-        chain.push(p.summary());
-        chain.extend(
-            p.ancestors
-                .iter()
-                .take(self.limits.max_depth.saturating_sub(1))
-                .cloned(),
-        );
+    pub fn ancestry(&self, parent: ProcKey) -> Vec<Ancestor> {
+        self.get(parent)
+            .map_or_else(Vec::new, |p| self.descend(p, p.ancestors.clone()))
+    }
+
+    /// What a new child of `parent` starts as until it execs: the parent's image, credentials,
+    /// namespaces, container and (possibly still pending) hash, with the parent first in its
+    /// ancestry. `None` when the parent is unknown.
+    pub fn child_of(&self, parent: ProcKey) -> Option<ward_event::Process> {
+        let p = self.get(parent)?;
+        let mut child = p.info.clone();
+        child.ancestors = self.descend(p, std::mem::take(&mut child.ancestors));
+        Some(child)
+    }
+
+    /// A parent's ancestry as its child records it: the parent itself first, bounded in depth.
+    fn descend(&self, parent: &Process, mut chain: Vec<Ancestor>) -> Vec<Ancestor> {
+        chain.insert(0, parent.summary());
+        chain.truncate(self.limits.max_depth.max(1));
         chain
     }
 
@@ -259,31 +212,24 @@ pub(crate) mod tests {
         pid: u32,
         start_ticks: u64,
         parent: ProcKey,
-        ancestors: Vec<Arc<Ancestor>>,
+        ancestors: Vec<Ancestor>,
     ) -> Arc<Process> {
         Arc::new(Process {
             key: ProcKey { pid, start_ticks },
             parent,
-            pid,
-            ns_pid: pid,
-            ppid: parent.pid,
-            start_time: format!("t{start_ticks}").into(),
-            name: format!("p{pid}").into(),
-            executable: "/bin/x".into(),
-            args: Arc::new([]),
-            args_truncated: false,
-            cwd: "/".into(),
-            uid: 0,
-            euid: 0,
-            gid: 0,
-            egid: 0,
-            login_uid: None,
-            namespaces: Namespaces::default(),
-            cgroup_id: 1,
-            cgroup: "/".into(),
-            container: None,
-            sha256: Arc::default(),
-            ancestors,
+            info: ward_event::Process {
+                pid,
+                ns_pid: pid,
+                ppid: parent.pid,
+                start_time: format!("t{start_ticks}"),
+                name: format!("p{pid}"),
+                executable: "/bin/x".into(),
+                cwd: "/".into(),
+                cgroup_id: 1,
+                cgroup: "/".into(),
+                ancestors,
+                ..ward_event::Process::default()
+            },
         })
     }
 

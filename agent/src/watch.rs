@@ -87,7 +87,8 @@ fn kernel_kinds(types: &HashSet<EventType>) -> u64 {
             T::Namespace => kind::NAMESPACE,
             T::MemoryExec => kind::MEMORY_EXEC,
             T::LibraryLoad => kind::LIBRARY_LOAD,
-            T::ProcessExec | T::ProcessFork | T::ProcessExit | T::EventLoss => continue,
+            // Lifecycle records are always on; `Other` is never asked for (only known names parse).
+            T::ProcessExec | T::ProcessFork | T::ProcessExit | T::EventLoss | T::Other => continue,
         };
         mask |= 1 << k;
     }

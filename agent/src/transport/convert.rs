@@ -125,8 +125,8 @@ fn kind(e: &AgentEvent) -> Option<Kind> {
                         data: a.data.clone(),
                     })
                     .collect(),
-                server_ip: ip_bytes(d.server.ip),
-                server_port: u32::from(d.server.port),
+                server_ip: d.server.as_ref().map(ip_text_bytes).unwrap_or_default(),
+                server_port: d.server.as_ref().map_or(0, |s| u32::from(s.port)),
                 protocol: if d.transport == "tcp" { 6 } else { 17 },
             })
         }
@@ -207,8 +207,13 @@ fn ip_bytes(ip: IpAddr) -> Vec<u8> {
     }
 }
 
+/// An endpoint's address in network byte order (empty when it is not an IP address).
+fn ip_text_bytes(e: &Endpoint) -> Vec<u8> {
+    e.ip.parse::<IpAddr>().map(ip_bytes).unwrap_or_default()
+}
+
 fn endpoint(e: Option<&Endpoint>) -> (Vec<u8>, u32) {
-    e.map_or((Vec::new(), 0), |e| (ip_bytes(e.ip), u32::from(e.port)))
+    e.map_or((Vec::new(), 0), |e| (ip_text_bytes(e), u32::from(e.port)))
 }
 
 pub fn process(p: &Process) -> pb::Process {
@@ -243,7 +248,7 @@ pub fn process(p: &Process) -> pb::Process {
             name: String::new(),
             image: String::new(),
         }),
-        sha256: p.sha256.get().cloned().unwrap_or_default(),
+        sha256: p.sha256.get().unwrap_or_default().to_owned(),
         script_path: String::new(),
         ld_preload: String::new(),
         ld_library_path: String::new(),

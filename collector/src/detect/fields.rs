@@ -410,7 +410,7 @@ fn process_field(field: Field, ev: &RuntimeEvent, f: &mut dyn FnMut(Val<'_>) -> 
         F::Egid => f(num(p.egid)),
         F::LoginUid => p.login_uid.is_some_and(|u| f(num(u))),
         F::Cgroup => f(Val::Str(&p.cgroup)),
-        F::Sha256 => p.sha256.as_deref().is_some_and(|h| f(Val::Str(h))),
+        F::Sha256 => p.sha256.get().is_some_and(|h| f(Val::Str(h))),
         F::ContainerId => p.container_id().is_some_and(|id| f(Val::Str(id))),
         F::ContainerRuntime => p
             .container

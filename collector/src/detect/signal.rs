@@ -128,7 +128,7 @@ pub fn process_details(p: &Process) -> ProcessDetails {
     ProcessDetails {
         name: non_empty(&p.name),
         executable_path: non_empty(&p.executable),
-        executable_sha256: p.sha256.clone(),
+        executable_sha256: p.sha256.get().map(str::to_owned),
         namespace_pid: Some(p.ns_pid.into()),
         pwd: non_empty(&p.cwd),
         pid: Some(p.pid.into()),
@@ -231,7 +231,7 @@ pub fn occurrence(
             if !p.executable.is_empty() {
                 p.executable.clone()
             } else {
-                p.sha256.clone().unwrap_or_else(|| p.name.clone())
+                p.sha256.get().unwrap_or(&p.name).to_owned()
             }
         })
         .unwrap_or_default();

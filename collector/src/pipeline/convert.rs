@@ -12,7 +12,7 @@ use serde::Deserialize;
 use ward_proto::v1::{self as pb, event::Kind};
 
 use crate::detect::event::{
-    Ancestor, BpfFacts, Container, DnsFacts, EventType, ExecFacts, ExitFacts, FileFacts,
+    Ancestor, BpfFacts, Container, DnsFacts, EventType, ExecFacts, ExitFacts, FileFacts, LossFacts,
     MemfdFacts, MemoryFacts, ModuleFacts, MountFacts, NamespaceFacts, Namespaces, PrivilegeFacts,
     Process, RuntimeEvent, SocketFacts, TargetFacts,
 };
@@ -33,6 +33,7 @@ struct Families {
     mount: Option<MountFacts>,
     namespace: Option<NamespaceFacts>,
     memory: Option<MemoryFacts>,
+    loss: Option<LossFacts>,
 }
 
 /// The detection model's view of one wire event. Fails only when `details_json` is not the agent's
@@ -76,6 +77,7 @@ pub fn runtime_event(e: &pb::Event) -> Result<RuntimeEvent, String> {
         mount: facts.mount,
         namespace: facts.namespace,
         memory: facts.memory,
+        loss: facts.loss,
     })
 }
 
@@ -164,18 +166,18 @@ fn process(p: &pb::Process) -> Process {
         egid: p.egid,
         login_uid: p.login_uid,
         namespaces: Namespaces {
-            pid: ns.map_or(0, |n| u64::from(n.pid)),
-            mnt: ns.map_or(0, |n| u64::from(n.mnt)),
-            net: ns.map_or(0, |n| u64::from(n.net)),
+            pid: ns.map_or(0, |n| n.pid),
+            mnt: ns.map_or(0, |n| n.mnt),
+            net: ns.map_or(0, |n| n.net),
         },
         cgroup_id: p.cgroup_id,
         cgroup: p.cgroup.clone(),
         container: p.container.as_ref().map(|c| Container {
             id: c.id.clone(),
-            runtime: c.runtime.clone(),
+            runtime: c.runtime.clone().into(),
             pod_uid: non_empty(&c.pod_uid),
         }),
-        sha256: non_empty(&p.sha256),
+        sha256: non_empty(&p.sha256).into(),
         ancestors: p
             .ancestors
             .iter()
@@ -189,7 +191,7 @@ fn process(p: &pb::Process) -> Process {
                 euid: a.euid,
             })
             .collect(),
-        cmdline: Default::default(),
+        ..Process::default()
     }
 }
 

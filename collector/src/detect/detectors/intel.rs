@@ -105,7 +105,7 @@ impl Intel {
 
     fn exec(&self, ev: &RuntimeEvent, ctx: &DetectContext<'_>, out: &mut Vec<Signal>) {
         let Some(p) = &ev.process else { return };
-        let Some(sha256) = p.sha256.as_deref() else {
+        let Some(sha256) = p.sha256.get() else {
             return;
         };
         let Verdict::Threat { lists } = ctx.intel.check_sha256(sha256) else {

@@ -125,7 +125,7 @@ impl Detector for NewBinary {
             started: now,
             executables: HashSet::new(),
         });
-        let identity = format!("{}\0{}", p.executable, p.sha256.as_deref().unwrap_or(""));
+        let identity = format!("{}\0{}", p.executable, p.sha256.get().unwrap_or(""));
         if baseline.executables.contains(&identity) {
             return;
         }

@@ -40,7 +40,7 @@ impl ReverseShell {
         SHELLS.contains(&p.exe_basename())
             || SHELLS.contains(&p.name.as_str())
             || p.sha256
-                .as_ref()
+                .get()
                 .is_some_and(|h| self.shell_hashes.contains(h))
     }
 
@@ -115,10 +115,10 @@ impl Detector for ReverseShell {
         match ev.kind {
             EventType::ProcessExec => {
                 if SHELLS.contains(&p.exe_basename())
-                    && let Some(h) = &p.sha256
+                    && let Some(h) = p.sha256.get()
                     && self.shell_hashes.len() < MAX_HASHES
                 {
-                    self.shell_hashes.insert(h.clone());
+                    self.shell_hashes.insert(h.to_owned());
                 }
                 let Some(exec) = &ev.exec else { return };
                 let socket = exec.stdio_socket.as_ref();
