@@ -4,6 +4,11 @@
  * library (glibc, musl, Go, static binaries) sent it. A query leaves in its sender's context, so egress
  * attributes it with the current pid and remembers the socket cookie; a response arrives in softirq context
  * (an unrelated task), so ingress attributes it through that cookie.
+ *
+ * Only the client side of an exchange is a lookup: a query going out to port 53 and the answer coming back
+ * from it. A DNS server on this host sees the same messages the other way round (the query arrives on its
+ * port 53, its reply leaves from it); those packets are skipped, or a query to a local server would be
+ * reported again by the server's socket (with no owner known yet, as a query without a process).
  */
 #include "common.h"
 #include "socket.h"
@@ -67,7 +72,8 @@ static __always_inline void dns_packet(struct __sk_buff *skb, int egress)
 	if (bpf_skb_load_bytes(skb, off, ports, sizeof(ports)))
 		return;
 	__u16 sport = bpf_ntohs(ports[0]), dport = bpf_ntohs(ports[1]);
-	if (sport != DNS_PORT && dport != DNS_PORT)
+	__u16 remote_port = egress ? dport : sport;
+	if (remote_port != DNS_PORT)
 		return;
 
 	__u64 cookie = bpf_get_socket_cookie(skb);

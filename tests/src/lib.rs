@@ -134,6 +134,19 @@ impl Agent {
         }
     }
 
+    /// Every event printed within `window` from now.
+    pub fn events_for(&self, window: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + window;
+        let mut seen = Vec::new();
+        while let Ok(event) = self
+            .events
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            seen.push(event);
+        }
+        seen
+    }
+
     /// SIGINT, then the exit status and everything the agent wrote to stderr.
     pub fn stop(mut self) -> (std::process::ExitStatus, String) {
         // SAFETY: signalling our own child by pid.
@@ -193,9 +206,17 @@ pub fn is_exec_with_arg(event: &Value, arg: &str) -> bool {
 }
 
 /// A DNS server on 127.0.0.77:53 that answers one query (any name) with an A record of 192.0.2.7.
+/// Tests running in parallel take turns for the port: a bind that finds it taken is retried.
 pub fn dns_server_once() -> std::thread::JoinHandle<()> {
-    let socket = std::net::UdpSocket::bind("127.0.0.77:53")
-        .expect("bind 127.0.0.77:53 (needs root, port free)");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let socket = loop {
+        match std::net::UdpSocket::bind("127.0.0.77:53") {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            bound => break bound.expect("bind 127.0.0.77:53 (needs root, port free)"),
+        }
+    };
     socket
         .set_read_timeout(Some(Duration::from_secs(15)))
         .unwrap();

@@ -248,6 +248,49 @@ fn dns_query_and_answer_attributed_to_the_process() {
     agent.stop();
 }
 
+/// A DNS server on this host (loopback) must not make the agent report its side of the exchange:
+/// the query it receives and the reply it sends are not lookups of its own. Each query is one
+/// `dns_query` event, by the process that sent it, and its answer one `dns_response`.
+#[test]
+fn dns_query_is_reported_once_by_its_sender() {
+    if !can_load_ebpf("dns_query_is_reported_once_by_its_sender") {
+        return;
+    }
+    let server = ward_tests::dns_server_once();
+    let agent = Agent::start(&["--types", "dns_query,dns_response"]);
+    let name = format!("{}.ward-test.example", marker("once"));
+    let pid = run_python(&ward_tests::python_dns_query(&name));
+    server.join().unwrap();
+    let asks = |e: &Value| e["dns"]["questions"][0]["name"] == name.as_str();
+    let mut seen = agent
+        .events_until(WAIT, |e| asks(e) && by(pid, "dns_response")(e))
+        .expect("the answer, attributed to the sender");
+    // Anything about the exchange printed after the answer (the server's side comes earlier in
+    // time, but give the output a moment).
+    seen.extend(agent.events_for(Duration::from_millis(500)));
+    let exchange: Vec<&Value> = seen.iter().filter(|e| asks(e)).collect();
+    let queries: Vec<&&Value> = exchange
+        .iter()
+        .filter(|e| e["type"] == "dns_query")
+        .collect();
+    let responses: Vec<&&Value> = exchange
+        .iter()
+        .filter(|e| e["type"] == "dns_response")
+        .collect();
+    assert_eq!(queries.len(), 1, "one dns_query per query: {exchange:#?}");
+    assert_eq!(
+        responses.len(),
+        1,
+        "one dns_response per answer: {exchange:#?}"
+    );
+    for e in exchange {
+        assert_eq!(e["process"]["pid"], pid, "attributed to the sender: {e}");
+        assert_eq!(e["dns"]["server"]["ip"], "127.0.0.77", "{e}");
+        assert_eq!(e["dns"]["server"]["port"], 53, "{e}");
+    }
+    agent.stop();
+}
+
 #[test]
 fn shell_with_socket_stdio_is_visible() {
     if !can_load_ebpf("shell_with_socket_stdio_is_visible") {
