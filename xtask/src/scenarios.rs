@@ -9,6 +9,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
@@ -191,10 +192,16 @@ fn userfaultfd(_: &Scratch) -> anyhow::Result<()> {
 }
 
 fn setuid_binary(s: &Scratch) -> anyhow::Result<()> {
-    // A root-owned setuid copy of `id` run as nobody: its euid becomes 0.
+    // A root-owned setuid copy of `id` run as nobody: its euid becomes 0. The copy is created with
+    // its setuid mode rather than chmod-ed to it: setting the bit on an existing file is a finding of
+    // its own (PrivilegeEscalation:Runtime/SuspiciousCommand), which is not this scenario's.
     let suid = s.dir.join("ward-suid-id");
-    std::fs::copy("/usr/bin/id", &suid)?;
-    std::fs::set_permissions(&suid, std::os::unix::fs::PermissionsExt::from_mode(0o4755))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o4755)
+        .open(&suid)?
+        .write_all(&std::fs::read("/usr/bin/id")?)?;
     Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(&suid)
@@ -453,18 +460,38 @@ const SCENARIOS: &[Scenario] = &[
     },
 ];
 
+/// A finding as the detector printed it: its type, and the whole line (what to show when it was
+/// not expected).
+struct Raised {
+    at: Instant,
+    kind: String,
+    line: String,
+}
+
+/// True when a finding's process, or one of its ancestors, is `pid`.
+fn raised_by(finding: &str, pid: u32) -> bool {
+    let Ok(finding) = serde_json::from_str::<serde_json::Value>(finding) else {
+        return false;
+    };
+    let process = &finding["service"]["runtimeDetails"]["process"];
+    process["pid"] == pid
+        || process["lineage"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|a| a["pid"] == pid))
+}
+
 /// The running agent and detector; findings arrive on the channel with the time they were read.
 struct Pipeline {
     agent: Child,
     detect: Child,
-    findings: Receiver<(Instant, String)>,
+    findings: Receiver<Raised>,
 }
 
 impl Pipeline {
     fn start(bins: &Path) -> anyhow::Result<Pipeline> {
         let mut agent = Command::new(bins.join("ward-agent"))
             .args(["watch", "--types"])
-            .arg("process_exec,process_fork,process_exit,net_stdio_socket,net_connect,dns_query,ptrace,process_vm_access,memfd_create,userfaultfd,priv_setid,file_open,mount,module_load,library_load")
+            .arg("process_exec,process_fork,process_exit,net_stdio_socket,net_connect,dns_query,ptrace,process_vm_access,memfd_create,userfaultfd,priv_setid,file_open,file_chmod,mount,module_load,library_load")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -494,7 +521,12 @@ impl Pipeline {
                     .and_then(|t| t.split('"').next())
                     .unwrap_or("")
                     .to_string();
-                if tx.send((Instant::now(), kind)).is_err() {
+                let raised = Raised {
+                    at: Instant::now(),
+                    kind,
+                    line,
+                };
+                if tx.send(raised).is_err() {
                     break;
                 }
             }
@@ -506,17 +538,32 @@ impl Pipeline {
         })
     }
 
-    /// The first finding of `kind` read before `deadline`.
-    fn wait_for(&self, kind: &str, deadline: Instant) -> Option<Instant> {
-        while let Ok((at, found)) = self
+    /// The first finding of `kind` read before `deadline`, and every other finding read until then.
+    fn wait_for(&self, kind: &str, deadline: Instant) -> (Option<Instant>, Vec<Raised>) {
+        let mut others = Vec::new();
+        while let Ok(raised) = self
             .findings
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
         {
-            if found == kind {
-                return Some(at);
+            if raised.kind == kind {
+                return (Some(raised.at), others);
             }
+            others.push(raised);
         }
-        None
+        (None, others)
+    }
+
+    /// Findings read within `window` from now (what a trigger raised after its own finding).
+    fn drain(&self, window: Duration) -> Vec<Raised> {
+        let deadline = Instant::now() + window;
+        let mut seen = Vec::new();
+        while let Ok(raised) = self
+            .findings
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            seen.push(raised);
+        }
+        seen
     }
 
     fn stop(mut self) {
@@ -552,20 +599,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         container: FakeContainer::create()?,
     };
     let pipeline = Pipeline::start(&bins)?;
-    println!("| scenario | expected finding | raised | trigger to finding |");
-    println!("|---|---|---|---|");
+    println!("| scenario | expected finding | raised | trigger to finding | other findings |");
+    println!("|---|---|---|---|---|");
     let (mut raised, mut not_possible) = (0, 0);
+    let mut unexpected = Vec::new();
     for scenario in SCENARIOS {
         // Drop findings of earlier scenarios still in flight.
         while pipeline.findings.try_recv().is_ok() {}
         let started = Instant::now();
         let outcome = (scenario.trigger)(&scratch);
-        let found = outcome.as_ref().ok().and_then(|_| {
-            pipeline.wait_for(
+        let (found, mut others) = match &outcome {
+            Ok(()) => pipeline.wait_for(
                 scenario.finding,
                 started + Duration::from_secs_f64(args.wait),
-            )
-        });
+            ),
+            Err(_) => (None, Vec::new()),
+        };
+        // What the trigger raised besides its finding arrives within moments of it. Only findings
+        // about this task's own processes count: the host may be busy with other work.
+        others.extend(pipeline.drain(Duration::from_millis(500)));
+        others.retain(|o| o.kind != scenario.finding && raised_by(&o.line, std::process::id()));
+        let other_kinds: Vec<&str> = others.iter().map(|o| o.kind.as_str()).collect();
         let (yes, latency) = match (&outcome, found) {
             (Err(e), _) if e.is::<NotPossibleHere>() => {
                 not_possible += 1;
@@ -580,9 +634,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
         raised += usize::from(yes == "yes");
         println!(
-            "| {} | `{}` | {yes} | {latency} |",
-            scenario.name, scenario.finding
+            "| {} | `{}` | {yes} | {latency} | {} |",
+            scenario.name,
+            scenario.finding,
+            other_kinds.join(", ")
         );
+        unexpected.extend(others.into_iter().map(|o| (scenario.name, o.line)));
     }
     pipeline.stop();
     drop(scratch);
@@ -591,9 +648,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "\n{raised} of {} scenarios raised their finding ({not_possible} not possible on this host)",
         SCENARIOS.len()
     );
+    for (scenario, line) in &unexpected {
+        println!("\nnot the scenario's finding ({scenario}): {line}");
+    }
     let missing = SCENARIOS.len() - raised - not_possible;
     if missing > 0 {
         bail!("{missing} scenarios raised no finding");
+    }
+    if !unexpected.is_empty() {
+        bail!(
+            "{} findings other than the scenarios' own were raised",
+            unexpected.len()
+        );
     }
     Ok(())
 }
