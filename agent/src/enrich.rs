@@ -60,7 +60,7 @@ impl Enricher {
     /// The process behind a record, known or (when the agent never saw it) built from the record itself.
     fn process_of(&self, key: ProcKey, start_ns: u64, comm: &str) -> Arc<Process> {
         self.table.get(key).cloned().unwrap_or_else(|| {
-            let start_time = rfc3339(self.clock.wall(start_ns)).into();
+            let start_time = rfc3339(self.clock.wall(start_ns));
             let unknown_parent = ProcKey {
                 pid: 0,
                 start_ticks: 0,

@@ -107,7 +107,7 @@ fn spawn_hash(
         let _slot = slots.acquire_owned().await;
         let _ = tokio::task::spawn_blocking(move || {
             if let Some(hex) = hasher.hash(job.exe) {
-                let _ = job.cell.set(hex);
+                job.cell.set(hex);
             }
             let _ = done_tx.send(());
         })

@@ -252,7 +252,7 @@ pub fn process(p: &Process) -> pb::Process {
         script_path: String::new(),
         ld_preload: String::new(),
         ld_library_path: String::new(),
-        ancestors: p.ancestors.iter().map(|a| ancestor(a)).collect(),
+        ancestors: p.ancestors.iter().map(ancestor).collect(),
     }
 }
 
