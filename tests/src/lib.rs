@@ -136,15 +136,7 @@ impl Agent {
 
     /// Every event printed within `window` from now.
     pub fn events_for(&self, window: Duration) -> Vec<Value> {
-        let deadline = Instant::now() + window;
-        let mut seen = Vec::new();
-        while let Ok(event) = self
-            .events
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            seen.push(event);
-        }
-        seen
+        received_within(&self.events, window)
     }
 
     /// SIGINT, then the exit status and everything the agent wrote to stderr.
@@ -168,6 +160,16 @@ impl Drop for Agent {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Everything a channel delivers within `window` from now.
+pub fn received_within<T>(rx: &Receiver<T>, window: Duration) -> Vec<T> {
+    let deadline = Instant::now() + window;
+    let mut seen = Vec::new();
+    while let Ok(item) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        seen.push(item);
+    }
+    seen
 }
 
 /// Where the cgroup v2 hierarchy is mounted on this host.

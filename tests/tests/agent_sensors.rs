@@ -219,15 +219,22 @@ fn unix_socket_connect_names_the_path() {
     std::fs::remove_file(&path).unwrap();
 }
 
+/// An agent watching DNS, and the pid of a process that looked `name` up from the test's server
+/// on 127.0.0.77 (answered by then).
+fn dns_lookup_watched(name: &str) -> (Agent, u32) {
+    let server = ward_tests::dns_server_once();
+    let agent = Agent::start(&["--types", "dns_query,dns_response"]);
+    let pid = run_python(&ward_tests::python_dns_query(name));
+    server.join().unwrap();
+    (agent, pid)
+}
+
 #[test]
 fn dns_query_and_answer_attributed_to_the_process() {
     if !can_load_ebpf("dns_query_and_answer_attributed_to_the_process") {
         return;
     }
-    let server = ward_tests::dns_server_once();
-    let agent = Agent::start(&["--types", "dns_query,dns_response"]);
-    let pid = run_python(&ward_tests::python_dns_query("pool.ward-test.example"));
-    server.join().unwrap();
+    let (agent, pid) = dns_lookup_watched("pool.ward-test.example");
     let query = agent
         .wait_for(WAIT, by(pid, "dns_query"))
         .expect("dns query event");
@@ -256,11 +263,8 @@ fn dns_query_is_reported_once_by_its_sender() {
     if !can_load_ebpf("dns_query_is_reported_once_by_its_sender") {
         return;
     }
-    let server = ward_tests::dns_server_once();
-    let agent = Agent::start(&["--types", "dns_query,dns_response"]);
     let name = format!("{}.ward-test.example", marker("once"));
-    let pid = run_python(&ward_tests::python_dns_query(&name));
-    server.join().unwrap();
+    let (agent, pid) = dns_lookup_watched(&name);
     let asks = |e: &Value| e["dns"]["questions"][0]["name"] == name.as_str();
     let mut seen = agent
         .events_until(WAIT, |e| asks(e) && by(pid, "dns_response")(e))

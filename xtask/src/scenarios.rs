@@ -555,15 +555,7 @@ impl Pipeline {
 
     /// Findings read within `window` from now (what a trigger raised after its own finding).
     fn drain(&self, window: Duration) -> Vec<Raised> {
-        let deadline = Instant::now() + window;
-        let mut seen = Vec::new();
-        while let Ok(raised) = self
-            .findings
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            seen.push(raised);
-        }
-        seen
+        ward_tests::received_within(&self.findings, window)
     }
 
     fn stop(mut self) {
