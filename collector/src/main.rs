@@ -275,7 +275,7 @@ struct ServeArgs {
     #[arg(long)]
     api_tokens: Option<PathBuf>,
     /// Serve the query API over TLS with this certificate (PEM); needs --api-tls-key.
-    #[arg(long, requires = "api_tls_key")]
+    #[arg(long, requires = "api_tls_key", requires = "api_listen")]
     api_tls_cert: Option<PathBuf>,
     /// The query API's private key (PEM).
     #[arg(long, requires = "api_tls_cert")]

@@ -1,7 +1,9 @@
 //! `wardctl` end to end against the real query API of `ward-collector serve` (docs/api.md): findings
 //! in the collector's SQLite store are listed, filtered, shown, archived and unarchived; suppression
 //! rules and lists are created, listed and deleted; `tail` prints an archive made while it runs;
-//! a read token is refused writes with the role named, an unknown token gets a 401.
+//! a read token is refused writes with the role named, an unknown token gets a 401. Over mTLS
+//! (`serve --api-tls-cert --api-client-ca`), `wardctl --ca --cert --key` calls with the role its
+//! certificate names.
 
 #[path = "transport_common.rs"]
 mod common;
@@ -301,5 +303,99 @@ fn wardctl_drives_the_real_query_api() {
     ctl.ok(ADMIN, &["lists", "delete", "bad-ips"]);
     assert!(!ctl.ok(READ, &["lists", "list"]).contains("bad-ips"));
 
+    collector.stop();
+}
+
+#[test]
+fn wardctl_over_mtls_takes_its_role_from_the_client_certificate() {
+    let pki = Pki::generate();
+    let dir = TempDir::new("wardctl-mtls");
+    pki.write_server_files(dir.path());
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    {
+        let store = Store::open(&data.join("ward.db"), Default::default()).unwrap();
+        store
+            .commit(WriteBatch {
+                findings: vec![finding("m1", "Recon:EC2/Portscan", 2.0, "i-0mmm", 1, 1)],
+                ..WriteBatch::default()
+            })
+            .unwrap();
+    }
+    for (name, role) in [("admin", "admin"), ("reader", "read")] {
+        let pem = pki.ca.api_client(name, role).unwrap();
+        std::fs::write(dir.path().join(format!("{name}.pem")), pem.cert).unwrap();
+        std::fs::write(dir.path().join(format!("{name}-key.pem")), pem.key).unwrap();
+    }
+    let api = free_port();
+    let path = |f: &str| dir.path().join(f).display().to_string();
+    let collector = CollectorProcess::start_with(
+        dir.path(),
+        &data,
+        free_port(),
+        &[
+            "--api-listen",
+            &api.to_string(),
+            "--api-tls-cert",
+            &path("collector.pem"),
+            "--api-tls-key",
+            &path("collector-key.pem"),
+            "--api-client-ca",
+            &path("ca.pem"),
+        ],
+    );
+    let server = format!("https://localhost:{}", api.port());
+    let wardctl = |who: Option<&str>, args: &[&str]| {
+        let mut c = Command::new(ward_tests::workspace_bin("wardctl"));
+        c.args(["--server", &server, "--ca", &path("ca.pem")]);
+        if let Some(who) = who {
+            c.args(["--cert", &path(&format!("{who}.pem"))]);
+            c.args(["--key", &path(&format!("{who}-key.pem"))]);
+        }
+        c.args(args)
+            .env_remove("WARD_SERVER")
+            .env_remove("WARD_TOKEN")
+            .env_remove("WARD_CA")
+            .env_remove("WARD_CERT")
+            .env_remove("WARD_KEY")
+            .output()
+            .unwrap()
+    };
+    wait_until("the query API", Duration::from_secs(20), || {
+        wardctl(Some("reader"), &["findings", "list"])
+            .status
+            .success()
+    });
+    let listed = wardctl(Some("reader"), &["--json", "findings", "list"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("\"m1\""));
+    let refused = wardctl(Some("reader"), &["findings", "archive", "m1"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("403") && err.contains("admin"),
+        "{err}"
+    );
+    let done = wardctl(Some("admin"), &["findings", "archive", "m1"]);
+    assert_eq!(
+        String::from_utf8_lossy(&done.stdout).trim(),
+        "archived: m1",
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    // No certificate: the TLS handshake is refused (certificates are the only credential here).
+    let anonymous = wardctl(None, &["findings", "list"]);
+    assert!(!anonymous.status.success());
+    // A certificate over plain http:// is a mistake wardctl names.
+    let plain = Command::new(ward_tests::workspace_bin("wardctl"))
+        .args(["--server", &format!("http://127.0.0.1:{}", api.port())])
+        .args([
+            "--cert",
+            &path("admin.pem"),
+            "--key",
+            &path("admin-key.pem"),
+        ])
+        .args(["findings", "list"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&plain.stderr).contains("https://"));
     collector.stop();
 }

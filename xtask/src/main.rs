@@ -3,6 +3,7 @@
 mod bench_agent;
 mod bench_detect;
 mod bench_foundational;
+mod bench_lists;
 mod bench_logs;
 mod bench_store;
 mod bench_transport;
@@ -76,6 +77,8 @@ enum Bench {
     Store(bench_store::Args),
     /// Foundational detections: records/s through cloud-log parsing plus detection, next to parse only.
     Foundational(bench_foundational::Args),
+    /// Lists changed through the API: the running detections' rebuild of a 100k-entry list.
+    Lists(bench_lists::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -99,6 +102,7 @@ fn main() -> anyhow::Result<()> {
             Bench::Detect(args) => bench_detect::run(args),
             Bench::Store(args) => bench_store::run(args),
             Bench::Foundational(args) => bench_foundational::run(args),
+            Bench::Lists(args) => bench_lists::run(args),
         },
     }
 }
