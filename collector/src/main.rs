@@ -44,6 +44,10 @@ struct ScanArgs {
     /// How many individual problems (malformed / skipped) to print on stderr before only counting.
     #[arg(long, default_value_t = 100)]
     max_problems: u64,
+    /// Only read and count records (no detections, no findings): checks that logs parse, and
+    /// measures the readers alone (`cargo xtask bench logs`).
+    #[arg(long)]
+    parse_only: bool,
     #[command(flatten)]
     detection: ward_collector::foundational::scan::DetectionArgs,
 }
@@ -53,7 +57,8 @@ struct ScanSink {
     printed: u64,
     max_printed: u64,
     stderr: std::io::Stderr,
-    detection: ward_collector::foundational::scan::Detection,
+    /// None with `--parse-only`: records are only counted (by the readers).
+    detection: Option<ward_collector::foundational::scan::Detection>,
 }
 
 impl ScanSink {
@@ -72,7 +77,9 @@ impl ScanSink {
 
 impl Sink for ScanSink {
     fn event(&mut self, event: &Event<'_>) {
-        self.detection.event(event);
+        if let Some(d) = &mut self.detection {
+            d.event(event);
+        }
     }
     fn malformed(&mut self, p: &Problem<'_>) {
         self.problem("malformed", p);
@@ -88,10 +95,15 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("nothing to scan: give --cloudtrail, --vpc-flow and/or --dns");
     }
     let opts = src.read_options().map_err(|e| anyhow::anyhow!(e))?;
-    let detection = args
-        .detection
-        .build(src.s3.region.as_deref())
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let detection = if args.parse_only {
+        None
+    } else {
+        Some(
+            args.detection
+                .build(src.s3.region.as_deref())
+                .map_err(|e| anyhow::anyhow!(e))?,
+        )
+    };
     let mut sink = ScanSink {
         printed: 0,
         max_printed: args.max_problems,
@@ -132,12 +144,14 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--sqs-queue needs at least one s3:// location to route objects to");
     }
     // Findings go to stdout as JSON lines, the summary to stderr.
-    let (stats, findings, archived) = sink.detection.finish()?;
+    let detected = sink.detection.map(|d| d.finish()).transpose()?;
     eprintln!("{}", summary_line(&totals));
-    eprintln!(
-        "{}",
-        ward_collector::foundational::scan::summary(&stats, findings, archived)
-    );
+    if let Some((stats, findings, archived)) = detected {
+        eprintln!(
+            "{}",
+            ward_collector::foundational::scan::summary(&stats, findings, archived)
+        );
+    }
     Ok(if failed {
         ExitCode::from(2)
     } else {

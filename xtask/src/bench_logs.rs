@@ -1,5 +1,7 @@
-//! `cargo xtask bench logs`: cloud-log parse throughput of `ward-collector scan`, side by side with
-//! the Python script a user would otherwise write (`json` / `csv` modules) on the same files.
+//! `cargo xtask bench logs`: cloud-log parse throughput of `ward-collector scan --parse-only` (the
+//! readers alone), side by side with the Python script a user would otherwise write (`json` / `csv`
+//! modules) on the same files, plus plain `scan` (readers + foundational detections) and gzipped
+//! CloudTrail rows.
 //!
 //! Files are generated into a temporary directory from a fixed seed (realistic shapes: CloudTrail
 //! S3 envelopes with assumed-role identities and request parameters, v2 flow logs with the S3
@@ -37,6 +39,12 @@ pub struct Args {
     /// Skip the Python baseline.
     #[arg(long)]
     no_python: bool,
+    /// Skip the parse+detect rows (plain `scan`).
+    #[arg(long)]
+    no_detect: bool,
+    /// Skip the gzipped CloudTrail row.
+    #[arg(long)]
+    no_gzip: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -89,66 +97,70 @@ fn bench(args: &Args, root: &Path, dir: &Path) -> anyhow::Result<()> {
         args.seed
     );
 
+    // CloudTrail is delivered gzipped: the same files compressed measure decompression too.
+    let gz = if args.no_gzip {
+        None
+    } else {
+        gzip_copy(&dir.join("cloudtrail"), &dir.join("cloudtrail-gz"))?
+    };
+
     let python = if args.no_python { None } else { find_python() };
     if python.is_none() && !args.no_python {
         eprintln!("python3 not found: baseline skipped");
     }
 
-    let mut rows = Vec::new();
+    // (label, scan flag, directory, python kind, parse only?)
+    let mut cases: Vec<(String, &str, PathBuf, &str, bool)> = Vec::new();
     for (name, flag, _, _) in sources {
-        let sub = dir.join(name);
-        let bytes = dir_bytes(&sub)?;
+        cases.push((name.to_string(), flag, dir.join(name), name, true));
+        if let Some(gz) = gz.as_ref().filter(|_| name == "cloudtrail") {
+            cases.push(("cloudtrail .gz".into(), flag, gz.clone(), name, true));
+        }
+        if !args.no_detect {
+            cases.push((format!("{name} +detect"), flag, dir.join(name), name, false));
+        }
+    }
+
+    let mut rows = Vec::new();
+    let mut py_cache: Vec<(PathBuf, f64)> = Vec::new();
+    for (label, flag, sub, kind, parse_only) in &cases {
+        let bytes = dir_bytes(&dir.join(kind))?;
         let mut best: Option<Measure> = None;
         let mut records = 0;
         for _ in 0..args.runs {
-            let (m, stderr) = time_child(Command::new(&exe).arg("scan").arg(flag).arg(&sub))?;
+            let mut cmd = Command::new(&exe);
+            cmd.arg("scan").arg(flag).arg(sub);
+            if *parse_only {
+                cmd.arg("--parse-only");
+            }
+            let (m, stderr) = time_child(&mut cmd)?;
             records =
-                parse_records(&stderr, name).with_context(|| format!("scan output: {stderr}"))?;
+                parse_records(&stderr, kind).with_context(|| format!("scan output: {stderr}"))?;
             best = Some(best.map_or(m, |b: Measure| b.min(m)));
         }
         let rust = best.unwrap();
-        let py = match &python {
-            Some(py) => {
-                let mut best: Option<(f64, u64)> = None;
-                for _ in 0..args.runs {
-                    let out = Command::new(py)
-                        .arg("-c")
-                        .arg(PY_BASELINE)
-                        .arg(name)
-                        .arg(&sub)
-                        .output()?;
-                    if !out.status.success() {
-                        bail!(
-                            "python baseline failed: {}",
-                            String::from_utf8_lossy(&out.stderr)
-                        );
-                    }
-                    let text = String::from_utf8_lossy(&out.stdout);
-                    let mut it = text.split_whitespace();
-                    let secs: f64 = it.next().context("python output")?.parse()?;
-                    let n: u64 = it.next().context("python output")?.parse()?;
-                    best = Some(best.map_or((secs, n), |b| if secs < b.0 { (secs, n) } else { b }));
-                }
-                let (secs, n) = best.unwrap();
-                if n != records {
-                    bail!("{name}: python counted {n} records, ward-collector {records}");
-                }
+        let cached = py_cache.iter().find(|(p, _)| p == sub).map(|(_, s)| *s);
+        let py = match (&python, cached) {
+            (Some(_), Some(secs)) => Some(secs),
+            (Some(py), None) => {
+                let secs = python_baseline(py, kind, sub, args.runs, records)?;
+                py_cache.push((sub.clone(), secs));
                 Some(secs)
             }
-            None => None,
+            (None, _) => None,
         };
-        rows.push((name, bytes, records, rust, py));
+        rows.push((label.clone(), bytes, records, rust, py));
     }
 
     let mut out = String::new();
     writeln!(
         out,
-        "\ncloud-log parse throughput, one core (`ward-collector scan`, best of {} runs; python: same files, best of {} runs)",
+        "\ncloud-log throughput, one core (`ward-collector scan --parse-only`: the readers into a counting sink; `+detect`: plain `scan`, readers + foundational detections; best of {} runs each; python on the same files, best of {} runs)",
         args.runs, args.runs
     )?;
     writeln!(
         out,
-        "{:<11} {:>8} {:>10} | {:>9} {:>11} {:>9} | {:>9} {:>11} | {:>7}",
+        "{:<18} {:>8} {:>10} | {:>9} {:>11} {:>9} | {:>9} {:>11} | {:>7}",
         "source",
         "MB",
         "records",
@@ -177,7 +189,7 @@ fn bench(args: &Args, root: &Path, dir: &Path) -> anyhow::Result<()> {
         };
         writeln!(
             out,
-            "{:<11} {:>8.1} {:>10} | {:>9.1} {:>11.0} {:>9} | {:>9} {:>11} | {:>7}",
+            "{:<18} {:>8.1} {:>10} | {:>9.1} {:>11.0} {:>9} | {:>9} {:>11} | {:>7}",
             name,
             mb,
             records,
@@ -191,10 +203,73 @@ fn bench(args: &Args, root: &Path, dir: &Path) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "(MB = 10^6 bytes of uncompressed input; rust MB/s and rec/s from wall time of the single-threaded scan, cpu MB/s from its user+sys time; x py = python time / rust time)"
+        "(MB = 10^6 bytes of uncompressed input (.gz rows: the same data compressed); rust MB/s and rec/s from wall time of the single-threaded scan, cpu MB/s from its user+sys time; x py = python time / rust time)"
     )?;
     print!("{out}");
     Ok(())
+}
+
+/// Seconds of the fastest of `runs` Python baseline runs over `dir`; its record count must match.
+fn python_baseline(
+    py: &Path,
+    kind: &str,
+    dir: &Path,
+    runs: u32,
+    records: u64,
+) -> anyhow::Result<f64> {
+    let mut best = f64::INFINITY;
+    for _ in 0..runs {
+        let out = Command::new(py)
+            .arg("-c")
+            .arg(PY_BASELINE)
+            .arg(kind)
+            .arg(dir)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "python baseline failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut it = text.split_whitespace();
+        let secs: f64 = it.next().context("python output")?.parse()?;
+        let n: u64 = it.next().context("python output")?.parse()?;
+        if n != records {
+            bail!(
+                "{}: python counted {n} records, ward-collector {records}",
+                dir.display()
+            );
+        }
+        best = best.min(secs);
+    }
+    Ok(best)
+}
+
+/// Gzips every file of `from` into `to` with the `gzip` tool (default level, as AWS writes).
+/// None when `gzip` is not installed.
+fn gzip_copy(from: &Path, to: &Path) -> anyhow::Result<Option<PathBuf>> {
+    fs::create_dir_all(to)?;
+    for e in fs::read_dir(from)? {
+        let e = e?;
+        let out = fs::File::create(to.join(format!("{}.gz", e.file_name().to_string_lossy())))?;
+        let status = match Command::new("gzip")
+            .arg("-c")
+            .arg(e.path())
+            .stdout(out)
+            .status()
+        {
+            Ok(s) => s,
+            Err(_) => {
+                eprintln!("gzip not found: .gz row skipped");
+                return Ok(None);
+            }
+        };
+        if !status.success() {
+            bail!("gzip {} failed", e.path().display());
+        }
+    }
+    Ok(Some(to.to_path_buf()))
 }
 
 #[derive(Clone, Copy)]
@@ -270,14 +345,14 @@ fn find_python() -> Option<PathBuf> {
 /// `json.loads` per DNS line. It touches one field per record so nothing is optimised away, and
 /// does less work than the collector (no typing, no address parsing), which favours Python.
 const PY_BASELINE: &str = r#"
-import csv, json, os, sys, time
+import csv, gzip, json, os, sys, time
 kind, d = sys.argv[1], sys.argv[2]
 files = sorted(os.path.join(d, f) for f in os.listdir(d))
 t = time.perf_counter()
 n = 0
 for p in files:
     if kind == "cloudtrail":
-        with open(p, "rb") as f:
+        with (gzip.open if p.endswith(".gz") else open)(p, "rb") as f:
             for r in json.load(f)["Records"]:
                 r.get("eventName"); n += 1
     elif kind == "vpc-flow":

@@ -33,7 +33,10 @@ pub fn skip_reason(source: SourceKind, key: &str) -> Option<&'static str> {
     let lower = name.to_ascii_lowercase();
     let stem = lower.strip_suffix(".gz").unwrap_or(&lower);
     if stem.ends_with(".parquet") {
-        return Some("Parquet objects are not supported (deliver as text)");
+        return match source {
+            SourceKind::VpcFlow => None,
+            _ => Some("Parquet objects are only read for VPC flow logs"),
+        };
     }
     let ext = match stem.rsplit_once('.') {
         Some((_, ext)) => ext,
@@ -89,7 +92,8 @@ mod tests {
     fn extensions() {
         assert!(skip_reason(CloudTrail, "corpus/README.md").is_some());
         assert!(skip_reason(VpcFlow, "x/v3.format").is_some());
-        assert!(skip_reason(VpcFlow, "x/flows.parquet").is_some());
+        assert_eq!(skip_reason(VpcFlow, "x/flows.log.parquet"), None);
+        assert!(skip_reason(Dns, "x/flows.log.parquet").is_some());
         assert_eq!(
             skip_reason(Dns, "x/PUT-S3-abc-1-2021-02-04-17-51-55-uuid"),
             None

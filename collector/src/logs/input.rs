@@ -153,6 +153,17 @@ impl<R: Read> Chunked<R> {
         true
     }
 
+    /// Takes the unconsumed bytes out, leaving the buffer empty.
+    pub fn take_data(&mut self) -> Vec<u8> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.truncate(self.end);
+        buf.drain(..self.start);
+        self.consumed += buf.len() as u64;
+        self.start = 0;
+        self.end = 0;
+        buf
+    }
+
     /// Reads until `data()` holds at least `n` bytes or input ends.
     pub fn fill_to(&mut self, n: usize, limit: usize) {
         while self.data().len() < n && self.fill(limit.max(n)) > 0 {}

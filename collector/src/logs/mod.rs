@@ -18,6 +18,7 @@ pub mod s3;
 pub mod scan;
 pub mod source;
 pub mod vpcflow;
+mod vpcflow_parquet;
 
 use crate::event::flow::FlowFormat;
 use crate::event::{Event, Origin, Record, SourceKind};
@@ -173,6 +174,41 @@ impl<'s> Ctx<'s> {
     }
 }
 
+/// A Parquet object: loaded whole (Parquet's index is at its end), up to `max_document` bytes.
+fn read_parquet<R: Read>(
+    source: SourceKind,
+    input: &mut input::Chunked<R>,
+    opts: &ReadOptions,
+    ctx: &mut Ctx<'_>,
+) {
+    if source != SourceKind::VpcFlow {
+        ctx.malformed(
+            None,
+            None,
+            format_args!("Parquet object: only VPC flow logs are read from Parquet, not {source}"),
+        );
+        return;
+    }
+    let complete = input.read_all(opts.limits.max_document);
+    ctx.counts.bytes = input.data().len() as u64;
+    if let Some(e) = input.take_error() {
+        ctx.malformed(None, None, format_args!("cannot read Parquet object: {e}"));
+        return;
+    }
+    if !complete {
+        ctx.malformed(
+            None,
+            None,
+            format_args!(
+                "Parquet object larger than {} bytes; not read",
+                opts.limits.max_document
+            ),
+        );
+        return;
+    }
+    vpcflow_parquet::read(input.take_data().into(), ctx);
+}
+
 /// Reads one object of `source` from `reader` (gzip is detected from the content). `object` names
 /// it in origins and error reports (a path or `s3://bucket/key`).
 pub fn read_object(
@@ -191,6 +227,12 @@ pub fn read_object(
         }
     };
     let mut input = input::Chunked::new(r);
+    // Parquet (flow logs only) is recognised by its magic, after any gzip layer.
+    input.fill_to(vpcflow_parquet::MAGIC.len(), opts.limits.max_line);
+    if input.data().starts_with(vpcflow_parquet::MAGIC) {
+        read_parquet(source, &mut input, opts, &mut ctx);
+        return ctx.counts;
+    }
     match source {
         SourceKind::CloudTrail => cloudtrail::read(&mut input, &mut ctx, &opts.limits),
         SourceKind::Dns => dns::read(&mut input, &mut ctx, &opts.limits),
