@@ -51,6 +51,7 @@ fn scan_directories_prints_summary() {
           2 1 eni-1 10.0.0.1 10.0.0.2 1 22 6 1 1 1 2 ACCEPT OK\n\
           2 1 eni-1 10.0.0.1 10.0.0.2 1 22 6 1 1 1 2 ACCEPT\n",
     );
+    // Parquet is read for flow logs; this one is only the magic, so it is a malformed object.
     write(&flow.join("b.parquet"), b"PAR1");
     let dns = root.join("q.json");
     write(&dns, b"{\"query_name\":\"a.example.\"}\n{\"query_name\":\"b.example.\"}\n{\"query_name\":\"c.example.\"}\n");
@@ -78,8 +79,8 @@ fn scan_directories_prints_summary() {
         "{summary}"
     );
     assert!(
-        summary.contains("vpc-flow: objects=1 bytes=")
-            && summary.contains("records=1 skipped=1 malformed=1"),
+        summary.contains("vpc-flow: objects=2 bytes=")
+            && summary.contains("records=1 skipped=0 malformed=2"),
         "{summary}"
     );
     assert!(
@@ -91,6 +92,10 @@ fn scan_directories_prints_summary() {
         "{stderr}"
     );
     assert!(stderr.contains("CloudTrail digest file"), "{stderr}");
+    assert!(
+        stderr.contains("b.parquet: not a readable Parquet file"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(&root).unwrap();
 }
 
