@@ -407,10 +407,7 @@ fn start_cloud_sources(
     }
     let mut detection = Defaults::try_parse_from(["serve"])?.detection;
     let e = &args.engine;
-    detection.threat_lists.clone_from(&e.threat_lists);
-    detection.trusted_lists.clone_from(&e.trusted_lists);
-    detection.suppression.clone_from(&e.suppression);
-    detection.intel_private_addresses = e.intel_private_addresses;
+    detection.lists.clone_from(&e.lists);
     detection.account_id.clone_from(&e.account_id);
     detection.detector_id.clone_from(&e.detector_id);
     // The detectors' state is kept in the store (with the findings and checkpoints it goes
@@ -503,7 +500,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // it; the list files stay the base every rebuild starts from (pipeline::live).
     let installed = rt.block_on(pipeline::live::install_rule_files(
         &store,
-        &args.engine.suppression,
+        &args.engine.lists.suppression,
     ))?;
     if installed > 0 {
         eprintln!(
@@ -511,9 +508,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let (file_intel, _) = ward_collector::detect::offline::load_lists(
-        &args.engine.threat_lists,
-        &args.engine.trusted_lists,
-        args.engine.intel_private_addresses,
+        &args.engine.lists.threat_lists,
+        &args.engine.lists.trusted_lists,
+        args.engine.lists.intel_private_addresses,
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let changes = Arc::new(pipeline::live::Generation::default());

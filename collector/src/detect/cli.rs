@@ -37,16 +37,16 @@ pub struct DetectArgs {
     pub check: bool,
 }
 
-/// How detection engines are built: shared by `detect` and `serve`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct EngineArgs {
-    /// Extra rule file (TOML; repeatable), loaded after the built-in catalogue.
-    #[arg(long = "rules", value_name = "FILE")]
-    pub rules: Vec<PathBuf>,
+/// Threat and trusted lists and suppression rules: the same options for the runtime engine
+/// (`detect`, `serve`) and the foundational one (`scan`, `serve`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ListArgs {
     /// Threat list, `[CATEGORY=]PATH[@FORMAT]` (repeatable). CATEGORY: custom (default), cnc,
     /// bitcoin, blackhole, droppoint, tor, dga, driveby, phishing, malware; FORMAT: TXT (default),
-    /// STIX, OTX_CSV, ALIEN_VAULT, PROOF_POINT, FIRE_EYE. TXT, OTX_CSV (`FileHash-SHA256`) and
-    /// FIRE_EYE (`sha256`) lists may hold executables' SHA-256s: MaliciousFileExecuted(.Custom).
+    /// STIX, OTX_CSV, ALIEN_VAULT, PROOF_POINT, FIRE_EYE. Uncategorised lists raise the `.Custom`
+    /// types, `tor=` lists the TorIPCaller types, other categories the MaliciousIPCaller types.
+    /// TXT, OTX_CSV (`FileHash-SHA256`) and FIRE_EYE (`sha256`) lists may hold executables'
+    /// SHA-256s: MaliciousFileExecuted(.Custom).
     #[arg(long = "threat-list", value_name = "SPEC")]
     pub threat_lists: Vec<ListSpec>,
     /// Trusted list, `PATH[@FORMAT]` (repeatable): its addresses and domains raise nothing.
@@ -58,6 +58,16 @@ pub struct EngineArgs {
     /// Apply lists to private and loopback addresses too (GuardDuty applies them to public ones).
     #[arg(long)]
     pub intel_private_addresses: bool,
+}
+
+/// How detection engines are built: shared by `detect` and `serve`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// Extra rule file (TOML; repeatable), loaded after the built-in catalogue.
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
+    #[command(flatten)]
+    pub lists: ListArgs,
     /// Raise container-only types (NewBinaryExecuted, ContainerMountsHostDirectory,
     /// DockerSocketAccessed, RuncContainerEscape) for host processes as well.
     #[arg(long)]
@@ -85,10 +95,10 @@ impl EngineArgs {
                 ..EngineConfig::default()
             },
             rule_files: self.rules.clone(),
-            threat_lists: self.threat_lists.clone(),
-            trusted_lists: self.trusted_lists.clone(),
-            suppression_files: self.suppression.clone(),
-            intel_private_addresses: self.intel_private_addresses,
+            threat_lists: self.lists.threat_lists.clone(),
+            trusted_lists: self.lists.trusted_lists.clone(),
+            suppression_files: self.lists.suppression.clone(),
+            intel_private_addresses: self.lists.intel_private_addresses,
         }
     }
 }

@@ -6,28 +6,16 @@ use std::path::{Path, PathBuf};
 
 use super::engine::{EngineOptions, EngineStats, FoundationalEngine};
 use super::{AwsRanges, Settings, builtin};
-use crate::detect::offline::{ListSpec, load_lists, load_suppression};
+use crate::detect::cli::ListArgs;
+use crate::detect::offline::{load_lists, load_suppression};
 use crate::event::Event;
 use crate::findings::{Finding, Scope};
 use crate::suppression::Emitted;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct DetectionArgs {
-    /// Threat list, `[CATEGORY=]PATH[@FORMAT]` (repeatable). Uncategorised lists raise the
-    /// `.Custom` types; `tor=` lists raise the TorIPCaller types; other categories (cnc, ...) the
-    /// MaliciousIPCaller types. FORMAT: TXT (default), STIX, OTX_CSV, ALIEN_VAULT, PROOF_POINT,
-    /// FIRE_EYE.
-    #[arg(long = "threat-list", value_name = "SPEC")]
-    pub threat_lists: Vec<ListSpec>,
-    /// Trusted list, `PATH[@FORMAT]` (repeatable): nothing is raised about its addresses/domains.
-    #[arg(long = "trusted-list", value_name = "SPEC")]
-    pub trusted_lists: Vec<ListSpec>,
-    /// Suppression rules: a JSON array of GuardDuty filters (repeatable); ARCHIVE ones archive.
-    #[arg(long = "suppression", value_name = "FILE")]
-    pub suppression: Vec<PathBuf>,
-    /// Apply lists to private and loopback addresses too (GuardDuty applies them to public ones).
-    #[arg(long)]
-    pub intel_private_addresses: bool,
+    #[command(flatten)]
+    pub lists: ListArgs,
     /// AWS's ip-ranges.json: addresses in it count as inside AWS (InstanceCredentialExfiltration
     /// .InsideAWS vs .OutsideAWS). Without it every public address counts as outside AWS.
     #[arg(long, value_name = "FILE")]
@@ -94,12 +82,12 @@ impl DetectionArgs {
     /// The engine alone, its `--state` loaded (what `serve` runs on its cloud-log sources).
     pub fn engine(&self, region: Option<&str>) -> Result<FoundationalEngine, String> {
         let (intel, threat_categories) = load_lists(
-            &self.threat_lists,
-            &self.trusted_lists,
-            self.intel_private_addresses,
+            &self.lists.threat_lists,
+            &self.lists.trusted_lists,
+            self.lists.intel_private_addresses,
         )
         .map_err(|e| e.to_string())?;
-        let suppression = load_suppression(&self.suppression).map_err(|e| e.to_string())?;
+        let suppression = load_suppression(&self.lists.suppression).map_err(|e| e.to_string())?;
         let aws_ranges = match &self.aws_ip_ranges {
             Some(p) => AwsRanges::load(p).map_err(|e| format!("--aws-ip-ranges {e}"))?,
             None => AwsRanges::default(),
