@@ -298,6 +298,14 @@ struct ServeArgs {
     /// ward:role:admin|read, else its subject OU=admin|read. Needs --api-tls-cert.
     #[arg(long, requires = "api_tls_cert")]
     api_client_ca: Option<PathBuf>,
+    /// Instances without an agent for correlation's host map (TOML `[[instance]]` tables or a
+    /// JSON array: instance_id, private_ips, public_ips, enis, instance_profile_arn, ...).
+    #[arg(long, value_name = "FILE")]
+    correlate_hosts: Option<PathBuf>,
+    /// Where instance metadata answers, for correlation: an agent's connect there is a
+    /// credential fetch (default 169.254.169.254:80 and [fd00:ec2::254]:80; tests use loopback).
+    #[arg(long, value_name = "IP:PORT")]
+    correlate_imds: Vec<std::net::SocketAddr>,
 }
 
 /// Hands the store's committed finding changes to the outputs: what goes out is what is stored,
@@ -366,6 +374,7 @@ fn start_cloud_sources(
     region: &str,
     store: &ward_collector::store::Store,
     live: &Arc<pipeline::live::LiveConfig>,
+    correlation: &Arc<pipeline::correlation::CorrelationStage>,
 ) -> anyhow::Result<Option<pipeline::cloud::CloudHandle>> {
     use clap::Parser;
     use pipeline::cloud::{self, CloudConfig, CloudDetections, Location};
@@ -431,6 +440,7 @@ fn start_cloud_sources(
             store: store.clone(),
             legacy_state: Some(legacy_state),
             follower: Some(live.follower()),
+            correlation: Some(correlation.clone()),
         },
     )?;
     Ok(Some(handle))
@@ -518,13 +528,35 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let outputs = ward_collector::outputs::start(&args.outputs, &args.data_dir)?;
     let output_metrics = Arc::new(outputs.metrics());
     let forwarder = forward_to_outputs(&store, outputs)?;
-    let cloud = start_cloud_sources(&args, &region, &store, &live)?;
+    // Correlation: restored from the store (and the batch log) before either path starts.
+    let mut correlate = ward_collector::correlate::CorrelateConfig::new(setup.config.scope.clone());
+    if !args.correlate_imds.is_empty() {
+        correlate
+            .activity
+            .imds_endpoints
+            .clone_from(&args.correlate_imds);
+    }
+    let correlation = pipeline::correlation::CorrelationStage::open(
+        pipeline::correlation::CorrelationConfig {
+            correlate,
+            hosts_file: args.correlate_hosts.clone(),
+            log_path: ingest::log_path(&args.data_dir),
+        },
+        &store,
+    )
+    .context("restoring the correlation stage")?;
+    let cloud = start_cloud_sources(&args, &region, &store, &live, &correlation)?;
     let hosts = Arc::new(HostBook::open(&args.data_dir.join("hosts.json"))?);
     let book = hosts.clone();
+    let stage = correlation.clone();
     let on_hello: ingest::HelloHook = Arc::new(move |agent, host| {
         if let Err(e) = book.record(agent, host.into()) {
             tracing::error!("recording the host of agent {agent:?}: {e}");
         }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        stage.hello(agent, host, now);
     });
     let api_access = match (&args.api_tokens, &args.api_client_ca) {
         (Some(path), _) => ward_collector::api::Access::load(path).map_err(anyhow::Error::msg)?,
@@ -558,6 +590,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             hosts,
             state: Box::new(StoreState::new(store.clone())),
             live: Some(live.follower()),
+            correlation: Some(correlation.clone()),
         })
         .context("starting the detection pipeline")?;
         let api = match args.api_listen {

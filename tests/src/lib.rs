@@ -246,3 +246,6 @@ pub fn python_dns_query(name: &str) -> String {
         labels.join(",")
     )
 }
+
+pub mod api;
+pub mod cloud;

@@ -2,7 +2,8 @@
 //! real collector binary, which is killed mid-ingest and restarted on the same data. Every
 //! acknowledged event must reach the engine exactly once: each event is one CryptoMinerExecuted
 //! occurrence, so the findings' counts must add up to the events sent (a replayed batch would add
-//! too much, a skipped one too little, a finding restarted from scratch would lose its count).
+//! too much, a skipped one too little, a finding restarted from scratch would lose its count). The
+//! five findings also form one attack sequence, updated once per new member.
 
 #[path = "transport_common.rs"]
 mod common;
@@ -133,11 +134,18 @@ async fn killed_collector_resumes_detection_without_loss_or_duplicates() {
         log_len(&data),
         "the pipeline stopped before the end of the log"
     );
-    assert_eq!(findings.len() as u64, POOLS, "{findings:?}");
-    for (id, ty, count) in &findings {
-        assert_eq!(ty, "Impact:Runtime/CryptoMinerExecuted", "{id}");
+    let (miners, others): (Vec<_>, Vec<_>) = findings
+        .iter()
+        .partition(|f| f.1 == "Impact:Runtime/CryptoMinerExecuted");
+    assert_eq!(miners.len() as u64, POOLS, "{findings:?}");
+    for (id, _, count) in &miners {
         assert_eq!(*count, N / POOLS, "finding {id}: {findings:?}");
     }
+    // Five findings on one host are one attack sequence (correlation, also exactly once across
+    // the kill): raised at the third distinct finding, updated by the fourth and the fifth.
+    assert_eq!(others.len(), 1, "{findings:?}");
+    assert_eq!(others[0].1, "AttackSequence:EC2/CompromisedInstanceGroup");
+    assert_eq!(others[0].2, POOLS - 2, "{findings:?}");
     // The log itself holds every event once (the transport's guarantee the pipeline builds on).
     let stored = stored_events(&data);
     assert_eq!(stored["agent-p"].len() as u64, N);

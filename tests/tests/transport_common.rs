@@ -214,6 +214,8 @@ pub fn free_port() -> SocketAddr {
 pub struct CollectorProcess {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The query API's address, with `--api-listen`.
+    pub api: Option<SocketAddr>,
 }
 
 impl CollectorProcess {
@@ -263,18 +265,27 @@ impl CollectorProcess {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 eprintln!("[collector] {line}");
+                if let Some(a) = line.strip_prefix("ward-collector: query API on http://") {
+                    let _ = tx.send((false, a.trim().to_string()));
+                }
                 if let Some(a) = line.strip_prefix("ward-collector: listening on ") {
-                    let _ = tx.send(a.trim().to_string());
+                    let _ = tx.send((true, a.trim().to_string()));
                 }
                 let _ = lines_tx.send(line);
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("collector printed its address")
-            .parse()
-            .unwrap();
-        (CollectorProcess { child, addr }, lines)
+        // The API line, if any, comes before the listening line.
+        let mut api = None;
+        let addr = loop {
+            let (listening, a) = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("collector printed its address");
+            if listening {
+                break a.parse().unwrap();
+            }
+            api = Some(a.parse().unwrap());
+        };
+        (CollectorProcess { child, addr, api }, lines)
     }
 
     /// SIGKILL: no shutdown code runs.

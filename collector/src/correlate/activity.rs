@@ -24,6 +24,8 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::detect::event::{EventType, Process, RuntimeEvent};
 use crate::findings::time::EpochMillis;
 
@@ -38,6 +40,9 @@ pub struct ActivityConfig {
     pub dns_slack_ms: i64,
     pub credential_retention_ms: i64,
     pub max_per_host: usize,
+    /// Credential fetches kept per host (they are persisted; a host polling IMDS in a loop must
+    /// not grow the state without bound).
+    pub max_fetches_per_host: usize,
     /// Where instance metadata answers: a connect here is a credential fetch candidate. EC2's
     /// `169.254.169.254:80` and `[fd00:ec2::254]:80` by default; tests point it at loopback.
     pub imds_endpoints: Vec<SocketAddr>,
@@ -52,6 +57,7 @@ impl Default for ActivityConfig {
             dns_slack_ms: 2 * MINUTE,
             credential_retention_ms: 12 * 60 * MINUTE,
             max_per_host: 200_000,
+            max_fetches_per_host: 1_000,
             imds_endpoints: vec![
                 "169.254.169.254:80".parse().expect("valid"),
                 "[fd00:ec2::254]:80".parse().expect("valid"),
@@ -86,6 +92,15 @@ pub struct CredentialFetch {
     /// The command line names the IMDS credentials path: stronger evidence than a connect alone.
     pub names_credentials_path: bool,
     pub process: Arc<Process>,
+    /// Where the event is in the agent batch log (persistence refers to it instead of copying it).
+    pub origin: Option<EventOrigin>,
+}
+
+/// Where an agent event is in the batch log: the byte offset of its batch and its index there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventOrigin {
+    pub offset: u64,
+    pub index: u32,
 }
 
 #[derive(Debug, Default)]
@@ -140,17 +155,35 @@ impl Activity {
         &self.config
     }
 
+    /// True for the event types the index keeps (the pipeline hands only these over).
+    pub fn wants(kind: EventType) -> bool {
+        matches!(
+            kind,
+            EventType::NetConnect | EventType::NetAccept | EventType::DnsQuery
+        )
+    }
+
     /// Indexes one agent event of the host `instance_id`. Events of other types are ignored.
     pub fn observe(&mut self, instance_id: &str, ev: &RuntimeEvent) {
-        if !matches!(
-            ev.kind,
-            EventType::NetConnect | EventType::NetAccept | EventType::DnsQuery
-        ) {
-            return;
+        self.observe_at(instance_id, ev, None);
+    }
+
+    /// [`Activity::observe`] for an event at `origin` in the batch log. A credential fetch already
+    /// indexed from the same origin (restored, then met again when the log is replayed) is not
+    /// added twice. Returns true when a credential fetch was added.
+    pub fn observe_at(
+        &mut self,
+        instance_id: &str,
+        ev: &RuntimeEvent,
+        origin: Option<EventOrigin>,
+    ) -> bool {
+        if !Self::wants(ev.kind) {
+            return false;
         }
         let (Some(time), Some(process)) = (ev.time_millis(), ev.process.as_ref()) else {
-            return;
+            return false;
         };
+        let mut fetched = false;
         let host = self.hosts.entry(instance_id.to_owned()).or_default();
         let process = match &host.last_process {
             Some(p) if p.pid == process.pid && p.start_time == process.start_time => p.clone(),
@@ -180,16 +213,19 @@ impl Activity {
             }
             _ => {
                 let Some(socket) = ev.socket.as_ref().filter(|s| s.is_inet()) else {
-                    return;
+                    return false;
                 };
                 let Some(remote) = socket.remote.as_ref() else {
-                    return;
+                    return false;
                 };
                 let Ok(ip) = remote.ip.parse::<IpAddr>() else {
-                    return;
+                    return false;
                 };
                 let remote = SocketAddr::new(ip, remote.port);
-                if ev.kind == EventType::NetConnect && self.config.imds_endpoints.contains(&remote)
+                let known = origin.is_some() && host.fetches.iter().any(|f| f.origin == origin);
+                if ev.kind == EventType::NetConnect
+                    && self.config.imds_endpoints.contains(&remote)
+                    && !known
                 {
                     let names_path = process
                         .args
@@ -204,7 +240,9 @@ impl Activity {
                         },
                         names_credentials_path: names_path,
                         process: process.clone(),
+                        origin,
                     });
+                    fetched = true;
                 }
                 host.connections.push_back(Connection {
                     time,
@@ -216,6 +254,7 @@ impl Activity {
             }
         }
         Self::expire(&self.config, host);
+        fetched
     }
 
     fn expire(config: &ActivityConfig, host: &mut HostActivity) {
@@ -242,13 +281,40 @@ impl Activity {
             }
         }
         let cutoff = host.newest - config.credential_retention_ms;
+        let max_fetches = config.max_fetches_per_host.min(config.max_per_host);
         while host
             .fetches
             .front()
-            .is_some_and(|f| f.time < cutoff || host.fetches.len() > config.max_per_host)
+            .is_some_and(|f| f.time < cutoff || host.fetches.len() > max_fetches)
         {
             host.fetches.pop_front();
         }
+    }
+
+    /// The newest event time indexed for the host.
+    pub fn newest(&self, instance_id: &str) -> Option<EpochMillis> {
+        self.hosts.get(instance_id).map(|h| h.newest)
+    }
+
+    /// The newest event time indexed for any host.
+    pub fn newest_overall(&self) -> Option<EpochMillis> {
+        self.hosts.values().map(|h| h.newest).max()
+    }
+
+    /// Every credential fetch still kept that came from the batch log: `(instance, origin)`,
+    /// oldest first per host.
+    pub fn fetch_origins(&self) -> Vec<(String, EventOrigin)> {
+        let mut instances: Vec<&String> = self.hosts.keys().collect();
+        instances.sort();
+        instances
+            .into_iter()
+            .flat_map(|i| {
+                self.hosts[i]
+                    .fetches
+                    .iter()
+                    .filter_map(move |f| f.origin.map(|o| (i.clone(), o)))
+            })
+            .collect()
     }
 
     /// The process that queried `name` on the host nearest to `at`, and how many queries matched.

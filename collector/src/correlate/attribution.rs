@@ -14,13 +14,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::activity::{Activity, normalise_name};
+use super::activity::{Activity, ActivityConfig, normalise_name};
 use crate::detect::signal::{process_details, ward_process_view};
 use crate::findings::time::{format_millis, parse_millis};
 use crate::findings::{DataSource, Finding, FindingType, RuntimeDetails, WardAttribution};
 
 /// The identity of one issue seen by both the agent and the logs.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct TwinKey {
     pub instance_id: String,
     /// `Purpose/Family` without the resource part, e.g. `CryptoCurrency/BitcoinTool.B!DNS`.
@@ -91,6 +91,61 @@ fn remote_ip(f: &Finding) -> Option<IpAddr> {
         .or(remote.ip_address_v6.as_deref())?
         .parse()
         .ok()
+}
+
+/// The latest runtime event time that could still be a log finding's evidence: its last
+/// occurrence plus the DNS slack or the flow look-ahead. `None` for findings attribution does not
+/// apply to. Once the host's agent stream is past it, the process will not arrive.
+pub fn evidence_deadline(f: &Finding, config: &ActivityConfig) -> Option<i64> {
+    let t = f.finding_type()?;
+    let last = parse_millis(&f.service.event_last_seen).or_else(|| parse_millis(&f.updated_at))?;
+    let action = f.service.action.as_ref()?;
+    match t.source() {
+        DataSource::DnsLogs if action.dns_request_action.is_some() => {
+            Some(last + config.dns_slack_ms)
+        }
+        DataSource::VpcFlowLogs if action.network_connection_action.is_some() => {
+            Some(last + config.flow_lookahead_ms)
+        }
+        _ => None,
+    }
+}
+
+/// Copies the process an earlier version of the same finding was attributed to (and the calls a
+/// cross-layer finding listed), when the new version has none: a later occurrence whose evidence
+/// has expired, or the foundational detector's version of a credential finding the correlator
+/// filed under the same id. Returns true when it did.
+pub fn carry_over(earlier: &Finding, f: &mut Finding) -> bool {
+    let Some(before) = earlier.service.ward_details() else {
+        return false;
+    };
+    if before.attribution.is_none() || before.process.is_none() {
+        return false;
+    }
+    let mut ward = f.service.ward_details().unwrap_or_default();
+    if ward.attribution.is_some() {
+        return false;
+    }
+    ward.process = before.process;
+    ward.ancestry = before.ancestry;
+    ward.container = before.container;
+    ward.attribution = before.attribution;
+    if ward.api_calls.is_empty() {
+        ward.api_calls = before.api_calls;
+    }
+    f.service.set_ward_details(&ward);
+    if let Some(p) = earlier
+        .service
+        .runtime_details
+        .as_ref()
+        .and_then(|r| r.process.clone())
+    {
+        f.service
+            .runtime_details
+            .get_or_insert_with(RuntimeDetails::default)
+            .process = Some(p);
+    }
+    true
 }
 
 /// Adds the process behind a flow-log or DNS-log finding when the agent on its host saw it.

@@ -17,13 +17,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::event::net::parse_ip_lenient;
 use crate::findings::time::{EpochMillis, parse_millis};
 
 /// What the collector knows about one instance.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HostRecord {
     pub instance_id: String,
     /// The agent on it (certificate identity), when it has one.
@@ -55,7 +56,7 @@ impl HostRecord {
 }
 
 /// One address held by one instance from `from` until `until` (exclusive; `None`: still held).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
     pub instance_id: String,
     pub from: EpochMillis,
@@ -68,7 +69,9 @@ impl Lease {
     }
 }
 
-#[derive(Debug, Default)]
+/// Kept in the correlator's persisted state ([`super::state`]) as it is.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HostMap {
     hosts: BTreeMap<String, HostRecord>,
     /// Leases per address, in order of `from`.
@@ -206,12 +209,16 @@ impl HostMap {
         }
         for ip in ips {
             let leases = self.leases.entry(ip).or_default();
-            leases.push(Lease {
+            let lease = Lease {
                 instance_id: host.instance_id.clone(),
                 from,
                 until,
-            });
-            leases.sort_by_key(|l| l.from);
+            };
+            // The same file read again at a restart (over the restored map) adds nothing.
+            if !leases.contains(&lease) {
+                leases.push(lease);
+                leases.sort_by_key(|l| l.from);
+            }
         }
         Ok(())
     }

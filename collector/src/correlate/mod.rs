@@ -39,9 +39,10 @@ pub mod credentials;
 pub mod hosts;
 pub mod sequences;
 pub mod signals;
+pub mod state;
 pub mod tactics;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::detect::event::RuntimeEvent;
 use crate::detect::signal::{process_details, ward_process_view};
@@ -53,7 +54,7 @@ use crate::findings::{
     RemoteIpDetails, RuntimeDetails, Scope, WardDetails,
 };
 
-use activity::{Activity, ActivityConfig};
+use activity::{Activity, ActivityConfig, EventOrigin};
 use attribution::{TwinKey, twin_key};
 use credentials::{CredentialConfig, outside_use};
 use hosts::HostMap;
@@ -95,6 +96,8 @@ pub enum Change {
     CredentialTheft,
     /// An attack-sequence finding created or updated.
     Sequence,
+    /// An earlier log finding whose process arrived after it (see [`Correlator::flush_runtime`]).
+    LateAttributed,
     /// An earlier finding that now names its attack sequence.
     SequenceMember,
 }
@@ -113,10 +116,12 @@ pub struct CorrelateStats {
     pub duplicates: u64,
     pub credential_findings: u64,
     pub sequence_updates: u64,
+    /// Log findings attributed when runtime events arrived after them.
+    pub late_attributed: u64,
 }
 
 /// The findings of one twin key, per side (0: runtime, 1: logs), and which side spoke first.
-#[derive(Debug)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct TwinState {
     first_side: usize,
     ids: [Vec<String>; 2],
@@ -138,8 +143,18 @@ pub struct Correlator {
     sequence_of: HashMap<String, String>,
     /// Outside calls per credential-theft finding id, oldest first.
     api_calls: HashMap<String, Vec<crate::findings::WardApiCall>>,
+    /// Log findings on hosts with an agent whose process was not (yet) seen, by instance: retried
+    /// as that host's runtime events arrive, until its stream has passed the evidence window.
+    pending: BTreeMap<String, Vec<String>>,
+    /// Hosts with runtime events since the last [`Correlator::flush_runtime`].
+    touched: BTreeSet<String>,
+    /// Something changed since the last [`Correlator::take_changed`].
+    changed: bool,
     stats: CorrelateStats,
 }
+
+/// Log findings waiting for runtime evidence, at most, per host (the oldest give way).
+const MAX_PENDING_PER_HOST: usize = 1_000;
 
 impl Correlator {
     pub fn new(config: CorrelateConfig, hosts: HostMap) -> Self {
@@ -155,8 +170,31 @@ impl Correlator {
             duplicate_of: HashMap::new(),
             sequence_of: HashMap::new(),
             api_calls: HashMap::new(),
+            pending: BTreeMap::new(),
+            touched: BTreeSet::new(),
+            changed: false,
             stats: CorrelateStats::default(),
         }
+    }
+
+    pub fn config(&self) -> &CorrelateConfig {
+        &self.config
+    }
+
+    /// The host map, to add configured instances.
+    pub fn hosts_mut(&mut self) -> &mut HostMap {
+        self.changed = true;
+        &mut self.hosts
+    }
+
+    /// The runtime index (newest times, fetches kept), for persistence.
+    pub fn activity(&self) -> &Activity {
+        &self.activity
+    }
+
+    /// True once if anything changed since the last call: whether the state needs saving.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
     }
 
     pub fn hosts(&self) -> &HostMap {
@@ -174,26 +212,114 @@ impl Correlator {
         hello: &ward_proto::v1::HostIdentity,
         at: EpochMillis,
     ) {
+        self.changed = true;
         self.hosts.observe_hello(agent_id, hello, at);
     }
 
     /// One agent event from the host `instance_id`.
     pub fn on_runtime_event(&mut self, instance_id: &str, ev: &RuntimeEvent) {
         self.activity.observe(instance_id, ev);
+        self.touched.insert(instance_id.to_owned());
     }
 
     /// One agent event from the agent `agent_id` (its instance from the host map; ignored when
     /// the agent announced none).
     pub fn on_agent_event(&mut self, agent_id: &str, ev: &RuntimeEvent) {
+        self.on_agent_event_at(agent_id, ev, None);
+    }
+
+    /// [`Correlator::on_agent_event`] for an event at `origin` in the batch log.
+    pub fn on_agent_event_at(
+        &mut self,
+        agent_id: &str,
+        ev: &RuntimeEvent,
+        origin: Option<EventOrigin>,
+    ) {
+        if !Activity::wants(ev.kind) {
+            return;
+        }
         if let Some(instance) = self.hosts.instance_of_agent(agent_id) {
             let instance = instance.to_owned();
-            self.activity.observe(&instance, ev);
+            // Connections and queries are not persisted (the log is replayed); fetches are.
+            self.changed |= self.activity.observe_at(&instance, ev, origin);
+            self.touched.insert(instance);
         }
+    }
+
+    /// Forgets which hosts sent events (after the log replay at start: what the replayed events
+    /// could resolve was resolved before the restart).
+    pub fn clear_touched(&mut self) {
+        self.touched.clear();
+    }
+
+    /// After a run of agent events: log findings waiting on the hosts that sent them get their
+    /// process now if it has arrived (re-emitted as [`Change::LateAttributed`]); those whose
+    /// evidence window the host's stream has passed stop waiting.
+    pub fn flush_runtime(&mut self) -> Vec<Correlated> {
+        let mut out = Vec::new();
+        for instance in std::mem::take(&mut self.touched) {
+            let Some(ids) = self.pending.remove(&instance) else {
+                continue;
+            };
+            let newest = self.activity.newest(&instance).unwrap_or(EpochMillis::MIN);
+            let mut waiting = Vec::new();
+            for id in ids {
+                let Some(mut finding) = self.known.get(&id).cloned() else {
+                    continue;
+                };
+                if finding
+                    .service
+                    .ward_details()
+                    .is_some_and(|w| w.attribution.is_some())
+                {
+                    continue; // a later occurrence found its process meanwhile
+                }
+                if attribution::attribute(&mut finding, &self.activity) {
+                    self.stats.attributed += 1;
+                    self.stats.late_attributed += 1;
+                    self.decorate(&mut finding);
+                    self.known.insert(id, finding.clone());
+                    out.push(Correlated {
+                        change: Change::LateAttributed,
+                        finding,
+                    });
+                } else if attribution::evidence_deadline(&finding, self.activity.config())
+                    .is_some_and(|d| newest <= d)
+                {
+                    waiting.push(id);
+                }
+            }
+            if !waiting.is_empty() {
+                self.pending.insert(instance, waiting);
+            }
+        }
+        if !out.is_empty() {
+            self.changed = true;
+        }
+        out
+    }
+
+    /// True for the CloudTrail records [`Correlator::on_cloudtrail`] can act on: instance-role
+    /// sessions and notable calls (the cloud path keeps only these for the correlator).
+    pub fn reads_call(record: &CloudTrailRecord<'_>) -> bool {
+        let instance_session = record.user_identity.as_ref().is_some_and(|u| {
+            u.identity_type.as_deref() == Some("AssumedRole")
+                && u.arn
+                    .as_deref()
+                    .and_then(|a| a.rsplit('/').next())
+                    .is_some_and(credentials::looks_like_instance_id)
+        });
+        instance_session
+            || matches!(
+                (record.event_source.as_deref(), record.event_name.as_deref()),
+                (Some(source), Some(name)) if tactics::notable_call(source, name).is_some()
+            )
     }
 
     /// One CloudTrail record: instance credentials used elsewhere, notable calls.
     pub fn on_cloudtrail(&mut self, record: &CloudTrailRecord<'_>) -> Vec<Correlated> {
         let mut out = Vec::new();
+        self.changed = true;
         if let Some(use_) = outside_use(record, &self.hosts, &self.config.credentials) {
             let finding = self.credential_finding(use_);
             self.stats.credential_findings += 1;
@@ -212,15 +338,54 @@ impl Correlator {
     /// One finding from an engine (runtime or cloud-log).
     pub fn on_finding(&mut self, mut finding: Finding) -> Vec<Correlated> {
         self.stats.findings += 1;
+        self.changed = true;
         let mut out = Vec::new();
         let change = if attribution::attribute(&mut finding, &self.activity) {
             self.stats.attributed += 1;
             Change::Attributed
+        } else if let Some(earlier) = self.known.get(&finding.id)
+            && attribution::carry_over(earlier, &mut finding)
+        {
+            // A new occurrence whose evidence is gone keeps the process found for an earlier one.
+            Change::Attributed
         } else {
+            self.wait_for_evidence(&finding);
             Change::Passed
         };
         self.pass(finding, change, &mut out);
         out
+    }
+
+    /// Keeps a log finding that found no process for later, if its host has an agent whose
+    /// stream has not yet passed the finding's evidence window.
+    fn wait_for_evidence(&mut self, finding: &Finding) {
+        let Some(deadline) = attribution::evidence_deadline(finding, self.activity.config()) else {
+            return;
+        };
+        let Some(instance) = attribution::instance_of(finding) else {
+            return;
+        };
+        if self
+            .hosts
+            .host(&instance)
+            .is_none_or(|h| h.agent_id.is_none())
+        {
+            return;
+        }
+        if self
+            .activity
+            .newest(&instance)
+            .is_some_and(|newest| newest > deadline)
+        {
+            return;
+        }
+        let ids = self.pending.entry(instance).or_default();
+        if !ids.contains(&finding.id) {
+            ids.push(finding.id.clone());
+            if ids.len() > MAX_PENDING_PER_HOST {
+                ids.remove(0);
+            }
+        }
     }
 
     /// Twins, decoration, sequences; pushes the finding (first) and whatever it changed.

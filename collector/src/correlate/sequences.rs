@@ -26,8 +26,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+use super::state::interned;
 
 use crate::findings::finding::resource_role;
 use crate::findings::time::{EpochMillis, format_millis};
@@ -53,7 +56,7 @@ impl Default for SequenceConfig {
 }
 
 /// `FINDING` or `CLOUD_TRAIL` (spec §10 `Signal.type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SignalKind {
     Finding,
     CloudTrail,
@@ -69,7 +72,7 @@ impl SignalKind {
 }
 
 /// One signal as the correlator hands it over.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SequenceSignal {
     pub uid: String,
     pub kind: SignalKind,
@@ -81,16 +84,23 @@ pub struct SequenceSignal {
     pub last_seen: EpochMillis,
     /// For findings: the finding's own count; for calls: 1 per call.
     pub count: u64,
-    pub tactic: &'static str,
+    #[serde(with = "interned::one")]
+    pub tactic: Name,
     /// `(uid, resourceType, name)` of the resources involved.
-    pub resources: Vec<(String, &'static str, String)>,
+    #[serde(with = "interned::middle")]
+    pub resources: Vec<(String, Name, String)>,
     /// Actor objects (`id` plus `user`/`session`/`process`).
     pub actors: Vec<Value>,
     /// Endpoint objects (`id` plus `ip`/`domain`/`port`).
     pub endpoints: Vec<Value>,
     /// `(Indicator.key, value)`.
-    pub indicators: Vec<(&'static str, String)>,
+    #[serde(with = "interned::first")]
+    pub indicators: Vec<(Name, String)>,
 }
+
+/// A name from a small fixed set (tactic, indicator key, resource type). An alias so serde's
+/// derive does not tie the deserialiser's lifetime to `'static` (the values are interned).
+pub type Name = &'static str;
 
 /// Which sequence a signal belongs to, and the resource the sequence finding is filed under.
 #[derive(Debug, Clone)]
@@ -102,7 +112,7 @@ pub struct GroupKey {
     pub label: String,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Group {
     resource: Resource,
     label: String,
@@ -127,12 +137,41 @@ pub struct Sequences {
     groups: HashMap<(FindingType, String), Group>,
 }
 
+/// The groups as persisted: one entry per group, in key order (stable output).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SequencesState(Vec<(FindingType, String, Value)>);
+
 impl Sequences {
     pub fn new(config: SequenceConfig) -> Self {
         Self {
             config,
             groups: HashMap::new(),
         }
+    }
+
+    /// Every group's episode and signals.
+    pub fn state(&self) -> SequencesState {
+        let mut keys: Vec<&(FindingType, String)> = self.groups.keys().collect();
+        keys.sort_by(|a, b| (a.0.name(), &a.1).cmp(&(b.0.name(), &b.1)));
+        SequencesState(
+            keys.into_iter()
+                .map(|k| {
+                    let group = serde_json::to_value(&self.groups[k])
+                        .expect("a group is plain data and serialises");
+                    (k.0, k.1.clone(), group)
+                })
+                .collect(),
+        )
+    }
+
+    /// Groups from [`Sequences::state`]; a group that does not read back is an error naming it.
+    pub fn restore(&mut self, state: SequencesState) -> Result<(), String> {
+        for (t, key, group) in state.0 {
+            let group: Group = serde_json::from_value(group)
+                .map_err(|e| format!("sequence group {} {key}: {e}", t.name()))?;
+            self.groups.insert((t, key), group);
+        }
+        Ok(())
     }
 
     /// Adds one signal to one group; returns the sequence occurrence when the group qualifies.

@@ -35,6 +35,7 @@ use crate::logs::{Counts, Problem, ReadOptions, Sink};
 use crate::store::{ListQuery, Store, StoreError, WriteBatch};
 use crate::suppression::Emitted;
 
+use super::correlation::{CloudInput, CorrelationStage};
 use super::live::Follower;
 
 /// Completed objects committed together, at most.
@@ -127,6 +128,7 @@ pub fn start(cfg: CloudConfig, detections: CloudDetections) -> io::Result<CloudH
         store,
         legacy_state,
         follower,
+        correlation,
     } = detections;
     let done = resume_checkpoints(&store, &cfg.checkpoint)?;
     restore_engine(&mut engine, &store, legacy_state.as_deref())?;
@@ -186,6 +188,8 @@ pub fn start(cfg: CloudConfig, detections: CloudDetections) -> io::Result<CloudH
     let group = Arc::new(Mutex::new(Uncommitted {
         engine,
         follower,
+        correlation,
+        correlate: CloudInput::default(),
         store: store.clone(),
         findings: Vec::new(),
         positions: HashMap::new(),
@@ -344,6 +348,9 @@ pub struct CloudDetections {
     pub legacy_state: Option<PathBuf>,
     /// Lists and rules changed through the API, switched to before the next record.
     pub follower: Option<Follower>,
+    /// Correlation: the group's records and findings go through it at the group's commit, and
+    /// its outputs and state are committed with the group.
+    pub correlation: Option<Arc<CorrelationStage>>,
 }
 
 fn store_error(e: StoreError) -> io::Error {
@@ -484,6 +491,9 @@ fn lock(group: &Mutex<Uncommitted>) -> std::sync::MutexGuard<'_, Uncommitted> {
 struct Uncommitted {
     engine: FoundationalEngine,
     follower: Option<Follower>,
+    correlation: Option<Arc<CorrelationStage>>,
+    /// With correlation: the group's findings and CloudTrail calls, in order, for the stage.
+    correlate: CloudInput,
     store: Store,
     findings: Vec<Finding>,
     /// Finding id -> index in `findings`.
@@ -497,13 +507,17 @@ struct Uncommitted {
 impl Uncommitted {
     fn add(&mut self, emitted: Vec<Emitted>) {
         for e in emitted {
-            match self.positions.get(&e.finding.id) {
-                Some(&i) => self.findings[i] = e.finding,
-                None => {
-                    self.positions
-                        .insert(e.finding.id.clone(), self.findings.len());
-                    self.findings.push(e.finding);
-                }
+            self.add_finding(e.finding);
+        }
+    }
+
+    fn add_finding(&mut self, finding: Finding) {
+        match self.positions.get(&finding.id) {
+            Some(&i) => self.findings[i] = finding,
+            None => {
+                self.positions
+                    .insert(finding.id.clone(), self.findings.len());
+                self.findings.push(finding);
             }
         }
     }
@@ -517,20 +531,41 @@ impl Uncommitted {
     /// everything stays pending for the next commit: nothing is marked done that is not stored,
     /// and a crash meanwhile reads those objects again.
     fn commit(&mut self) {
-        if self.checkpoints.is_empty() && self.findings.is_empty() {
+        if self.checkpoints.is_empty() && self.findings.is_empty() && self.correlate.is_empty() {
             return;
         }
         let started = Instant::now();
         let state = self.engine.save_state();
         let state_time = started.elapsed();
         let state_bytes = state.to_string().len();
-        let batch = WriteBatch {
-            findings: self.findings.clone(),
-            checkpoints: self.checkpoints.clone(),
-            detector_state: vec![(STATE_NAME.into(), state)],
-            ..WriteBatch::default()
+        let detector_state = vec![(STATE_NAME.into(), state)];
+        let result = match self.correlation.clone() {
+            // The correlator's outputs join the group's findings (kept there if the commit
+            // fails, for the retry), its state the detectors'.
+            Some(stage) => {
+                let input = std::mem::take(&mut self.correlate);
+                stage.commit_cloud(input, |outputs, correlator_state| {
+                    for f in outputs {
+                        self.add_finding(f);
+                    }
+                    let mut detector_state = detector_state;
+                    detector_state.extend(correlator_state);
+                    self.store.commit(WriteBatch {
+                        findings: self.findings.clone(),
+                        checkpoints: self.checkpoints.clone(),
+                        detector_state,
+                        ..WriteBatch::default()
+                    })
+                })
+            }
+            None => self.store.commit(WriteBatch {
+                findings: self.findings.clone(),
+                checkpoints: self.checkpoints.clone(),
+                detector_state,
+                ..WriteBatch::default()
+            }),
         };
-        match self.store.commit(batch) {
+        match result {
             Ok(_) => {
                 // Tests follow commits on this line (RUST_LOG=ward_collector::pipeline::cloud=debug).
                 tracing::debug!(
@@ -572,7 +607,9 @@ impl Sink for DetectionSink {
             group.engine.replace_intel(d.intel, d.suppression);
         }
         let emitted = group.engine.process(event);
-        if !emitted.is_empty() {
+        if group.correlation.is_some() {
+            group.correlate.push(event, emitted);
+        } else if !emitted.is_empty() {
             group.add(emitted);
         }
     }

@@ -22,6 +22,7 @@
 
 pub mod cloud;
 pub mod convert;
+pub mod correlation;
 pub mod hosts;
 pub mod live;
 pub mod metrics;
@@ -35,10 +36,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::correlate::activity::EventOrigin;
 use crate::detect::offline::Setup;
 use crate::detect::{Emitted, Engine, HostIdentity};
 use crate::findings::{Finding, Scope};
 use crate::ingest::store::{Committed, LogReader, StoredBatch, decode_stored};
+use correlation::{CorrelationStage, RuntimeInput};
 use hosts::HostBook;
 use state::PipelineState;
 
@@ -59,6 +62,9 @@ pub struct PipelineConfig {
     pub state: Box<dyn PipelineState>,
     /// Lists and suppression rules changed through the API, picked up between batch groups.
     pub live: Option<live::Follower>,
+    /// The correlation stage every finding passes through before it is stored (none: findings
+    /// are stored as the engines raise them).
+    pub correlation: Option<Arc<CorrelationStage>>,
 }
 
 /// Counters, readable while the pipeline runs. Batches and events count once the findings they
@@ -124,6 +130,7 @@ struct Runner {
     committed: Arc<Committed>,
     hosts: Arc<HostBook>,
     state: Box<dyn PipelineState>,
+    correlation: Option<Arc<CorrelationStage>>,
     reader: LogReader,
     engines: HashMap<String, Engine>,
     /// Findings restored from the state, by agent id, until that agent's engine is built.
@@ -172,6 +179,7 @@ impl Runner {
             committed: cfg.committed,
             hosts: cfg.hosts,
             state: cfg.state,
+            correlation: cfg.correlation,
             reader: LogReader::new(&cfg.log_path, restored.log_offset),
             engines: HashMap::new(),
             restored: by_agent,
@@ -190,29 +198,45 @@ impl Runner {
                 .committed
                 .wait_beyond(self.reader.offset(), Duration::from_millis(100));
             self.follow_changes();
-            let mut changed: HashMap<String, Finding> = HashMap::new();
             let mut emitted = Vec::new();
+            let mut input = RuntimeInput::default();
             let mut batches = 0;
             while batches < GROUP {
+                let offset = self.reader.offset();
                 let Some((batch, _)) = self.reader.next_batch(len)? else {
                     break;
                 };
-                self.batch(&batch, &mut emitted);
+                self.batch(&batch, offset, &mut emitted, &mut input);
                 batches += 1;
             }
+            let offset = self.reader.offset();
             if batches > 0 {
-                for e in &emitted {
-                    changed.insert(e.finding.id.clone(), e.finding.clone());
-                }
-                let changed: Vec<Finding> = changed.into_values().collect();
-                self.state.commit(self.reader.offset(), &changed)?;
-                self.stats.log_offset.store(self.reader.offset(), Relaxed);
+                let findings = emitted.into_iter().map(|e| e.finding);
+                let stored = match self.correlation.clone() {
+                    Some(stage) => {
+                        let state = &mut self.state;
+                        stage.commit_runtime(input, findings.collect(), offset, |changed, ds| {
+                            state.commit(offset, changed, ds)
+                        })?
+                    }
+                    None => {
+                        let mut changed: HashMap<String, Finding> = HashMap::new();
+                        for f in findings {
+                            changed.insert(f.id.clone(), f);
+                        }
+                        let changed: Vec<Finding> = changed.into_values().collect();
+                        self.state.commit(offset, &changed, Vec::new())?;
+                        changed.len() as u64
+                    }
+                };
+                self.stats.log_offset.store(offset, Relaxed);
                 let (batches, events) = std::mem::take(&mut self.uncommitted);
                 self.stats.batches.fetch_add(batches, Relaxed);
                 self.stats.events.fetch_add(events, Relaxed);
-                self.stats
-                    .finding_changes
-                    .fetch_add(emitted.len() as u64, Relaxed);
+                self.stats.finding_changes.fetch_add(stored, Relaxed);
+            } else if let Some(stage) = self.correlation.clone() {
+                let state = &mut self.state;
+                stage.save_if_changed(|ds| state.commit(offset, &[], ds))?;
             }
             if stopping && self.reader.offset() >= self.committed.len() {
                 return Ok(());
@@ -231,7 +255,13 @@ impl Runner {
         self.detections = Some(d);
     }
 
-    fn batch(&mut self, b: &StoredBatch, emitted: &mut Vec<Emitted>) {
+    fn batch(
+        &mut self,
+        b: &StoredBatch,
+        offset: u64,
+        emitted: &mut Vec<Emitted>,
+        input: &mut RuntimeInput,
+    ) {
         self.uncommitted.0 += 1;
         let list = match decode_stored(b) {
             Ok(list) => list,
@@ -247,7 +277,14 @@ impl Runner {
         let mut problems = Vec::new();
         for (i, wire) in list.events.iter().enumerate() {
             match convert::runtime_event(wire) {
-                Ok(ev) => emitted.extend(engine.process(&ev)),
+                Ok(ev) => {
+                    emitted.extend(engine.process(&ev));
+                    let origin = EventOrigin {
+                        offset,
+                        index: i as u32,
+                    };
+                    input.offer(&b.agent_id, ev, origin);
+                }
                 Err(e) => problems.push((i, e)),
             }
         }

@@ -22,9 +22,14 @@ pub struct Restored {
 
 pub trait PipelineState: Send {
     fn load(&mut self) -> io::Result<Restored>;
-    /// Makes durable, all or nothing: the findings created or updated since the last commit, and
-    /// the log offset that processing brought the pipeline to.
-    fn commit(&mut self, log_offset: u64, changed: &[Finding]) -> io::Result<()>;
+    /// Makes durable, all or nothing: the findings created or updated since the last commit, the
+    /// log offset that processing brought the pipeline to, and detector state (the correlator's).
+    fn commit(
+        &mut self,
+        log_offset: u64,
+        changed: &[Finding],
+        detector_state: Vec<(String, serde_json::Value)>,
+    ) -> io::Result<()>;
 }
 
 /// The findings store as the pipeline's state: the log offset is a store checkpoint committed in
@@ -82,10 +87,16 @@ impl PipelineState for StoreState {
         })
     }
 
-    fn commit(&mut self, log_offset: u64, changed: &[Finding]) -> io::Result<()> {
+    fn commit(
+        &mut self,
+        log_offset: u64,
+        changed: &[Finding],
+        detector_state: Vec<(String, serde_json::Value)>,
+    ) -> io::Result<()> {
         self.store
             .commit(WriteBatch {
                 findings: changed.to_vec(),
+                detector_state,
                 checkpoints: vec![(
                     LOG_CHECKPOINT.into(),
                     serde_json::json!({ "offset": log_offset }),
