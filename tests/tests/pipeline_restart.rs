@@ -69,43 +69,12 @@ fn log_len(data: &Path) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_collector_resumes_detection_without_loss_or_duplicates() {
-    let pki = Pki::generate();
-    let dir = TempDir::new("pipeline-restart");
-    pki.write_server_files(dir.path());
-    let data = dir.path().join("data");
-    let listen = free_port();
-    let collector = CollectorProcess::start(dir.path(), &data, listen);
-    let mut cfg = agent_config(
-        collector.addr,
-        pki.client_tls("agent-p"),
-        "agent-p",
-        &dir.path().join("spool"),
-    );
-    cfg.max_batch_events = 200;
-    cfg.max_batch_delay = Duration::from_millis(20);
-    let (mut sink, handle) = start_agent(cfg);
-    let metrics = handle.metrics.clone();
     const N: u64 = 30_000;
     // ≈ 6 k events/s for ~5 s, across the kill and the restart.
-    let producer = std::thread::spawn(move || {
-        for i in 0..N {
-            sink.push(&miner_event(i)).unwrap();
-            if i % 600 == 599 {
-                use ward_agent::output::Sink;
-                sink.flush().unwrap();
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        drop(sink);
-    });
-    let m = metrics.clone();
-    tokio::task::spawn_blocking(move || {
-        wait_until("acknowledgements", Duration::from_secs(30), || {
-            m.events_acked.load(Relaxed) >= 5_000
-        })
-    })
-    .await
-    .unwrap();
+    let (stream, collector) =
+        SteadyStream::start("pipeline-restart", "agent-p", 200, N, miner_event);
+    let (data, metrics) = (stream.data.clone(), stream.metrics.clone());
+    stream.acked_at_least(5_000).await;
     // Detection follows acknowledgement within milliseconds; let it commit some findings.
     tokio::time::sleep(Duration::from_millis(300)).await;
     collector.kill();
@@ -113,13 +82,8 @@ async fn killed_collector_resumes_detection_without_loss_or_duplicates() {
     let (_, at_kill) = committed_state(&data);
     let counted_at_kill: u64 = at_kill.iter().map(|f| f.2).sum();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let collector = CollectorProcess::start(dir.path(), &data, listen);
-    tokio::task::spawn_blocking(move || {
-        producer.join().unwrap();
-        handle.join().expect("transport drains");
-    })
-    .await
-    .unwrap();
+    let collector = stream.restart_collector();
+    let _dir = stream.finish().await;
     assert_eq!(metrics.events_acked.load(Relaxed), N);
     // SIGTERM: ingest stops, the pipeline processes everything acknowledged, commits, exits.
     collector.stop();

@@ -308,3 +308,96 @@ impl Drop for CollectorProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A `ward-collector serve` process with a fresh PKI and data directory, and an agent transport
+/// streaming `n` events (`make(i)`) to it steadily, about 6 k/s, from a producer thread: the set-up
+/// of the tests that kill the collector mid-stream and restart it on the same data.
+pub struct SteadyStream {
+    pub dir: TempDir,
+    pub data: PathBuf,
+    pub listen: SocketAddr,
+    pub metrics: std::sync::Arc<transport::Metrics>,
+    producer: std::thread::JoinHandle<()>,
+    handle: TransportHandle,
+}
+
+impl SteadyStream {
+    /// Starts the collector and the stream; returns once the producer runs.
+    pub fn start(
+        test: &str,
+        agent_id: &str,
+        batch_events: usize,
+        n: u64,
+        make: fn(u64) -> pb::Event,
+    ) -> (SteadyStream, CollectorProcess) {
+        let pki = Pki::generate();
+        let dir = TempDir::new(test);
+        pki.write_server_files(dir.path());
+        let data = dir.path().join("data");
+        let listen = free_port();
+        let collector = CollectorProcess::start(dir.path(), &data, listen);
+        let mut cfg = agent_config(
+            collector.addr,
+            pki.client_tls(agent_id),
+            agent_id,
+            &dir.path().join("spool"),
+        );
+        cfg.max_batch_events = batch_events;
+        cfg.max_batch_delay = Duration::from_millis(20);
+        let (mut sink, handle) = start_agent(cfg);
+        let metrics = handle.metrics.clone();
+        let producer = std::thread::spawn(move || {
+            use ward_agent::output::Sink;
+            for i in 0..n {
+                sink.push(&make(i)).unwrap();
+                if i % 600 == 599 {
+                    sink.flush().unwrap();
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        });
+        let stream = SteadyStream {
+            dir,
+            data,
+            listen,
+            metrics,
+            producer,
+            handle,
+        };
+        (stream, collector)
+    }
+
+    /// Waits (off the async runtime) until `events` are acknowledged.
+    pub async fn acked_at_least(&self, events: u64) {
+        let m = self.metrics.clone();
+        tokio::task::spawn_blocking(move || {
+            wait_until("acknowledgements", Duration::from_secs(30), || {
+                m.events_acked.load(std::sync::atomic::Ordering::Relaxed) >= events
+            })
+        })
+        .await
+        .unwrap();
+    }
+
+    /// A collector on the same address and data, as after a restart.
+    pub fn restart_collector(&self) -> CollectorProcess {
+        CollectorProcess::start(self.dir.path(), &self.data, self.listen)
+    }
+
+    /// Waits until every event was produced and the transport drained; the directory stays.
+    pub async fn finish(self) -> TempDir {
+        let SteadyStream {
+            dir,
+            producer,
+            handle,
+            ..
+        } = self;
+        tokio::task::spawn_blocking(move || {
+            producer.join().unwrap();
+            handle.join().expect("transport drains");
+        })
+        .await
+        .unwrap();
+        dir
+    }
+}

@@ -94,42 +94,11 @@ async fn two_agents_every_event_once_in_order() {
 /// address and data: nothing acknowledged is lost, nothing is stored twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collector_killed_and_restarted_loses_and_duplicates_nothing() {
-    let pki = Pki::generate();
-    let dir = TempDir::new("restart");
-    pki.write_server_files(dir.path());
-    let data = dir.path().join("data");
-    let listen = free_port();
-    let collector = CollectorProcess::start(dir.path(), &data, listen);
-    let mut cfg = agent_config(
-        collector.addr,
-        pki.client_tls("agent-r"),
-        "agent-r",
-        &dir.path().join("spool"),
-    );
-    cfg.max_batch_events = 500;
-    cfg.max_batch_delay = Duration::from_millis(20);
-    let (mut sink, handle) = start_agent(cfg);
-    let metrics = handle.metrics.clone();
     const N: u64 = 60_000;
     // Events flow steadily (≈ 6 k/s) for ~10 s, across the kill and the restart.
-    let producer = std::thread::spawn(move || {
-        for i in 0..N {
-            sink.push(&event(7, i)).unwrap();
-            if i % 600 == 599 {
-                sink_flush(&mut sink);
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        drop(sink);
-    });
-    let m = metrics.clone();
-    tokio::task::spawn_blocking(move || {
-        wait_until("first acknowledgements", Duration::from_secs(30), || {
-            m.events_acked.load(Relaxed) >= 5_000
-        })
-    })
-    .await
-    .unwrap();
+    let (stream, collector) = SteadyStream::start("restart", "agent-r", 500, N, |i| event(7, i));
+    let (data, metrics) = (stream.data.clone(), stream.metrics.clone());
+    stream.acked_at_least(5_000).await;
     collector.kill();
     let acked_at_kill = metrics.events_acked.load(Relaxed);
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -138,13 +107,8 @@ async fn collector_killed_and_restarted_loses_and_duplicates_nothing() {
         metrics.spool_batches.load(Relaxed) > 0,
         "nothing spooled while the collector was down"
     );
-    let collector = CollectorProcess::start(dir.path(), &data, listen);
-    tokio::task::spawn_blocking(move || {
-        producer.join().unwrap();
-        handle.join().expect("transport drains");
-    })
-    .await
-    .unwrap();
+    let collector = stream.restart_collector();
+    let _dir = stream.finish().await;
     collector.stop();
     assert!(metrics.reconnects.load(Relaxed) >= 1);
     assert_eq!(metrics.events_acked.load(Relaxed), N);
@@ -162,11 +126,6 @@ async fn collector_killed_and_restarted_loses_and_duplicates_nothing() {
         seqs.windows(2).all(|w| w[0] < w[1]),
         "sequences not strictly increasing: {seqs:?}"
     );
-}
-
-fn sink_flush(sink: &mut ward_agent::transport::TransportSink) {
-    use ward_agent::output::Sink;
-    sink.flush().unwrap();
 }
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
