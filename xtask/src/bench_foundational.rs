@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use ward_collector::event::{Event, SourceKind};
 use ward_collector::foundational::engine::{EngineOptions, FoundationalEngine};
-use ward_collector::foundational::{Settings, builtin};
+use ward_collector::foundational::{AwsRanges, Settings, builtin};
 use ward_collector::intel::{IntelIndex, IntelList, ListFormat, ListKind, ListRole};
 use ward_collector::logs::{Problem, ReadOptions, Sink, read_object};
 use ward_collector::suppression::RuleSet;
@@ -137,10 +137,15 @@ fn dns_objects(rng: &mut Rng, n: usize) -> Vec<Vec<u8>> {
     objects
 }
 
-/// `bench logs` CloudTrail records as S3 envelopes of 5,000 records.
+/// `bench logs` CloudTrail records as S3 envelopes of 5,000 records, made realistic: the callers
+/// are the role sessions of a fleet of instances (instead of a new principal per record), each
+/// calling from its own address, which lies inside the AWS ranges the run loads ([`aws_ranges`]),
+/// and event time advances through the run. One record in `HIT_EVERY` comes from a Kali user agent
+/// (`PenTest:IAMUser/KaliLinux`), so the finding path is exercised too.
 fn cloudtrail_objects(rng: &mut Rng, n: usize) -> Vec<Vec<u8>> {
     let mut objects = Vec::new();
     let mut done = 0;
+    let mut record = String::new();
     while done < n {
         let count = (n - done).min(5_000);
         let mut text = String::from(r#"{"Records":["#);
@@ -148,13 +153,68 @@ fn cloudtrail_objects(rng: &mut Rng, n: usize) -> Vec<Vec<u8>> {
             if i > 0 {
                 text.push(',');
             }
-            cloudtrail_record(rng, &mut text);
+            record.clear();
+            cloudtrail_record(rng, &mut record);
+            realistic_cloudtrail(rng, &mut record, done + i, n);
+            text.push_str(&record);
         }
         text.push_str("]}");
         objects.push(text.into_bytes());
         done += count;
     }
     objects
+}
+
+/// One Kali user agent among this many CloudTrail records.
+const HIT_EVERY: usize = 5_000;
+
+/// Rewrites one generated record (see [`cloudtrail_objects`]): the session is a fleet instance's,
+/// the caller address that instance's, the time the `i`th of `n` in an hour.
+fn realistic_cloudtrail(rng: &mut Rng, record: &mut String, i: usize, n: usize) {
+    let value_at = |record: &str, key: &str| -> (usize, usize) {
+        let start = record.find(key).expect("generator writes the key") + key.len();
+        let len = record[start..].find('"').expect("string value ends");
+        (start, start + len)
+    };
+    let (s, e) = value_at(record, r#""principalId":"AROA"#);
+    let session = record[s..e]
+        .split_once(':')
+        .expect("role-session principal")
+        .1
+        .to_owned();
+    let k = rng.below(FLEET);
+    let fleet_session = format!("i-0{:016x}", k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    *record = record.replace(&session, &fleet_session);
+    let (s, e) = value_at(record, r#""sourceIPAddress":""#);
+    record.replace_range(
+        s..e,
+        &format!("3.{}.{}.{}", k >> 16, (k >> 8) & 0xff, k & 0xff),
+    );
+    let secs = i as u64 * SPAN_SECS / n.max(1) as u64;
+    let (s, e) = value_at(record, r#""eventTime":""#);
+    record.replace_range(
+        s..e,
+        &format!(
+            "2024-01-01T{:02}:{:02}:{:02}Z",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        ),
+    );
+    if i % HIT_EVERY == HIT_EVERY - 1 {
+        let (s, e) = value_at(record, r#""userAgent":""#);
+        record.replace_range(
+            s..e,
+            "aws-cli/2.23.6 ua/2.0 os/linux#6.12.13-cloud-amd64 md/distrib#kali.2025",
+        );
+    }
+}
+
+/// The AWS ranges of the run: the fleet's addresses (3.0.0.0/8) are inside AWS, as instances'
+/// public addresses are.
+fn aws_ranges() -> AwsRanges {
+    AwsRanges::from_json_str(r#"{"prefixes":[{"ip_prefix":"3.0.0.0/8"}]}"#)
+        .expect("static ranges parse")
 }
 
 fn threat_list(rng: &mut Rng, entries: usize) -> Arc<IntelList> {
@@ -227,7 +287,10 @@ fn measure(
             engine: (stage == Stage::Engine).then(|| {
                 FoundationalEngine::new(
                     EngineOptions::default(),
-                    Settings::default(),
+                    Settings {
+                        aws_ranges: aws_ranges(),
+                        ..Settings::default()
+                    },
                     builtin(),
                     intel.clone(),
                     RuleSet::default(),

@@ -88,6 +88,8 @@ pub struct FoundationalEngine {
     newest_ms: Option<i64>,
     watermark_ms: i64,
     pending: Vec<Occurrence>,
+    /// Scope of the record being processed (reused between records).
+    scope: Scope,
     stats: EngineStats,
 }
 
@@ -114,6 +116,7 @@ impl FoundationalEngine {
             }
         }
         Self {
+            scope: options.default_scope.clone(),
             options,
             settings,
             detectors,
@@ -148,29 +151,6 @@ impl FoundationalEngine {
         self.aggregators.values().flat_map(Aggregator::findings)
     }
 
-    /// The account and Region a record belongs to (the configured default where it names none).
-    fn record_scope(&self, ev: &Event<'_>) -> (String, String) {
-        let d = &self.options.default_scope;
-        let (account, region) = match ev.record {
-            Record::CloudTrail(r) => (
-                r.recipient_account_id.as_deref().or_else(|| {
-                    r.user_identity
-                        .as_ref()
-                        .and_then(|u| u.account_id.as_deref())
-                }),
-                r.aws_region.as_deref(),
-            ),
-            Record::Flow(r) => (r.account_id, r.region),
-            Record::Dns(r) => (r.account_id.as_deref(), r.region.as_deref()),
-        };
-        let pick = |v: Option<&str>, default: &str| {
-            v.filter(|s| !s.is_empty() && *s != "-")
-                .unwrap_or(default)
-                .to_owned()
-        };
-        (pick(account, &d.account_id), pick(region, &d.region))
-    }
-
     fn in_scope(&self, account: &str, region: &str) -> bool {
         let o = &self.options;
         (o.only_accounts.is_empty() || o.only_accounts.iter().any(|a| a == account))
@@ -185,24 +165,25 @@ impl FoundationalEngine {
             self.stats.untimed += 1;
             return Vec::new();
         };
-        let (account, region) = self.record_scope(ev);
-        if !self.in_scope(&account, &region) {
+        let (account, region) = record_scope(&self.options.default_scope, ev);
+        if !self.in_scope(account, region) {
             self.stats.out_of_scope += 1;
             return Vec::new();
+        }
+        // Records of one account and Region come in runs (one log object each): the scope is
+        // rebuilt only when they change, not allocated per record.
+        if self.scope.account_id != account || self.scope.region != region {
+            self.scope.account_id.replace_range(.., account);
+            self.scope.region.replace_range(.., region);
         }
         if t < self.watermark_ms {
             self.stats.late += 1;
         }
-        let scope = Scope {
-            account_id: account,
-            region,
-            ..self.options.default_scope.clone()
-        };
         let mut out = std::mem::take(&mut self.pending);
         {
             let ctx = LogContext {
                 intel: &self.intel,
-                scope: &scope,
+                scope: &self.scope,
                 settings: &self.settings,
             };
             for &i in &self.by_source[source_slot(ev.source())] {
@@ -235,10 +216,9 @@ impl FoundationalEngine {
 
     fn advance(&mut self, wm: i64, out: &mut Vec<Occurrence>, emitted: &mut Vec<Emitted>) {
         self.watermark_ms = self.watermark_ms.max(wm);
-        let scope = self.options.default_scope.clone();
         let ctx = LogContext {
             intel: &self.intel,
-            scope: &scope,
+            scope: &self.options.default_scope,
             settings: &self.settings,
         };
         for d in &mut self.detectors {
@@ -337,6 +317,29 @@ impl FoundationalEngine {
         }
         Ok(())
     }
+}
+
+/// The account and Region a record belongs to (`default`'s where it names none).
+fn record_scope<'a>(default: &'a Scope, ev: &'a Event<'_>) -> (&'a str, &'a str) {
+    let (account, region) = match ev.record {
+        Record::CloudTrail(r) => (
+            r.recipient_account_id.as_deref().or_else(|| {
+                r.user_identity
+                    .as_ref()
+                    .and_then(|u| u.account_id.as_deref())
+            }),
+            r.aws_region.as_deref(),
+        ),
+        Record::Flow(r) => (r.account_id, r.region),
+        Record::Dns(r) => (r.account_id.as_deref(), r.region.as_deref()),
+    };
+    let pick = |v: Option<&'a str>, fallback: &'a str| {
+        v.filter(|s| !s.is_empty() && *s != "-").unwrap_or(fallback)
+    };
+    (
+        pick(account, &default.account_id),
+        pick(region, &default.region),
+    )
 }
 
 fn non_empty_or(v: &str, default: &str) -> String {

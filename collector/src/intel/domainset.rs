@@ -5,6 +5,7 @@
 //! and a query costs one hash probe per label. `*.example.org` matches `a.example.org` and
 //! `a.b.example.org` but not `example.org` itself (list the apex separately) nor `badexample.org`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::indicator::{Indicator, normalise_domain};
@@ -61,10 +62,10 @@ impl<V> DomainSet<V> {
             return None;
         }
         let name = normalise_query(query)?;
-        if let Some((_, value)) = self.exact.get_key_value(name.as_str()) {
+        if let Some((_, value)) = self.exact.get_key_value(&*name) {
             return Some(DomainMatch::Exact(value));
         }
-        let mut rest = name.as_str();
+        let mut rest = &*name;
         while let Some((_, parent)) = rest.split_once('.') {
             if let Some((suffix, value)) = self.wildcard_suffixes.get_key_value(parent) {
                 return Some(DomainMatch::Wildcard { suffix, value });
@@ -89,15 +90,22 @@ impl<V> DomainSet<V> {
 
 /// Queries come from DNS traffic and logs, so they are not validated as strictly as list entries:
 /// only case and the trailing dot are normalised.
-fn normalise_query(query: &str) -> Option<String> {
+fn normalise_query(query: &str) -> Option<Cow<'_, str>> {
     let trimmed = query.trim();
     let name = trimmed.strip_suffix('.').unwrap_or(trimmed);
     if name.is_empty() {
         return None;
     }
+    // Already lower case (the usual query): both normalisers below would return it unchanged,
+    // so it is used as it is, without an allocation per lookup.
+    if !name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Some(Cow::Borrowed(name));
+    }
     // Reuse the strict normaliser when it accepts the name; fall back to plain lower-casing for
     // odd-but-real queries (single labels, unusual characters) that simply will not match.
-    Some(normalise_domain(name).unwrap_or_else(|_| name.to_ascii_lowercase()))
+    Some(Cow::Owned(
+        normalise_domain(name).unwrap_or_else(|_| name.to_ascii_lowercase()),
+    ))
 }
 
 #[cfg(test)]

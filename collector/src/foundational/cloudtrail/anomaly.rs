@@ -1,5 +1,7 @@
-//! The `…:IAMUser/AnomalousBehavior` family: a principal calls an API it has never called, after
-//! a learning period, and the API belongs to a tactic GuardDuty profiles.
+//! The `…:IAMUser/AnomalousBehavior` family (and, for S3 data events, the `…:S3/AnomalousBehavior`
+//! types: discovery, exfiltration, delete, permission, write, on the bucket): a principal calls an
+//! API it has never called, after a learning period, and the API belongs to a tactic GuardDuty
+//! profiles.
 //!
 //! GuardDuty's models are not published; Ward's baseline is explicit and inspectable: per
 //! principal (ARN, else principal id), the set of `service:API` pairs it has called and when it was
@@ -15,12 +17,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use foldhash::{HashMap, HashSet, HashSetExt};
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{SOURCES, api_draft, by_aws_service, caller_name, record};
+use super::{SOURCES, api_draft, by_aws_service, caller, params, record};
+use crate::event::cloudtrail::CloudTrailRecord;
 use crate::event::{Event, SourceKind};
 use crate::findings::{FindingType, Occurrence};
+use crate::foundational::resource::with_bucket;
 use crate::foundational::{LogContext, LogDetector};
 
 const MAX_PRINCIPALS: usize = 20_000;
@@ -142,15 +148,63 @@ pub fn tactic(name: &str) -> Option<FindingType> {
     }
 }
 
+/// Whether the record is an S3 data event (object-level API), which GuardDuty profiles with the
+/// S3 AnomalousBehavior types instead of the IAMUser ones.
+fn s3_data_event(rec: &CloudTrailRecord<'_>) -> bool {
+    rec.event_source.as_deref() == Some("s3.amazonaws.com")
+        && (rec.event_category.as_deref() == Some("Data")
+            || rec.management_event.as_ref().and_then(|b| b.as_bool()) == Some(false))
+}
+
+/// The S3 AnomalousBehavior type of an S3 data-event API (spec §5.3: discovery, data collection,
+/// delete, permission change, write).
+pub fn s3_tactic(name: &str) -> Option<FindingType> {
+    use FindingType as T;
+    Some(match name {
+        "GetObject"
+        | "CopyObject"
+        | "GetObjectTorrent"
+        | "SelectObjectContent"
+        | "RestoreObject" => T::ExfiltrationS3AnomalousBehavior,
+        "DeleteObject" | "DeleteObjects" | "DeleteObjectVersion" => {
+            T::ImpactS3AnomalousBehaviorDelete
+        }
+        "PutObjectAcl" | "PutBucketAcl" | "PutBucketPolicy" | "DeleteBucketPolicy" => {
+            T::ImpactS3AnomalousBehaviorPermission
+        }
+        "PutObject"
+        | "UploadPart"
+        | "UploadPartCopy"
+        | "CompleteMultipartUpload"
+        | "PutObjectTagging"
+        | "PutObjectRetention"
+        | "PutObjectLegalHold" => T::ImpactS3AnomalousBehaviorWrite,
+        n if ["Get", "List", "Head"].iter().any(|v| n.starts_with(v)) => {
+            T::DiscoveryS3AnomalousBehavior
+        }
+        _ => return None,
+    })
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Profile {
     first_seen_ms: i64,
     apis: BTreeSet<String>,
 }
 
+/// A principal's baseline in memory: keyed for lookups by `&str`, so the per-record path (a known
+/// principal calling a known API) allocates nothing.
+#[derive(Debug, Default)]
+struct Known {
+    first_seen_ms: i64,
+    apis: HashSet<Box<str>>,
+}
+
 #[derive(Default)]
 pub struct AnomalousApis {
-    principals: BTreeMap<String, Profile>,
+    principals: HashMap<Box<str>, Known>,
+    /// `service:API` of the record being looked at (reused).
+    api: String,
 }
 
 impl LogDetector for AnomalousApis {
@@ -170,33 +224,43 @@ impl LogDetector for AnomalousApis {
         if by_aws_service(rec) {
             return;
         }
-        let who = caller_name(rec);
+        let who = caller(rec);
         let service = rec
             .event_source
             .as_deref()
             .unwrap_or("")
             .trim_end_matches(".amazonaws.com");
-        let api = format!("{service}:{name}");
-        if !self.principals.contains_key(&who) && self.principals.len() >= MAX_PRINCIPALS {
+        self.api.clear();
+        self.api.push_str(service);
+        self.api.push(':');
+        self.api.push_str(name);
+        let api = self.api.as_str();
+        if self.principals.len() >= MAX_PRINCIPALS && !self.principals.contains_key(who) {
             return;
         }
-        let profile = self.principals.entry(who).or_insert_with(|| Profile {
-            first_seen_ms: now,
-            apis: BTreeSet::new(),
-        });
+        let profile = match self.principals.get_mut(who) {
+            Some(p) => p,
+            None => self.principals.entry(who.into()).or_insert_with(|| Known {
+                first_seen_ms: now,
+                apis: HashSet::new(),
+            }),
+        };
         profile.first_seen_ms = profile.first_seen_ms.min(now);
-        if profile.apis.contains(&api) {
+        if profile.apis.contains(api) {
             return;
         }
         let learned_until = profile.first_seen_ms + ctx.settings.learning_period_ms;
         let known = profile.apis.len();
         if profile.apis.len() < MAX_APIS {
-            profile.apis.insert(api.clone());
+            profile.apis.insert(api.into());
         }
         if now < learned_until {
             return;
         }
-        let Some(t) = tactic(name) else { return };
+        let s3 = s3_data_event(rec);
+        let Some(t) = (if s3 { s3_tactic(name) } else { tactic(name) }) else {
+            return;
+        };
         let detection = json!({ "anomaly": {
             "unusual": { "api": api, "userAgent": rec.user_agent.as_deref(),
                          "ipAddress": rec.source_ip_address.as_deref() },
@@ -212,17 +276,42 @@ impl LogDetector for AnomalousApis {
             "A principal called an API it had not called before",
         );
         d.detection = Some(detection);
+        if s3 && let Some(bucket) = params(rec).get("bucketName").and_then(Value::as_str) {
+            d.resource = with_bucket(d.resource, bucket, &ctx.scope.partition);
+        }
         out.extend(d.build());
     }
 
+    /// Sorted (principals and their APIs), so the saved state is the same for the same input.
     fn save_state(&self) -> Option<Value> {
-        Some(json!({ "principals": self.principals }))
+        let principals: BTreeMap<&str, Profile> = self
+            .principals
+            .iter()
+            .map(|(who, k)| {
+                let profile = Profile {
+                    first_seen_ms: k.first_seen_ms,
+                    apis: k.apis.iter().map(|a| a.to_string()).collect(),
+                };
+                (&**who, profile)
+            })
+            .collect();
+        Some(json!({ "principals": principals }))
     }
 
     fn restore_state(&mut self, state: Value) -> Result<(), String> {
-        self.principals =
+        let saved: BTreeMap<String, Profile> =
             serde_json::from_value(state.get("principals").cloned().unwrap_or_default())
                 .map_err(|e| format!("principals: {e}"))?;
+        self.principals = saved
+            .into_iter()
+            .map(|(who, p)| {
+                let known = Known {
+                    first_seen_ms: p.first_seen_ms,
+                    apis: p.apis.into_iter().map(String::into_boxed_str).collect(),
+                };
+                (who.into_boxed_str(), known)
+            })
+            .collect();
         Ok(())
     }
 }
@@ -270,6 +359,54 @@ mod tests {
             Some(T::PrivilegeEscalationIamUserAnomalousBehavior)
         );
         assert_eq!(tactic("AssumeRole"), None);
+    }
+
+    #[test]
+    fn s3_data_events_raise_the_s3_types_on_the_bucket() {
+        use crate::foundational::cloudtrail::testing::panther;
+        let settings = Settings {
+            learning_period_ms: 24 * 3600 * 1000,
+            ..Settings::default()
+        };
+        let intel = IntelIndex::default();
+        // Alice's real S3 data events (Panther): a copy while learning, a delete eight days on.
+        let copy = panther(
+            "AWS.S3.CopyObjectWithClientSideEncryption",
+            "CopyObject with client-side encryption",
+        );
+        let mut delete = panther("AWS.S3.DeleteObject", "DeleteObject");
+        assert_eq!(copy["userIdentity"]["arn"], delete["userIdentity"]["arn"]);
+        delete["eventTime"] = "2023-10-09T12:34:56Z".into();
+        let mut d = AnomalousApis::default();
+        assert!(run_with(&mut d, &[copy.clone()], &intel, &settings).is_empty());
+        let occ = run_with(&mut d, &[delete.clone()], &intel, &settings);
+        assert_eq!(types(&occ), ["Impact:S3/AnomalousBehavior.Delete"]);
+        let bucket = &occ[0].details.resource.s3_bucket_details[0];
+        assert_eq!(
+            bucket.name.as_deref(),
+            delete["requestParameters"]["bucketName"].as_str()
+        );
+        // Known now; and a copy (learned) eight days on is not new.
+        let mut later_copy = copy;
+        later_copy["eventTime"] = "2023-10-09T13:00:00Z".into();
+        assert!(run_with(&mut d, &[delete, later_copy], &intel, &settings).is_empty());
+        assert_eq!(
+            s3_tactic("GetObject"),
+            Some(FindingType::ExfiltrationS3AnomalousBehavior)
+        );
+        assert_eq!(
+            s3_tactic("ListObjects"),
+            Some(FindingType::DiscoveryS3AnomalousBehavior)
+        );
+        assert_eq!(
+            s3_tactic("PutObjectAcl"),
+            Some(FindingType::ImpactS3AnomalousBehaviorPermission)
+        );
+        assert_eq!(
+            s3_tactic("PutObject"),
+            Some(FindingType::ImpactS3AnomalousBehaviorWrite)
+        );
+        assert_eq!(s3_tactic("AbortMultipartUpload"), None);
     }
 
     #[test]

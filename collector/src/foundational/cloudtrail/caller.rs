@@ -145,21 +145,25 @@ impl LogDetector for CallerIntel {
     }
 }
 
-/// Which penetration-testing distribution a user agent names, if any.
+/// Which penetration-testing distribution a user agent names, if any (case-insensitive, as a
+/// word). Looked at for every record, so it allocates nothing.
 pub fn pentest_distribution(user_agent: &str) -> Option<&'static str> {
-    let ua = user_agent.to_ascii_lowercase();
-    let word = |w: &str| {
-        ua.match_indices(w).any(|(i, _)| {
-            let before = ua[..i].chars().next_back();
-            let after = ua[i + w.len()..].chars().next();
-            before.is_none_or(|c| !c.is_ascii_alphanumeric())
-                && after.is_none_or(|c| !c.is_ascii_alphabetic())
+    let ua = user_agent.as_bytes();
+    let word = |w: &[u8]| {
+        ua.windows(w.len()).enumerate().any(|(i, window)| {
+            window.eq_ignore_ascii_case(w)
+                && (i == 0 || !ua[i - 1].is_ascii_alphanumeric())
+                && ua.get(i + w.len()).is_none_or(|c| !c.is_ascii_alphabetic())
         })
     };
-    [("kali", "Kali"), ("parrot", "Parrot"), ("pentoo", "Pentoo")]
-        .into_iter()
-        .find(|(w, _)| word(w))
-        .map(|(_, name)| name)
+    [
+        (&b"kali"[..], "Kali"),
+        (&b"parrot"[..], "Parrot"),
+        (&b"pentoo"[..], "Pentoo"),
+    ]
+    .into_iter()
+    .find(|(w, _)| word(w))
+    .map(|(_, name)| name)
 }
 
 pub struct PenTest;

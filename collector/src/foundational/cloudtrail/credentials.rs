@@ -24,6 +24,8 @@
 //! Learned addresses (at most 8 per instance, 50 000 instances) are persisted.
 
 use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -40,7 +42,7 @@ const MAX_INSTANCES: usize = 50_000;
 const MAX_HOMES: usize = 8;
 
 /// The instance id an EC2 role session is named after, if this is one.
-pub fn instance_session(rec: &CloudTrailRecord<'_>) -> Option<String> {
+pub fn instance_session<'r>(rec: &'r CloudTrailRecord<'_>) -> Option<&'r str> {
     let ui = rec.user_identity.as_ref()?;
     if ui.identity_type.as_deref() != Some("AssumedRole") {
         return None;
@@ -57,7 +59,7 @@ pub fn instance_session(rec: &CloudTrailRecord<'_>) -> Option<String> {
     let id = session.strip_prefix("i-")?;
     // Real ids are 8 or 17 lower-case hex digits; anonymised logs mix in upper case.
     ((8..=17).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric()))
-        .then(|| session.to_owned())
+        .then_some(session)
 }
 
 /// Calls the SSM agent on the instance makes: their address is the instance's.
@@ -85,9 +87,11 @@ struct Instance {
     homes: Vec<IpAddr>,
 }
 
+/// Keyed for lookups by `&str`: a call with instance credentials from a known place allocates
+/// nothing. Saved sorted.
 #[derive(Default)]
 pub struct InstanceCredentials {
-    instances: BTreeMap<String, Instance>,
+    instances: HashMap<Box<str>, Instance>,
 }
 
 impl InstanceCredentials {
@@ -97,7 +101,7 @@ impl InstanceCredentials {
         }
         let i = self
             .instances
-            .entry(instance.to_owned())
+            .entry(instance.into())
             .or_insert_with(|| Instance {
                 first_seen_ms: now,
                 homes: Vec::new(),
@@ -142,24 +146,24 @@ impl LogDetector for InstanceCredentials {
                 return;
             };
             if from_instance_agent(rec) {
-                self.learn(&instance, ip, now);
+                self.learn(instance, ip, now);
                 return;
             }
             let ranges = &ctx.settings.aws_ranges;
             if ranges.is_loaded() && ranges.contains(ip) {
                 let learning = self
                     .instances
-                    .get(&instance)
+                    .get(instance)
                     .is_none_or(|i| now < i.first_seen_ms + ctx.settings.learning_period_ms);
                 let home = self
                     .instances
-                    .get(&instance)
+                    .get(instance)
                     .is_some_and(|i| i.homes.contains(&ip));
                 if home {
                     return;
                 }
                 if learning {
-                    self.learn(&instance, ip, now);
+                    self.learn(instance, ip, now);
                     return;
                 }
                 (
@@ -176,7 +180,7 @@ impl LogDetector for InstanceCredentials {
         let what = format!("Credentials of instance {instance} were used {where_}");
         let homes = self
             .instances
-            .get(&instance)
+            .get(instance)
             .map(|i| i.homes.iter().map(|h| h.to_string()).collect::<Vec<_>>())
             .unwrap_or_default();
         out.extend(
@@ -191,13 +195,19 @@ impl LogDetector for InstanceCredentials {
     }
 
     fn save_state(&self) -> Option<Value> {
-        Some(json!({ "instances": self.instances }))
+        let sorted: BTreeMap<&str, &Instance> =
+            self.instances.iter().map(|(k, v)| (&**k, v)).collect();
+        Some(json!({ "instances": sorted }))
     }
 
     fn restore_state(&mut self, state: Value) -> Result<(), String> {
-        self.instances =
+        let saved: BTreeMap<String, Instance> =
             serde_json::from_value(state.get("instances").cloned().unwrap_or_default())
                 .map_err(|e| format!("instances: {e}"))?;
+        self.instances = saved
+            .into_iter()
+            .map(|(k, v)| (k.into_boxed_str(), v))
+            .collect();
         Ok(())
     }
 }

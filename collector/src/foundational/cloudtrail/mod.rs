@@ -7,13 +7,15 @@
 //! | [`s3`] | `Policy:S3/AccountBlockPublicAccessDisabled`, `Policy:S3/BucketBlockPublicAccessDisabled`, `Policy:S3/BucketAnonymousAccessGranted`, `Policy:S3/BucketPublicAccessGranted`, `Stealth:S3/ServerAccessLoggingDisabled` |
 //! | [`caller`] | `…/MaliciousIPCaller(.Custom)`, `…/TorIPCaller` (IAM and, for S3 data events, S3), `PenTest:IAMUser/*`, `PenTest:S3/*` |
 //! | [`credentials`] | `UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS` / `.InsideAWS` |
+//! | [`resource_credentials`] | `UnauthorizedAccess:IAMUser/ResourceCredentialExfiltration.OutsideAWS` / `.InsideAWS` (Lambda-created credentials) |
 //! | [`console`] | `UnauthorizedAccess:IAMUser/ConsoleLoginSuccess.B` |
-//! | [`anomaly`] | the eight `…:IAMUser/AnomalousBehavior` types |
+//! | [`anomaly`] | the eight `…:IAMUser/AnomalousBehavior` types and, for S3 data events, the five `…:S3/AnomalousBehavior` types |
 
 pub mod anomaly;
 pub mod caller;
 pub mod console;
 pub mod credentials;
+pub mod resource_credentials;
 pub mod root;
 pub mod s3;
 pub mod stealth;
@@ -39,6 +41,7 @@ pub fn detectors() -> Vec<Box<dyn LogDetector>> {
         Box::new(caller::CallerIntel),
         Box::new(caller::PenTest),
         Box::new(credentials::InstanceCredentials::default()),
+        Box::new(resource_credentials::ResourceCredentials::default()),
         Box::new(console::ConsoleLogins::default()),
         Box::new(anomaly::AnomalousApis::default()),
     ]
@@ -80,12 +83,16 @@ pub fn by_aws_service(rec: &CloudTrailRecord<'_>) -> bool {
 
 /// Who made the call, for titles: the ARN, else principal id, else the identity type.
 pub fn caller_name(rec: &CloudTrailRecord<'_>) -> String {
+    caller(rec).to_owned()
+}
+
+/// [`caller_name`] borrowed from the record (what per-record lookups key on).
+pub fn caller<'r>(rec: &'r CloudTrailRecord<'_>) -> &'r str {
     let u = rec.user_identity.as_ref();
     u.and_then(|u| u.arn.as_deref().filter(|s| !s.is_empty()))
         .or_else(|| u.and_then(|u| u.principal_id.as_deref()))
         .or_else(|| u.and_then(|u| u.identity_type.as_deref()))
         .unwrap_or("an unidentified caller")
-        .to_owned()
 }
 
 /// The usual IAM finding about one API call: the caller's access key as the resource, the call as
@@ -100,7 +107,7 @@ pub fn api_draft(
     what: &str,
 ) -> Draft {
     let api = rec.event_name.as_deref().unwrap_or("an API");
-    let who = caller_name(rec);
+    let who = caller(rec);
     let from = rec
         .source_ip_address
         .as_deref()

@@ -144,6 +144,18 @@ impl LogDetector for BucketExposure {
             return;
         }
         let name = rec.event_name.as_deref().unwrap_or("");
+        if !matches!(
+            name,
+            "PutBucketLogging"
+                | "DeleteBucketPublicAccessBlock"
+                | "PutBucketPublicAccessBlock"
+                | "DeleteAccountPublicAccessBlock"
+                | "PutAccountPublicAccessBlock"
+                | "PutBucketPolicy"
+                | "PutBucketAcl"
+        ) {
+            return;
+        }
         let p = params(rec);
         let (t, what, bucket_level) = match name {
             "PutBucketLogging" => {

@@ -208,7 +208,13 @@ impl LogDetector for PasswordPolicy {
 
     fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
         let Some(rec) = record(ev) else { return };
-        if rec.event_source.as_deref() != Some("iam.amazonaws.com") || !succeeded(rec) {
+        if rec.event_source.as_deref() != Some("iam.amazonaws.com")
+            || !matches!(
+                rec.event_name.as_deref(),
+                Some("DeleteAccountPasswordPolicy" | "UpdateAccountPasswordPolicy")
+            )
+            || !succeeded(rec)
+        {
             return;
         }
         let account = ctx.scope.account_id.clone();

@@ -177,7 +177,10 @@ impl DnsDetector {
                 out,
             );
         }
-        if !ctx.intel.lists().is_empty() {
+        // Only a list categorised `blackhole` can make an answer a finding: without one, the
+        // answers are not parsed at all.
+        let blackhole_lists = categories.values().any(|c| *c == ThreatCategory::Blackhole);
+        if blackhole_lists && !ctx.intel.lists().is_empty() {
             for answer in answers() {
                 let Some(IpAddr::V4(ip)) = parse_ip_lenient(answer.trim()) else {
                     continue;

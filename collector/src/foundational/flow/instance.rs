@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::conn::{Conn, Interfaces, Opener};
 use super::finding::{Ec2Draft, local_ip_details, port_details, protocol_name, remote_ip_details};
+use super::resolvers::{self, DnsKind};
 use super::{EMR_PORTS, FlowConfig, TCP_ONLY_PORTS};
 use crate::event::{Event, FlowRecord};
 use crate::findings::{
@@ -95,6 +96,42 @@ struct Probe {
     fired: bool,
 }
 
+/// Distinct public addresses seen for one purpose in the current window (mail servers contacted,
+/// hosts probed on one port).
+#[derive(Debug, Default)]
+struct Spread {
+    window: u64,
+    remotes: Vec<u32>,
+    fired: bool,
+}
+
+impl Spread {
+    /// Counts `remote` in `window` (a newer window starts over; an older record is too late);
+    /// the count when it first reaches `threshold`.
+    fn add(&mut self, window: u64, remote: u32, threshold: usize) -> Option<usize> {
+        if window > self.window {
+            self.window = window;
+            self.remotes.clear();
+            self.fired = false;
+        }
+        if window != self.window || self.fired || self.remotes.contains(&remote) {
+            return None;
+        }
+        self.remotes.push(remote);
+        self.fired = self.remotes.len() >= threshold;
+        self.fired.then_some(self.remotes.len())
+    }
+}
+
+/// A public resolver the instance used, and when it last did.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResolverUse {
+    kind: DnsKind,
+    address: Ipv4Addr,
+    last_seen: u64,
+}
+
 #[derive(Debug)]
 struct Instance {
     /// Start (Unix seconds) of the learning period: the instance's first record.
@@ -104,6 +141,15 @@ struct Instance {
     peak_hour_bytes: u64,
     peers: HashMap<u32, Peer>,
     probes: HashMap<u32, Probe>,
+    /// Public resolvers (plain, DoT, DoH) the instance used.
+    resolvers: Vec<ResolverUse>,
+    /// The instance sent mail (TCP 25) during its learning period, or its first mail was reported:
+    /// more mail is not a spambot's first.
+    smtp_history: bool,
+    /// Mail servers contacted in the current window by an instance without SMTP history.
+    smtp: Option<Box<Spread>>,
+    /// Probe-shaped connections to one remote TCP port, by port.
+    sweeps: HashMap<u16, Spread>,
 }
 
 impl Instance {
@@ -114,6 +160,10 @@ impl Instance {
             peak_hour_bytes: 0,
             peers: HashMap::new(),
             probes: HashMap::new(),
+            resolvers: Vec::new(),
+            smtp_history: false,
+            smtp: None,
+            sweeps: HashMap::new(),
         }
     }
 }
@@ -125,6 +175,10 @@ struct SavedBaseline {
     first_seen: u64,
     ports: Vec<u32>,
     peak_hour_bytes: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    resolvers: Vec<ResolverUse>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    smtp_history: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -211,6 +265,7 @@ impl FlowDetector {
             event,
             ctx,
             window_secs: cfg.window_secs,
+            probe_window_secs: cfg.probe_window_secs,
             out,
         };
 
@@ -361,6 +416,64 @@ impl FlowDetector {
                 }
             }
         }
+
+        let learning = c.start < inst.first_seen + learning_secs;
+
+        // Mail to the internet from an instance that has never sent any.
+        if out_request && c.protocol == 6 && c.remote_port == 25 && c.remote_public {
+            if learning {
+                inst.smtp_history = true;
+            } else if !inst.smtp_history {
+                let spread = inst.smtp.get_or_insert_with(Box::default);
+                let window = c.start / cfg.probe_window_secs;
+                if let Some(n) = spread.add(window, u32::from(c.remote), cfg.spambot_remotes) {
+                    // Reported once; from now on the instance's mail is its history.
+                    inst.smtp_history = true;
+                    inst.smtp = None;
+                    em.spambot(n);
+                }
+            }
+        }
+
+        // One port probed on many internet hosts.
+        if scan && c.protocol == 6 && c.remote_public {
+            let spread = inst.sweeps.entry(c.remote_port).or_default();
+            if let Some(n) = spread.add(window, u32::from(c.remote), cfg.sweep_remotes) {
+                em.port_sweep(n);
+            }
+        }
+
+        // DNS sent to a public resolver (plain, DoT, DoH) the instance has not used recently.
+        if c.opener == Opener::Local
+            && c.accepted
+            && c.remote_public
+            && let Some(kind) = resolvers::classify(c.remote, c.protocol, c.remote_port)
+        {
+            let used = inst
+                .resolvers
+                .iter_mut()
+                .find(|r| r.kind == kind && r.address == c.remote);
+            let recent = match used {
+                Some(r) => {
+                    let recent = c.start <= r.last_seen + cfg.resolver_recent_secs;
+                    r.last_seen = r.last_seen.max(c.start);
+                    recent
+                }
+                None => {
+                    if inst.resolvers.len() < cfg.max_resolvers {
+                        inst.resolvers.push(ResolverUse {
+                            kind,
+                            address: c.remote,
+                            last_seen: c.start,
+                        });
+                    }
+                    false
+                }
+            };
+            if !recent && !learning {
+                em.unusual_resolver(kind);
+            }
+        }
     }
 
     /// Drops windows that ended before `now` (Unix seconds); baselines stay.
@@ -374,6 +487,15 @@ impl FlowDetector {
                 .retain(|_, p| (p.window + 1) * window_secs >= now || (p.hour + 1) * 3600 >= now);
             inst.probes
                 .retain(|_, p| (p.window + 1) * probe_secs >= now);
+            inst.sweeps
+                .retain(|_, s| (s.window + 1) * window_secs >= now);
+            if inst
+                .smtp
+                .as_ref()
+                .is_some_and(|s| (s.window + 1) * probe_secs < now)
+            {
+                inst.smtp = None;
+            }
         }
     }
 
@@ -390,6 +512,8 @@ impl FlowDetector {
                         first_seen: inst.first_seen,
                         ports,
                         peak_hour_bytes: inst.peak_hour_bytes,
+                        resolvers: inst.resolvers.clone(),
+                        smtp_history: inst.smtp_history,
                     },
                 )
             })
@@ -414,6 +538,8 @@ impl FlowDetector {
             let mut inst = Instance::new(b.first_seen);
             inst.ports = b.ports.into_iter().collect();
             inst.peak_hour_bytes = b.peak_hour_bytes;
+            inst.resolvers = b.resolvers;
+            inst.smtp_history = b.smtp_history;
             self.instances.insert(key.into_boxed_str(), inst);
         }
         Ok(())
@@ -439,6 +565,7 @@ struct Emitter<'a, 'r> {
     event: &'a Event<'a>,
     ctx: &'a LogContext<'a>,
     window_secs: u64,
+    probe_window_secs: u64,
     out: &'a mut Vec<Occurrence>,
 }
 
@@ -616,6 +743,63 @@ impl Emitter<'_, '_> {
             if outbound { "remote" } else { "local" }
         );
         d.action = Some(self.connection(!outbound));
+        self.push(d);
+    }
+
+    fn spambot(&mut self, servers: usize) {
+        let c = self.c;
+        let mut d = self.draft(FindingType::BackdoorEc2Spambot, "flow.spambot");
+        d.actor = true;
+        d.title = format!(
+            "{} is communicating with remote host {} on port 25.",
+            c.target.label(),
+            c.remote
+        );
+        d.description = format!(
+            "{} The instance has no history of mail traffic; it contacted {servers} mail servers on port 25 within {} seconds.",
+            d.title, self.probe_window_secs
+        );
+        d.action = Some(self.connection(false));
+        self.push(d);
+    }
+
+    fn port_sweep(&mut self, hosts: usize) {
+        let c = self.c;
+        let mut d = self.draft(FindingType::ImpactEc2PortSweep, "flow.port-sweep");
+        d.actor = true;
+        d.title = format!(
+            "{} is probing port {} on many public hosts.",
+            c.target.label(),
+            c.remote_port
+        );
+        d.description = format!(
+            "{} {hosts} distinct public addresses probed on TCP port {} within {} seconds, the latest {}.",
+            d.title, c.remote_port, self.window_secs, c.remote
+        );
+        d.action = Some(self.connection(false));
+        self.push(d);
+    }
+
+    fn unusual_resolver(&mut self, kind: DnsKind) {
+        let c = self.c;
+        let mut d = self.draft(kind.finding_type(), "flow.unusual-resolver");
+        d.facts
+            .push(("remote", format!("{}/{}", kind.label(), c.remote)));
+        let what = match kind {
+            DnsKind::Dns => "the public DNS resolver",
+            DnsKind::Dot => "the DNS-over-TLS server",
+            DnsKind::Doh => "the DNS-over-HTTPS server",
+        };
+        d.title = format!(
+            "{} is communicating with {what} {}, which it has not used recently.",
+            c.target.label(),
+            c.remote
+        );
+        d.description = format!(
+            "{} DNS sent there bypasses the VPC resolver, its query logs and DNS Firewall.",
+            d.title
+        );
+        d.action = Some(self.connection(false));
         self.push(d);
     }
 

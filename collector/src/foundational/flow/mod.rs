@@ -21,9 +21,13 @@
 //! | `Backdoor:EC2/DenialOfService.{Tcp,Udp,UdpOnTcpPorts,Dns,UnusualProtocol}` | ≥ 100,000 packets from the instance to one public address in 10 min (TCP: average ≤ 200 bytes per packet, a flood rather than an upload); `.Dns`: port 53; `.UdpOnTcpPorts`: UDP to a TCP-only service port; `.UnusualProtocol`: not TCP, UDP or ICMP | ACTOR, High |
 //! | `Behavior:EC2/NetworkPortUnusual` | after the learning period, an accepted connection to a public remote port (outbound) or from a public address to a local port (inbound) the instance never used | Medium |
 //! | `Behavior:EC2/TrafficVolumeUnusual` | after the learning period, bytes sent to one public address in one hour above 10 × the instance's largest hourly volume to any one address, and above 100 MiB | Medium |
+//! | `Backdoor:EC2/Spambot` | after the learning period, an instance that sent no mail while learning opens TCP connections to port 25 of ≥ 3 distinct public addresses in 60 min; reported once, then its mail is its history | ACTOR, Medium |
+//! | `Impact:EC2/PortSweep` | the instance opens probe-shaped TCP connections (≤ 3 packets) to one remote port on ≥ 25 distinct public addresses in 10 min | ACTOR, High |
+//! | `DefenseEvasion:EC2/UnusualDNSResolver`, `UnusualDoTActivity`, `UnusualDoHActivity` | after the learning period, an accepted connection from the instance to a public resolver it has not used in 30 days: UDP/TCP 53 to a listed resolver, TCP 853 to any public address (DoT), TCP/UDP 443 to a listed DoH endpoint ([`resolvers`]: the shipped list `collector/intel/public-resolvers.txt`) | Medium |
 //! | `Backdoor:EC2/C&CActivity.B`, `CryptoCurrency:EC2/BitcoinTool.B`, `Trojan:EC2/BlackholeTraffic`, `Trojan:EC2/DropPoint`, `UnauthorizedAccess:EC2/TorClient`, `TorRelay`, `MaliciousIPCaller.Custom` | the remote address is on a threat list; the type follows the list's category (`intel::classify`), `.Custom` without one; a Tor node connecting in makes the instance a relay | as catalogued |
 //!
-//! Baselines (learned ports, largest hourly volume, learning start) are per instance and persisted
+//! Baselines (learned ports, largest hourly volume, public resolvers used and when, whether the
+//! instance sends mail, learning start) are per instance and persisted
 //! through [`crate::foundational::LogDetector::save_state`]. The learning period
 //! (`Settings::learning_period_ms`, default 7 days) is counted from the first record of each
 //! instance. Threat-list categories come from `Settings::threat_categories`. Internal traffic (both sides private) feeds
@@ -36,6 +40,7 @@
 pub mod conn;
 pub mod finding;
 mod instance;
+pub mod resolvers;
 
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +69,15 @@ pub struct FlowConfig {
     pub volume_floor_bytes: u64,
     /// Largest number of ports one instance's baseline keeps.
     pub max_baseline_ports: usize,
+    /// Distinct public mail servers (TCP 25) an instance without mail history contacts in one
+    /// probe window before it is a spambot.
+    pub spambot_remotes: usize,
+    /// Distinct public hosts probed on one TCP port in one window before it is a port sweep.
+    pub sweep_remotes: usize,
+    /// A public resolver not used for this long (seconds) is unusual again.
+    pub resolver_recent_secs: u64,
+    /// Largest number of public resolvers one instance's baseline keeps.
+    pub max_resolvers: usize,
 }
 
 impl Default for FlowConfig {
@@ -80,6 +94,10 @@ impl Default for FlowConfig {
             volume_factor: 10,
             volume_floor_bytes: 100 << 20,
             max_baseline_ports: 4096,
+            spambot_remotes: 3,
+            sweep_remotes: 25,
+            resolver_recent_secs: 30 * 24 * 3600,
+            max_resolvers: 64,
         }
     }
 }

@@ -691,3 +691,204 @@ fn through_the_engine_with_every_builtin_detector() {
         "a fresh engine is learning"
     );
 }
+
+/// The types raised, without `NetworkPortUnusual` (which a new port also raises).
+fn without_port_unusual(findings: &[Finding]) -> Vec<&str> {
+    types(findings)
+        .into_iter()
+        .filter(|t| *t != FindingType::BehaviorEc2NetworkPortUnusual.name())
+        .collect()
+}
+
+/// An outbound TCP connection from the instance 10.0.0.8 (interface `eni-0aa`) to `remote:port`.
+fn outbound(remote: &str, sport: u16, port: u16, packets: u64, start: u64) -> String {
+    v2(
+        "eni-0aa",
+        "10.0.0.8",
+        remote,
+        sport,
+        port,
+        6,
+        packets,
+        packets * 80,
+        start,
+        "ACCEPT",
+    )
+}
+
+const T0: u64 = 1_700_000_000;
+
+#[test]
+fn spambot_needs_mail_to_several_servers_without_mail_history() {
+    // Learning (first hour): ordinary HTTPS. Then mail to three servers within the hour.
+    let mail = |n: usize, start: u64| -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                outbound(
+                    &format!("203.0.113.{}", 20 + i),
+                    41000 + i as u16,
+                    25,
+                    12,
+                    start + i as u64 * 60,
+                )
+            })
+            .collect()
+    };
+    let mut lines = vec![outbound("198.51.100.80", 40000, 443, 20, T0)];
+    lines.extend(mail(4, T0 + 7200));
+    let found = Run::new(learning_config()).feed(&lines);
+    assert_eq!(
+        without_port_unusual(&found),
+        [FindingType::BackdoorEc2Spambot.name()],
+        "one finding, at the third server"
+    );
+    let f = found
+        .iter()
+        .find(|f| f.finding_type_name == FindingType::BackdoorEc2Spambot.name())
+        .unwrap();
+    assert_eq!(f.service.resource_role.as_deref(), Some("ACTOR"));
+    assert_eq!(
+        connection(f).remote_port_details.as_ref().unwrap().port,
+        Some(25)
+    );
+    assert_eq!(
+        connection(f)
+            .remote_ip_details
+            .as_ref()
+            .unwrap()
+            .ip_address_v4
+            .as_deref(),
+        Some("203.0.113.22")
+    );
+
+    // Two servers are not enough.
+    let mut lines = vec![outbound("198.51.100.80", 40000, 443, 20, T0)];
+    lines.extend(mail(2, T0 + 7200));
+    assert!(without_port_unusual(&Run::new(learning_config()).feed(&lines)).is_empty());
+
+    // An instance that sent mail while learning is a mail sender, not a spambot; the fact that
+    // it does survives a restart.
+    let mut run = Run::new(learning_config());
+    assert!(
+        run.feed(&[outbound("203.0.113.99", 40000, 25, 12, T0)])
+            .is_empty()
+    );
+    let mut restarted = Run::new(learning_config());
+    restarted
+        .detector
+        .restore_state(run.detector.save_state().unwrap())
+        .unwrap();
+    assert!(restarted.feed(&mail(10, T0 + 7200)).is_empty());
+}
+
+#[test]
+fn port_sweep_of_one_port_across_many_public_hosts() {
+    let sweep = |hosts: usize, port: u16, packets: u64| -> Vec<String> {
+        (0..hosts)
+            .map(|i| {
+                outbound(
+                    &format!("198.51.{}.{}", 100 + i / 200, 1 + i % 200),
+                    50000 + i as u16,
+                    port,
+                    packets,
+                    T0 + i as u64,
+                )
+            })
+            .collect()
+    };
+    let found = Run::new(Settings::default()).feed(&sweep(40, 3389, 1));
+    let f = only(&found, FindingType::ImpactEc2PortSweep);
+    assert_eq!(f.service.resource_role.as_deref(), Some("ACTOR"));
+    assert_eq!(f.severity.level(), crate::findings::SeverityLevel::High);
+    assert_eq!(
+        connection(f).remote_port_details.as_ref().unwrap().port,
+        Some(3389)
+    );
+    assert!(f.description.contains("25 distinct public addresses"));
+    // Below the threshold, or real connections (a crawler fetching pages from many sites).
+    assert!(
+        Run::new(Settings::default())
+            .feed(&sweep(24, 3389, 1))
+            .is_empty()
+    );
+    assert!(
+        Run::new(Settings::default())
+            .feed(&sweep(40, 443, 30))
+            .is_empty()
+    );
+}
+
+#[test]
+fn public_resolvers_the_instance_has_not_used_recently() {
+    use super::resolvers::DnsKind;
+    let udp = |remote: &str, port: u16, start: u64| {
+        v2(
+            "eni-0aa", "10.0.0.8", remote, 45000, port, 17, 1, 70, start, "ACCEPT",
+        )
+    };
+    let mut run = Run::new(learning_config());
+    // Learning: the instance uses Google's resolver and browses the web.
+    assert!(
+        run.feed(&[
+            udp("8.8.8.8", 53, T0),
+            outbound("198.51.100.80", 40000, 443, 20, T0 + 10),
+            outbound("198.51.100.81", 40001, 853, 20, T0 + 20),
+        ])
+        .is_empty()
+    );
+    let later = T0 + 7200;
+    let found = run.feed(&[
+        // Known resolver, ordinary web server: nothing.
+        udp("8.8.8.8", 53, later),
+        outbound("198.51.100.90", 40002, 443, 20, later),
+        // New resolver, DoT server, DoH endpoint.
+        udp("1.1.1.1", 53, later + 1),
+        outbound("9.9.9.9", 40003, 853, 20, later + 2),
+        outbound("1.0.0.1", 40004, 443, 20, later + 3),
+        // Each once.
+        udp("1.1.1.1", 53, later + 4),
+    ]);
+    assert_eq!(
+        without_port_unusual(&found),
+        [
+            DnsKind::Dns.finding_type().name(),
+            DnsKind::Dot.finding_type().name(),
+            DnsKind::Doh.finding_type().name(),
+        ]
+    );
+    let f = &found[0];
+    assert_eq!(
+        connection(f)
+            .remote_ip_details
+            .as_ref()
+            .unwrap()
+            .ip_address_v4
+            .as_deref(),
+        Some("1.1.1.1")
+    );
+    // The baseline survives a restart; a resolver unused for more than 30 days is unusual again.
+    let mut restarted = Run::new(learning_config());
+    restarted
+        .detector
+        .restore_state(run.detector.save_state().unwrap())
+        .unwrap();
+    assert!(
+        restarted
+            .feed(&[udp("1.1.1.1", 53, later + 86_400)])
+            .is_empty()
+    );
+    let month = later + 86_400 + 31 * 86_400;
+    assert_eq!(
+        without_port_unusual(&restarted.feed(&[udp("1.1.1.1", 53, month)])),
+        [DnsKind::Dns.finding_type().name()]
+    );
+    // While learning nothing is raised.
+    assert!(
+        Run::new(learning_config())
+            .feed(&[
+                udp("1.1.1.1", 53, T0),
+                outbound("9.9.9.9", 40003, 853, 20, T0)
+            ])
+            .is_empty()
+    );
+}
