@@ -378,8 +378,8 @@ mod tests {
         assert_eq!(copy["userIdentity"]["arn"], delete["userIdentity"]["arn"]);
         delete["eventTime"] = "2023-10-09T12:34:56Z".into();
         let mut d = AnomalousApis::default();
-        assert!(run_with(&mut d, &[copy.clone()], &intel, &settings).is_empty());
-        let occ = run_with(&mut d, &[delete.clone()], &intel, &settings);
+        assert!(run_with(&mut d, std::slice::from_ref(&copy), &intel, &settings).is_empty());
+        let occ = run_with(&mut d, std::slice::from_ref(&delete), &intel, &settings);
         assert_eq!(types(&occ), ["Impact:S3/AnomalousBehavior.Delete"]);
         let bucket = &occ[0].details.resource.s3_bucket_details[0];
         assert_eq!(

@@ -335,7 +335,7 @@ mod tests {
         assert_eq!(
             types(&run_with(
                 &mut restored,
-                &[call.clone()],
+                std::slice::from_ref(&call),
                 &intel,
                 &settings()
             )),
