@@ -100,7 +100,11 @@ fn flow_objects(rng: &mut Rng, n: usize) -> Vec<Vec<u8>> {
             format!("52.{}.{}.{}", (p >> 16) & 0xff, (p >> 8) & 0xff, p & 0xff)
         };
         if f.len() > 4 && f[3] != "-" {
-            let (local, remote) = if f[3].starts_with("10.") { (3, 4) } else { (4, 3) };
+            let (local, remote) = if f[3].starts_with("10.") {
+                (3, 4)
+            } else {
+                (4, 3)
+            };
             f[local] = &own;
             f[remote] = &peer;
         }

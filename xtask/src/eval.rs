@@ -161,6 +161,12 @@ const PANTHER_NO_COUNTERPART: &[(&str, &str)] = &[(
 /// reason from here, or flagged as unexplained.
 const EXPLAINED: &[(&str, &str, &str, &str)] = &[
     (
+        "AWS.",
+        "AnomalousBehavior",
+        "fn",
+        "one record: AnomalousBehavior needs a learned baseline of the principal's API use (7-day learning period), which a single test record cannot have",
+    ),
+    (
         "aws.",
         "AnomalousBehavior",
         "fn",

@@ -46,6 +46,8 @@ struct Issued {
 #[derive(Default)]
 pub struct ResourceCredentials {
     keys: HashMap<Box<str>, Issued>,
+    /// Event time of the last sweep of expired keys.
+    swept_ms: i64,
 }
 
 /// `AssumeRole` made by Lambda for a function: the key it issued and what it is for.
@@ -191,7 +193,9 @@ impl LogDetector for ResourceCredentials {
     }
 
     fn on_time(&mut self, now_ms: i64, _ctx: &LogContext<'_>, _out: &mut Vec<Occurrence>) {
-        if !self.keys.is_empty() {
+        // Called about every record; expired keys are dropped once a minute of event time.
+        if !self.keys.is_empty() && now_ms >= self.swept_ms.saturating_add(60_000) {
+            self.swept_ms = now_ms;
             self.keys.retain(|_, i| i.expires_ms >= now_ms);
         }
     }

@@ -79,6 +79,8 @@ pub struct DnsDetector {
     hits: Vec<Hit>,
     newest: u64,
     since_sweep: u32,
+    /// Event time (Unix seconds) of the last sweep.
+    swept_at: u64,
 }
 
 impl Default for DnsDetector {
@@ -96,6 +98,7 @@ impl DnsDetector {
             hits: Vec::new(),
             newest: 0,
             since_sweep: 0,
+            swept_at: 0,
         }
     }
 
@@ -278,6 +281,7 @@ impl DnsDetector {
     /// Drops windows that ended before `now` (Unix seconds).
     pub fn sweep(&mut self, now: u64) {
         self.since_sweep = 0;
+        self.swept_at = now;
         let secs = self.config.window_secs;
         self.exfil.retain(|_, w| (w.window + 1) * secs >= now);
         self.dga.retain(|_, w| (w.window + 1) * secs >= now);
@@ -371,7 +375,12 @@ impl LogDetector for DnsDetector {
     }
 
     fn on_time(&mut self, now_ms: i64, _ctx: &LogContext<'_>, _out: &mut Vec<Occurrence>) {
-        self.sweep((now_ms.max(0) / 1000) as u64);
+        // The engine calls this whenever event time moves (about every record); windows are
+        // compared by index, so sweeping once a minute only delays freeing closed ones.
+        let now = (now_ms.max(0) / 1000) as u64;
+        if now >= self.swept_at + 60 {
+            self.sweep(now);
+        }
     }
 }
 

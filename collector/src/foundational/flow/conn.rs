@@ -13,8 +13,9 @@
 //! opener and one carrying SYN-ACK is from the responder; otherwise the side with the higher
 //! (ephemeral) port is taken as the client. Equal ports or port-less protocols leave it unknown.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
+
+use foldhash::HashMap;
 
 use super::finding::Ec2Target;
 use crate::event::flow::{FlowAction, FlowDirection, FlowRecord, LogStatus};
@@ -166,9 +167,12 @@ impl Interfaces {
         }
     }
 
+    /// One lookup in the usual case (the interface's address is already known).
     fn remember(&mut self, key: &str, local: Ipv4Addr) {
-        if self.learned.get(key) != Some(&Learned::Known(local)) {
-            self.insert(key, Learned::Known(local));
+        if let Some(slot) = self.learned.get_mut(key) {
+            *slot = Learned::Known(local);
+        } else if self.learned.len() < MAX_INTERFACES {
+            self.learned.insert(key.into(), Learned::Known(local));
         }
     }
 
