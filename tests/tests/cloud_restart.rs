@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const FILES: usize = 600;
+const FILES: usize = 400;
 const CALLS_PER_FILE: usize = 40;
 const ACCOUNTS: usize = 4;
 
