@@ -23,15 +23,13 @@
 //!
 //! Learned addresses (at most 8 per instance, 50 000 instances) are persisted.
 
-use std::collections::BTreeMap;
-
 use foldhash::HashMap;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{SOURCES, api_draft, by_aws_service, record};
+use super::{SOURCES, api_draft, by_aws_service, record, restore_keyed, save_keyed};
 use crate::event::cloudtrail::CloudTrailRecord;
 use crate::event::{Event, SourceKind};
 use crate::findings::{FindingType, Occurrence};
@@ -195,19 +193,11 @@ impl LogDetector for InstanceCredentials {
     }
 
     fn save_state(&self) -> Option<Value> {
-        let sorted: BTreeMap<&str, &Instance> =
-            self.instances.iter().map(|(k, v)| (&**k, v)).collect();
-        Some(json!({ "instances": sorted }))
+        Some(save_keyed("instances", &self.instances))
     }
 
     fn restore_state(&mut self, state: Value) -> Result<(), String> {
-        let saved: BTreeMap<String, Instance> =
-            serde_json::from_value(state.get("instances").cloned().unwrap_or_default())
-                .map_err(|e| format!("instances: {e}"))?;
-        self.instances = saved
-            .into_iter()
-            .map(|(k, v)| (k.into_boxed_str(), v))
-            .collect();
+        self.instances = restore_keyed("instances", &state)?;
         Ok(())
     }
 }

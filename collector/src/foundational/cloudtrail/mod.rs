@@ -133,6 +133,29 @@ pub fn api_draft(
     d
 }
 
+/// A detector's map keyed by principal, instance or key id, as saved state: a JSON object under
+/// `name`, sorted so saved state compares equal across runs.
+pub fn save_keyed<V: serde::Serialize>(name: &str, map: &foldhash::HashMap<Box<str>, V>) -> Value {
+    let sorted: std::collections::BTreeMap<&str, &V> = map.iter().map(|(k, v)| (&**k, v)).collect();
+    let mut saved = serde_json::Map::new();
+    saved.insert(name.to_owned(), serde_json::json!(sorted));
+    Value::Object(saved)
+}
+
+/// The inverse of [`save_keyed`]: an absent entry is an empty map; a malformed one names `name`.
+pub fn restore_keyed<V: serde::de::DeserializeOwned>(
+    name: &str,
+    state: &Value,
+) -> Result<foldhash::HashMap<Box<str>, V>, String> {
+    let saved: std::collections::BTreeMap<String, V> =
+        serde_json::from_value(state.get(name).cloned().unwrap_or_default())
+            .map_err(|e| format!("{name}: {e}"))?;
+    Ok(saved
+        .into_iter()
+        .map(|(k, v)| (k.into_boxed_str(), v))
+        .collect())
+}
+
 /// A coarse user-agent category, as GuardDuty prints one (`AWS CLI`, `SDK`, `Console`, ...).
 fn user_agent_category(ua: &str) -> &'static str {
     let l = ua.to_ascii_lowercase();

@@ -16,13 +16,11 @@
 //! from AWS addresses are not reported (GuardDuty's `.InsideAWS` for them rests on knowing which
 //! account owns an address, which Ward does not).
 
-use std::collections::BTreeMap;
-
 use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{SOURCES, api_draft, by_aws_service, record, succeeded};
+use super::{SOURCES, api_draft, by_aws_service, record, restore_keyed, save_keyed, succeeded};
 use crate::event::cloudtrail::CloudTrailRecord;
 use crate::event::{Event, SourceKind};
 use crate::findings::{FindingType, Occurrence};
@@ -201,18 +199,11 @@ impl LogDetector for ResourceCredentials {
     }
 
     fn save_state(&self) -> Option<Value> {
-        let sorted: BTreeMap<&str, &Issued> = self.keys.iter().map(|(k, v)| (&**k, v)).collect();
-        Some(json!({ "keys": sorted }))
+        Some(save_keyed("keys", &self.keys))
     }
 
     fn restore_state(&mut self, state: Value) -> Result<(), String> {
-        let saved: BTreeMap<String, Issued> =
-            serde_json::from_value(state.get("keys").cloned().unwrap_or_default())
-                .map_err(|e| format!("keys: {e}"))?;
-        self.keys = saved
-            .into_iter()
-            .map(|(k, v)| (k.into_boxed_str(), v))
-            .collect();
+        self.keys = restore_keyed("keys", &state)?;
         Ok(())
     }
 }
