@@ -350,7 +350,7 @@ fn refusals_say_which_token_or_role_is_needed() {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
-        err.contains("401") && err.contains("--token") && err.contains("none was given"),
+        err.contains("401") && err.contains("--token") && err.contains("no token was given"),
         "{err}"
     );
 
