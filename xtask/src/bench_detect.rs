@@ -38,19 +38,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.inner {
         return inner(&args);
     }
-    crate::cargo(&["build", "--release", "-p", "xtask"], &[])?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| crate::workspace_root().join("target"));
-    let status = std::process::Command::new(target.join("release").join("xtask"))
-        .args(["bench", "detect", "--inner"])
-        .args(["--events", &args.events.to_string()])
-        .args(["--list-entries", &args.list_entries.to_string()])
-        .args(["--runs", &args.runs.to_string()])
-        .args(["--attack-percent", &args.attack_percent.to_string()])
-        .status()?;
-    anyhow::ensure!(status.success(), "release bench failed");
-    Ok(())
+    crate::rerun_in_release()
 }
 
 /// xorshift64*: a fixed-seed generator so every run sees the same events.

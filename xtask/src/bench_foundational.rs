@@ -49,18 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.inner {
         return inner(&args);
     }
-    crate::cargo(&["build", "--release", "-p", "xtask"], &[])?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| crate::workspace_root().join("target"));
-    let status = std::process::Command::new(target.join("release").join("xtask"))
-        .args(["bench", "foundational", "--inner"])
-        .args(["--records", &args.records.to_string()])
-        .args(["--list-entries", &args.list_entries.to_string()])
-        .args(["--runs", &args.runs.to_string()])
-        .status()?;
-    anyhow::ensure!(status.success(), "release bench failed");
-    Ok(())
+    crate::rerun_in_release()
 }
 
 const FLEET: u64 = 2_000;

@@ -31,14 +31,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.inner {
         return inner(&args);
     }
-    crate::cargo(&["build", "--release", "-p", "xtask"], &[])?;
-    let status = std::process::Command::new(crate::target_dir().join("release").join("xtask"))
-        .args(["bench", "lists", "--inner"])
-        .args(["--entries", &args.entries.to_string()])
-        .args(["--runs", &args.runs.to_string()])
-        .status()?;
-    anyhow::ensure!(status.success(), "release bench failed");
-    Ok(())
+    crate::rerun_in_release()
 }
 
 /// One entry per line: a public IPv4 address or a domain, distinct, in a fixed order.

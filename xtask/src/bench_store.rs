@@ -66,26 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.inner {
         return inner(&args);
     }
-    crate::cargo(&["build", "--release", "-p", "xtask"], &[])?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::workspace_root().join("target"));
-    let mut cmd = std::process::Command::new(target.join("release").join("xtask"));
-    cmd.args(["bench", "store", "--inner"])
-        .args(["--findings", &args.findings.to_string()])
-        .args(["--events", &args.events.to_string()])
-        .args(["--batch", &args.batch.to_string()])
-        .args(["--baseline-rows", &args.baseline_rows.to_string()])
-        .args(["--query-runs", &args.query_runs.to_string()])
-        .args(["--updates", &args.updates.to_string()]);
-    if args.random_order {
-        cmd.arg("--random-order");
-    }
-    if let Some(dir) = &args.dir {
-        cmd.arg("--dir").arg(dir);
-    }
-    anyhow::ensure!(cmd.status()?.success(), "release bench failed");
-    Ok(())
+    crate::rerun_in_release()
 }
 
 /// xorshift64*: fixed seed, so every run stores the same findings.

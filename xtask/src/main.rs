@@ -122,6 +122,18 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
+/// For benchmarks that must measure optimised code: builds xtask in release and runs it again with
+/// this process's own arguments plus `--inner`, which each such bench takes as "measure here".
+pub fn rerun_in_release() -> anyhow::Result<()> {
+    cargo(&["build", "--release", "-p", "xtask"], &[])?;
+    let status = Command::new(target_dir().join("release").join("xtask"))
+        .args(std::env::args_os().skip(1))
+        .arg("--inner")
+        .status()?;
+    anyhow::ensure!(status.success(), "release bench failed");
+    Ok(())
+}
+
 pub fn cargo(base: &[&str], extra: &[String]) -> anyhow::Result<()> {
     let status = Command::new(env!("CARGO"))
         .current_dir(workspace_root())
