@@ -11,6 +11,7 @@ pub mod cloudtrail;
 pub mod dns;
 pub mod flow;
 pub mod json;
+pub mod jsonread;
 pub mod net;
 pub mod time;
 

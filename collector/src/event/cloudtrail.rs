@@ -3,10 +3,9 @@
 //! `responseElements`, ...) stay raw JSON text: detections read the few keys they need and the
 //! ingest path does not pay for building trees nobody looks at.
 
-use super::json::{MaybeBool, Text, json_record};
+use super::json::{MaybeBool, RawJson, Text, json_record};
 use super::net::parse_ip_lenient;
 use super::time::parse_iso8601_ms;
-use serde_json::value::RawValue;
 use std::net::IpAddr;
 
 json_record! {
@@ -22,9 +21,9 @@ json_record! {
         "userAgent" => user_agent: Text<'a>,
         "errorCode" => error_code: Text<'a>,
         "errorMessage" => error_message: Text<'a>,
-        "requestParameters" => request_parameters: &'a RawValue,
-        "responseElements" => response_elements: &'a RawValue,
-        "additionalEventData" => additional_event_data: &'a RawValue,
+        "requestParameters" => request_parameters: RawJson<'a>,
+        "responseElements" => response_elements: RawJson<'a>,
+        "additionalEventData" => additional_event_data: RawJson<'a>,
         "requestID" => request_id: Text<'a>,
         "eventID" => event_id: Text<'a>,
         "eventType" => event_type: Text<'a>,
@@ -35,14 +34,14 @@ json_record! {
         "sharedEventID" => shared_event_id: Text<'a>,
         "vpcEndpointId" => vpc_endpoint_id: Text<'a>,
         "vpcEndpointAccountId" => vpc_endpoint_account_id: Text<'a>,
-        "serviceEventDetails" => service_event_details: &'a RawValue,
+        "serviceEventDetails" => service_event_details: RawJson<'a>,
         "managementEvent" => management_event: MaybeBool<'a>,
         "eventCategory" => event_category: Text<'a>,
         "addendum" => addendum: Addendum<'a>,
         "sessionCredentialFromConsole" => session_credential_from_console: MaybeBool<'a>,
-        "edgeDeviceDetails" => edge_device_details: &'a RawValue,
+        "edgeDeviceDetails" => edge_device_details: RawJson<'a>,
         "tlsDetails" => tls_details: TlsDetails<'a>,
-        "insightDetails" => insight_details: &'a RawValue,
+        "insightDetails" => insight_details: RawJson<'a>,
     }
 }
 
@@ -61,7 +60,7 @@ json_record! {
         "identityProvider" => identity_provider: Text<'a>,
         "credentialId" => credential_id: Text<'a>,
         "onBehalfOf" => on_behalf_of: OnBehalfOf<'a>,
-        "inScopeOf" => in_scope_of: &'a RawValue,
+        "inScopeOf" => in_scope_of: RawJson<'a>,
     }
 }
 
@@ -98,7 +97,7 @@ json_record! {
 json_record! {
     pub struct WebIdFederationData<'a> {
         "federatedProvider" => federated_provider: Text<'a>,
-        "attributes" => attributes: &'a RawValue,
+        "attributes" => attributes: RawJson<'a>,
     }
 }
 

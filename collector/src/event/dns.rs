@@ -1,10 +1,10 @@
 //! Route 53 Resolver query-log record (spec §9.3).
 
-use super::json::{Field, Json, Text, extra_get, json_record};
+use super::json::{Field, Json, RawJson, ReadField, Text, extra_get, json_record, read_list_at};
+use super::jsonread::{self, Reader};
 use super::net::parse_ip_lenient;
 use super::time::parse_iso8601_ms;
 use serde::de::MapAccess;
-use serde_json::value::RawValue;
 use std::net::IpAddr;
 
 json_record! {
@@ -57,13 +57,35 @@ pub struct Answers<'a>(pub Vec<Answer<'a>>);
 
 impl<'a> Field<'a> for Answers<'a> {
     fn read<M: MapAccess<'a>>(map: &mut M) -> Result<Result<Self, Json<'a>>, M::Error> {
-        let raw: &'a RawValue = map.next_value()?;
+        let raw: RawJson<'a> = map.next_value()?;
         let parsed = if raw.get().starts_with('{') {
             serde_json::from_str::<Answer<'a>>(raw.get()).map(|a| Answers(vec![a]))
         } else {
             serde_json::from_str(raw.get()).map(Answers)
         };
         Ok(parsed.map_err(|_| Json::Raw(raw)))
+    }
+}
+
+impl<'a> ReadField<'a> for Answers<'a> {
+    fn read_field(
+        slot: &mut Option<Self>,
+        r: &mut Reader<'a>,
+    ) -> jsonread::Result<Option<Json<'a>>> {
+        if r.peek() == Some(b'{') {
+            let mut one = None;
+            let mismatch = Answer::read_field(&mut one, r)?;
+            *slot = one.map(|a| Answers(vec![a]));
+            return Ok(mismatch);
+        }
+        let mark = r.mark();
+        Ok(match read_list_at(r)? {
+            Some(v) => {
+                *slot = Some(Answers(v));
+                None
+            }
+            None => Some(Json::Raw(RawJson::from_checked(r.raw_from(mark)?))),
+        })
     }
 }
 

@@ -7,6 +7,7 @@
 //! or a duplicate key is kept verbatim in `extra`, so nothing is ever lost. Each
 //! value is read in a single pass over the input.
 
+use super::jsonread::{Kind, Reader, Result as ReadResult};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -120,11 +121,56 @@ impl Serialize for MaybeBool<'_> {
     }
 }
 
+/// A JSON value kept as its exact text, borrowed from the input (free-form objects such as
+/// `requestParameters`, and unknown keys). The text is valid JSON: the readers checked it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RawJson<'a>(&'a str);
+
+impl<'a> RawJson<'a> {
+    /// The JSON text.
+    pub fn get(&self) -> &'a str {
+        self.0
+    }
+
+    /// Text a [`Reader`] returned from [`Reader::raw`] (so already checked).
+    pub(crate) fn from_checked(text: &'a str) -> Self {
+        RawJson(text)
+    }
+
+    /// Checks `text` and keeps it raw.
+    pub fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
+        let raw: &'a RawValue = serde_json::from_str(text)?;
+        Ok(RawJson(raw.get()))
+    }
+}
+
+impl fmt::Debug for RawJson<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl Serialize for RawJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // serde_json writes a `RawValue` verbatim; making one re-checks the text, which only
+        // output (not ingest) pays.
+        let raw: &RawValue = serde_json::from_str(self.0).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+}
+
+impl<'de> de::Deserialize<'de> for RawJson<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw: &'de RawValue = de::Deserialize::deserialize(d)?;
+        Ok(RawJson(raw.get()))
+    }
+}
+
 /// A value kept verbatim in `extra`: raw JSON text borrowed from the input, or (for a value whose
 /// type did not match its typed field and was therefore already consumed) the parsed value.
 #[derive(Clone, Debug)]
 pub enum Json<'a> {
-    Raw(&'a RawValue),
+    Raw(RawJson<'a>),
     Value(serde_json::Value),
 }
 
@@ -139,9 +185,9 @@ impl Serialize for Json<'_> {
 
 impl<'a> Json<'a> {
     /// The raw text, when the value was kept unparsed (always the case for unknown keys).
-    pub fn raw(&self) -> Option<&'a RawValue> {
+    pub fn raw(&self) -> Option<RawJson<'a>> {
         match self {
-            Json::Raw(r) => Some(r),
+            Json::Raw(r) => Some(*r),
             Json::Value(_) => None,
         }
     }
@@ -167,7 +213,7 @@ pub fn extra_get<'e, 'a>(extra: &'e Extra<'a>, key: &str) -> Option<&'e Json<'a>
 }
 
 /// Raw text of an unknown key in `extra` (unknown keys are always kept raw).
-pub fn extra_raw<'a>(extra: &Extra<'a>, key: &str) -> Option<&'a RawValue> {
+pub fn extra_raw<'a>(extra: &Extra<'a>, key: &str) -> Option<RawJson<'a>> {
     extra_get(extra, key).and_then(Json::raw)
 }
 
@@ -329,9 +375,9 @@ impl<'a> Field<'a> for MaybeBool<'a> {
 }
 
 /// Free-form objects stay raw; `null` goes to `extra` so the typed field means "has a value".
-impl<'a> Field<'a> for &'a RawValue {
+impl<'a> Field<'a> for RawJson<'a> {
     fn read<M: MapAccess<'a>>(map: &mut M) -> Result<Result<Self, Json<'a>>, M::Error> {
-        let raw: &'a RawValue = map.next_value()?;
+        let raw: RawJson<'a> = map.next_value()?;
         Ok(if raw.get() == "null" {
             Err(Json::Raw(raw))
         } else {
@@ -343,9 +389,140 @@ impl<'a> Field<'a> for &'a RawValue {
 /// Lists are small and rare: delimit raw, then parse; a list that does not fit stays raw.
 impl<'a, T: de::Deserialize<'a>> Field<'a> for Vec<T> {
     fn read<M: MapAccess<'a>>(map: &mut M) -> Result<Result<Self, Json<'a>>, M::Error> {
-        let raw: &'a RawValue = map.next_value()?;
+        let raw: RawJson<'a> = map.next_value()?;
         Ok(serde_json::from_str(raw.get()).map_err(|_| Json::Raw(raw)))
     }
+}
+
+/// How a typed field reads its value with the ingest path's [`Reader`]; the outcome is the same
+/// as [`Field`]'s (the serde path, kept for `serde_json::from_str` and tests).
+/// `Ok(Some(json))` means "present but not of this type": the value goes to `extra` unchanged.
+pub trait ReadField<'a>: Sized {
+    fn read_field(slot: &mut Option<Self>, r: &mut Reader<'a>) -> ReadResult<Option<Json<'a>>>;
+}
+
+/// A record type that can be filled in place from an object read with a [`Reader`].
+pub trait ReadRecord<'a>: Default {
+    fn fill_from(&mut self, r: &mut Reader<'a>) -> ReadResult<()>;
+}
+
+/// The value at `r`, which does not fit its typed field, for `extra`: the same tree the serde
+/// path builds (raw if serde_json cannot build it, e.g. a number out of range).
+#[cold]
+pub fn mismatch<'a>(r: &mut Reader<'a>) -> ReadResult<Option<Json<'a>>> {
+    let raw = r.raw()?;
+    Ok(Some(match serde_json::from_str(raw) {
+        Ok(v) => Json::Value(v),
+        Err(_) => Json::Raw(RawJson(raw)),
+    }))
+}
+
+impl<'a> ReadField<'a> for Text<'a> {
+    #[inline]
+    fn read_field(slot: &mut Option<Self>, r: &mut Reader<'a>) -> ReadResult<Option<Json<'a>>> {
+        if r.peek() != Some(b'"') {
+            return mismatch(r);
+        }
+        *slot = Some(Text(r.string()?));
+        Ok(None)
+    }
+}
+
+impl<'a> ReadField<'a> for MaybeBool<'a> {
+    fn read_field(slot: &mut Option<Self>, r: &mut Reader<'a>) -> ReadResult<Option<Json<'a>>> {
+        *slot = Some(match r.peek() {
+            Some(b'"') => MaybeBool::Str(Text(r.string()?)),
+            Some(b't' | b'f') => MaybeBool::Bool(r.boolean()?),
+            _ => return mismatch(r),
+        });
+        Ok(None)
+    }
+}
+
+impl<'a> ReadField<'a> for RawJson<'a> {
+    fn read_field(slot: &mut Option<Self>, r: &mut Reader<'a>) -> ReadResult<Option<Json<'a>>> {
+        let raw = RawJson(r.raw()?);
+        if raw.get() == "null" {
+            return Ok(Some(Json::Raw(raw)));
+        }
+        *slot = Some(raw);
+        Ok(None)
+    }
+}
+
+/// Lists are read in place; one that is not an array of `T` stays raw (as with serde).
+impl<'a, T: ReadField<'a>> ReadField<'a> for Vec<T> {
+    fn read_field(slot: &mut Option<Self>, r: &mut Reader<'a>) -> ReadResult<Option<Json<'a>>> {
+        let mark = r.mark();
+        match read_list_at(r)? {
+            Some(v) => {
+                *slot = Some(v);
+                Ok(None)
+            }
+            None => Ok(Some(Json::Raw(RawJson(r.raw_from(mark)?)))),
+        }
+    }
+}
+
+/// The array at `r` as a list of `T`; `Ok(None)` if the value is not an array or an element
+/// does not fit `T` (the reader is then somewhere inside it: go back to a mark).
+pub fn read_list_at<'a, T: ReadField<'a>>(r: &mut Reader<'a>) -> ReadResult<Option<Vec<T>>> {
+    if r.peek() != Some(b'[') {
+        return Ok(None);
+    }
+    r.begin_array()?;
+    let mut out = Vec::new();
+    let mut first = true;
+    while r.next_element(first)? {
+        first = false;
+        let mut slot = None;
+        match (T::read_field(&mut slot, r)?, slot) {
+            (None, Some(v)) => out.push(v),
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(out))
+}
+
+/// `raw` (checked JSON) as a list of `T`, or None if it is not an array of `T`.
+pub fn read_list<'a, T: ReadField<'a>>(raw: &'a str) -> Option<Vec<T>> {
+    read_list_at(&mut Reader::new(raw.as_bytes()))
+        .ok()
+        .flatten()
+}
+
+/// Reads one array element / top-level value into `slot` (reset first) when it is an object;
+/// anything else is skipped (and checked) and named in the result.
+pub fn read_element<'a, R: ReadRecord<'a>>(
+    slot: &mut R,
+    r: &mut Reader<'a>,
+) -> ReadResult<Option<&'static str>> {
+    let what = match r.kind()? {
+        Kind::Object => {
+            *slot = R::default();
+            slot.fill_from(r)?;
+            return Ok(None);
+        }
+        Kind::Array => "an array",
+        Kind::String => "a string",
+        Kind::Bool => "a boolean",
+        Kind::Null => "null",
+        Kind::Number => "a number",
+    };
+    r.raw()?;
+    Ok(Some(what))
+}
+
+/// `text` as exactly one element (nothing but whitespace may follow).
+pub fn parse_element<'a, R: ReadRecord<'a>>(text: &'a str) -> ReadResult<Element<R>> {
+    let mut r = Reader::new(text.as_bytes());
+    let mut rec = R::default();
+    let what = read_element(&mut rec, &mut r)?;
+    r.end()?;
+    Ok(match what {
+        None => Element::Record(rec),
+        Some(what) => Element::NotObject(what),
+    })
 }
 
 /// Generates a lossless record struct; see the module docs.
@@ -388,7 +565,7 @@ macro_rules! json_record {
                             }
                         } )*
                         _ => {
-                            let raw: &'a serde_json::value::RawValue = map.next_value()?;
+                            let raw: $crate::event::json::RawJson<'a> = map.next_value()?;
                             self.extra.push((key, Json::Raw(raw)));
                         }
                     }
@@ -476,6 +653,48 @@ macro_rules! json_record {
                     *slot = None;
                 }
                 Ok(mismatch)
+            }
+        }
+
+        impl<'a> $crate::event::json::ReadRecord<'a> for $name<'a> {
+            fn fill_from(
+                &mut self,
+                r: &mut $crate::event::jsonread::Reader<'a>,
+            ) -> $crate::event::jsonread::Result<()> {
+                use $crate::event::json::{Json, RawJson, ReadField, Text};
+                r.begin_object()?;
+                let mut first = true;
+                while let Some(key) = r.next_key(first)? {
+                    first = false;
+                    match &*key {
+                        $( $key if self.$field.is_none() => {
+                            if let Some(j) = <$ty as ReadField<'a>>::read_field(&mut self.$field, r)? {
+                                self.extra.push((Text(key), j));
+                            }
+                        } )*
+                        _ => {
+                            let raw = RawJson::from_checked(r.raw()?);
+                            self.extra.push((Text(key), Json::Raw(raw)));
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+
+        /// A nested record read with the ingest path's reader: filled in place when it is an
+        /// object, kept for `extra` otherwise.
+        impl<'a> $crate::event::json::ReadField<'a> for $name<'a> {
+            fn read_field(
+                slot: &mut Option<Self>,
+                r: &mut $crate::event::jsonread::Reader<'a>,
+            ) -> $crate::event::jsonread::Result<Option<$crate::event::json::Json<'a>>> {
+                if r.peek() != Some(b'{') {
+                    return $crate::event::json::mismatch(r);
+                }
+                let inner = slot.insert($name::default());
+                $crate::event::json::ReadRecord::fill_from(inner, r)?;
+                Ok(None)
             }
         }
 

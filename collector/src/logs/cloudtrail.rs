@@ -13,9 +13,8 @@ use super::jsonstream::{self, ValueHandler, Wrapper};
 use super::{Ctx, Limits};
 use crate::event::Record;
 use crate::event::cloudtrail::CloudTrailRecord;
-use crate::event::json::{Element, ElementSeed, Text, extra_raw};
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use std::fmt;
+use crate::event::json::{Element, extra_raw, parse_element, read_element};
+use crate::event::jsonread::{self, Reader};
 use std::io::Read;
 
 pub(crate) fn read<R: Read>(input: &mut Chunked<R>, ctx: &mut Ctx<'_>, limits: &Limits) {
@@ -35,44 +34,18 @@ impl ValueHandler for Handler {
         &mut self,
         ctx: &mut Ctx<'_>,
         line: u64,
-        bytes: &[u8],
-    ) -> Result<(), serde_json::Error> {
-        let array = bytes.first() == Some(&b'[');
-        // Validating UTF-8 once up front (fast for mostly-ASCII logs) lets serde_json skip its
-        // per-string check; invalid input takes the byte path, which locates the bad byte.
-        match std::str::from_utf8(bytes) {
-            Ok(text) => document(
-                ctx,
-                line,
-                array,
-                &mut serde_json::Deserializer::from_str(text),
-            ),
-            Err(_) => document(
-                ctx,
-                line,
-                array,
-                &mut serde_json::Deserializer::from_slice(bytes),
-            ),
+        r: &mut Reader<'_>,
+    ) -> jsonread::Result<()> {
+        if r.peek() == Some(b'[') {
+            records(ctx, line, r)
+        } else {
+            envelope(ctx, line, r)
         }
     }
 
     fn value(&mut self, ctx: &mut Ctx<'_>, line: u64, value: Element<CloudTrailRecord<'_>>) {
         handle(ctx, line, None, value);
     }
-}
-
-fn document<'de, R: serde_json::de::Read<'de>>(
-    ctx: &mut Ctx<'_>,
-    line: u64,
-    array: bool,
-    de: &mut serde_json::Deserializer<R>,
-) -> Result<(), serde_json::Error> {
-    if array {
-        RecordsSeq { ctx, line }.deserialize(&mut *de)?;
-    } else {
-        Envelope { ctx, line }.deserialize(&mut *de)?;
-    }
-    de.end()
 }
 
 /// `{` + optional whitespace + `"Records"`.
@@ -110,11 +83,16 @@ fn handle_record(ctx: &mut Ctx<'_>, line: u64, index: Option<u64>, rec: &CloudTr
         return;
     }
     let x = &rec.extra;
-    if let Some(records) = extra_raw(x, "Records") {
+    if let Some(records_raw) = extra_raw(x, "Records") {
         // An envelope the sniffing did not catch (e.g. `Records` is not the first key).
-        let mut de = serde_json::Deserializer::from_str(records.get());
-        if let Err(e) = (RecordsSeq { ctx, line }).deserialize(&mut de) {
-            ctx.malformed(Some(line), index, format_args!("bad Records array: {e}"));
+        let mut r = Reader::new(records_raw.get().as_bytes());
+        if let Err(e) = records(ctx, line, &mut r) {
+            let (l, col) = e.position(records_raw.get().as_bytes());
+            ctx.malformed(
+                Some(line),
+                index,
+                format_args!("bad Records array: {} at line {l} column {col}", e.kind),
+            );
         }
         return;
     }
@@ -126,7 +104,7 @@ fn handle_record(ctx: &mut Ctx<'_>, line: u64, index: Option<u64>, rec: &CloudTr
     }
     if let (Some(detail), Some(_)) = (extra_raw(x, "detail"), extra_raw(x, "detail-type")) {
         // EventBridge event: the CloudTrail record is `detail`.
-        match serde_json::from_str::<Element<CloudTrailRecord<'_>>>(detail.get()) {
+        match parse_element::<CloudTrailRecord<'_>>(detail.get()) {
             Ok(Element::Record(r)) if r.looks_like_event() => {
                 ctx.emit(line, index, Record::CloudTrail(&r))
             }
@@ -147,14 +125,20 @@ fn handle_record(ctx: &mut Ctx<'_>, line: u64, index: Option<u64>, rec: &CloudTr
                 match ev
                     .message
                     .as_deref()
-                    .map(serde_json::from_str::<Element<CloudTrailRecord<'_>>>)
+                    .map(parse_element::<CloudTrailRecord<'_>>)
                 {
                     Some(Ok(el)) => handle(ctx, line, i, el),
-                    Some(Err(e)) => ctx.malformed(
-                        Some(line),
-                        i,
-                        format_args!("log event message is not JSON: {e}"),
-                    ),
+                    Some(Err(e)) => {
+                        let (l, col) = e.position(ev.message.as_deref().unwrap_or("").as_bytes());
+                        ctx.malformed(
+                            Some(line),
+                            i,
+                            format_args!(
+                                "log event message is not JSON: {} at line {l} column {col}",
+                                e.kind
+                            ),
+                        )
+                    }
                     None => ctx.malformed(Some(line), i, "log event without a message"),
                 }
             }
@@ -167,69 +151,33 @@ fn handle_record(ctx: &mut Ctx<'_>, line: u64, index: Option<u64>, rec: &CloudTr
     }
 }
 
-/// Streams the elements of a records array to [`handle`], with their index.
-struct RecordsSeq<'c, 's> {
-    ctx: &'c mut Ctx<'s>,
-    line: u64,
-}
-
-impl<'de> DeserializeSeed<'de> for RecordsSeq<'_, '_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RecordsSeq<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of CloudTrail records")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        // One record slot, filled in place for every element: no per-record moves or allocations.
-        let mut rec = CloudTrailRecord::default();
-        let mut i = 0u64;
-        while let Some(shape) = seq.next_element_seed(ElementSeed(&mut rec))? {
-            match shape {
-                None => handle_record(self.ctx, self.line, Some(i), &rec),
-                Some(what) => not_object(self.ctx, self.line, Some(i), what),
-            }
-            i += 1;
+/// Streams the elements of a records array to [`handle_record`], with their index.
+fn records(ctx: &mut Ctx<'_>, line: u64, r: &mut Reader<'_>) -> jsonread::Result<()> {
+    r.begin_array()?;
+    // One record slot, filled in place for every element: no per-record moves.
+    let mut rec = CloudTrailRecord::default();
+    let mut i = 0u64;
+    while r.next_element(i == 0)? {
+        match read_element(&mut rec, r)? {
+            None => handle_record(ctx, line, Some(i), &rec),
+            Some(what) => not_object(ctx, line, Some(i), what),
         }
-        Ok(())
+        i += 1;
     }
+    Ok(())
 }
 
-/// `{"Records": [...], ...}`: only `Records` matters; other keys are ignored.
-struct Envelope<'c, 's> {
-    ctx: &'c mut Ctx<'s>,
-    line: u64,
-}
-
-impl<'de> DeserializeSeed<'de> for Envelope<'_, '_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Envelope<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a CloudTrail log file object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let (ctx, line) = (self.ctx, self.line);
-        while let Some(key) = map.next_key::<Text<'de>>()? {
-            if key == "Records" {
-                map.next_value_seed(RecordsSeq {
-                    ctx: &mut *ctx,
-                    line,
-                })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
+/// `{"Records": [...], ...}`: only `Records` matters; other keys are checked and ignored.
+fn envelope(ctx: &mut Ctx<'_>, line: u64, r: &mut Reader<'_>) -> jsonread::Result<()> {
+    r.begin_object()?;
+    let mut first = true;
+    while let Some(key) = r.next_key(first)? {
+        first = false;
+        if key == "Records" {
+            records(ctx, line, r)?;
+        } else {
+            r.raw()?;
         }
-        Ok(())
     }
+    Ok(())
 }

@@ -6,9 +6,8 @@ use super::jsonstream::{self, ValueHandler, Wrapper};
 use super::{Ctx, Limits};
 use crate::event::Record;
 use crate::event::dns::DnsQuery;
-use crate::event::json::Element;
-use serde::de::{Deserializer as _, SeqAccess, Visitor};
-use std::fmt;
+use crate::event::json::{Element, parse_element, read_element};
+use crate::event::jsonread::{self, Reader};
 use std::io::Read;
 
 pub(crate) fn read<R: Read>(input: &mut Chunked<R>, ctx: &mut Ctx<'_>, limits: &Limits) {
@@ -24,15 +23,25 @@ impl ValueHandler for Handler {
         head.first() == Some(&b'[')
     }
 
+    /// A bare array of records.
     fn document(
         &mut self,
         ctx: &mut Ctx<'_>,
         line: u64,
-        bytes: &[u8],
-    ) -> Result<(), serde_json::Error> {
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        (&mut de).deserialize_seq(Seq { ctx, line })?;
-        de.end()
+        r: &mut Reader<'_>,
+    ) -> jsonread::Result<()> {
+        r.begin_array()?;
+        let mut q = DnsQuery::default();
+        let mut i = 0u64;
+        while r.next_element(i == 0)? {
+            let el = match read_element(&mut q, r)? {
+                None => Element::Record(std::mem::take(&mut q)),
+                Some(what) => Element::NotObject(what),
+            };
+            handle(ctx, line, Some(i), el);
+            i += 1;
+        }
+        Ok(())
     }
 
     fn value(&mut self, ctx: &mut Ctx<'_>, line: u64, value: Element<DnsQuery<'_>>) {
@@ -62,17 +71,19 @@ fn handle(ctx: &mut Ctx<'_>, line: u64, index: Option<u64>, value: Element<DnsQu
         Wrapper::Messages(events) => {
             for (i, ev) in events.iter().enumerate() {
                 let i = Some(i as u64);
-                match ev
-                    .message
-                    .as_deref()
-                    .map(serde_json::from_str::<Element<DnsQuery<'_>>>)
-                {
+                match ev.message.as_deref().map(parse_element::<DnsQuery<'_>>) {
                     Some(Ok(el)) => handle(ctx, line, i, el),
-                    Some(Err(e)) => ctx.malformed(
-                        Some(line),
-                        i,
-                        format_args!("log event message is not JSON: {e}"),
-                    ),
+                    Some(Err(e)) => {
+                        let (l, col) = e.position(ev.message.as_deref().unwrap_or("").as_bytes());
+                        ctx.malformed(
+                            Some(line),
+                            i,
+                            format_args!(
+                                "log event message is not JSON: {} at line {l} column {col}",
+                                e.kind
+                            ),
+                        )
+                    }
                     None => ctx.malformed(Some(line), i, "log event without a message"),
                 }
             }
@@ -82,25 +93,5 @@ fn handle(ctx: &mut Ctx<'_>, line: u64, index: Option<u64>, value: Element<DnsQu
             index,
             "JSON object is not a DNS query log record (no query_name)",
         ),
-    }
-}
-
-struct Seq<'c, 's> {
-    ctx: &'c mut Ctx<'s>,
-    line: u64,
-}
-
-impl<'de> Visitor<'de> for Seq<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of DNS query log records")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let mut i = 0u64;
-        while let Some(el) = seq.next_element::<Element<DnsQuery<'de>>>()? {
-            handle(self.ctx, self.line, Some(i), el);
-            i += 1;
-        }
-        Ok(())
     }
 }

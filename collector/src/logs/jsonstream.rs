@@ -8,28 +8,28 @@
 
 use super::input::Chunked;
 use super::{Ctx, Limits};
-use crate::event::json::Element;
-use serde::de::Deserialize;
+use crate::event::json::{Element, ReadRecord, read_element};
+use crate::event::jsonread::{self, Reader};
 use std::io::Read;
 
 /// Bytes looked at to decide between the document path and the value path.
 const SNIFF: usize = 64;
 
 pub(crate) trait ValueHandler {
-    type Rec<'a>: Deserialize<'a>;
+    type Rec<'a>: ReadRecord<'a>;
 
     /// Whether the value starting at `head` should be read as one whole document (loaded in
     /// full, up to `max_document`) rather than as a single bounded value.
     fn is_document(&self, head: &[u8]) -> bool;
 
-    /// Processes a whole document (the rest of the input). Records are emitted as they are
-    /// parsed, so those before a syntax error are kept; the error is returned for reporting.
+    /// Processes a whole document (the rest of the input) with `r`. Records are emitted as they
+    /// are parsed, so those before a syntax error are kept; the error is returned for reporting.
     fn document(
         &mut self,
         ctx: &mut Ctx<'_>,
         line: u64,
-        bytes: &[u8],
-    ) -> Result<(), serde_json::Error>;
+        r: &mut Reader<'_>,
+    ) -> jsonread::Result<()>;
 
     /// Processes one top-level value that started at `line`.
     fn value(&mut self, ctx: &mut Ctx<'_>, line: u64, value: Element<Self::Rec<'_>>);
@@ -37,6 +37,17 @@ pub(crate) trait ValueHandler {
 
 fn count_lines(b: &[u8]) -> u64 {
     memchr::memchr_iter(b'\n', b).count() as u64
+}
+
+/// One top-level value read from the start of `bytes`, and the bytes it took.
+fn read_value<'a, R: ReadRecord<'a>>(bytes: &'a [u8]) -> jsonread::Result<(Element<R>, usize)> {
+    let mut r = Reader::new(bytes);
+    let mut rec = R::default();
+    let el = match read_element(&mut rec, &mut r)? {
+        None => Element::Record(rec),
+        Some(what) => Element::NotObject(what),
+    };
+    Ok((el, r.offset()))
 }
 
 pub(crate) fn drive<R: Read, H: ValueHandler>(
@@ -91,12 +102,13 @@ pub(crate) fn drive<R: Read, H: ValueHandler>(
                 return;
             }
             let data = input.data();
-            if let Err(e) = h.document(ctx, line, data) {
+            let mut r = Reader::new(data);
+            if let Err(e) = h.document(ctx, line, &mut r).and_then(|()| r.end()) {
                 if e.is_eof() && input.has_error() {
                     // Cut by a read error (truncated gzip): reported once by the caller.
-                    ctx.cut_at_line = Some(line + e.line().saturating_sub(1) as u64);
+                    ctx.cut_at_line = Some(line + e.position(data).0 - 1);
                 } else {
-                    report(ctx, line, &e);
+                    report(ctx, line, data, &e);
                 }
             }
             let n = data.len();
@@ -104,46 +116,31 @@ pub(crate) fn drive<R: Read, H: ValueHandler>(
             return;
         }
 
-        // JSON Lines: the value is parsed from its line as text, checked for UTF-8 in one go
-        // (parsing from bytes checks every string separately, which showed in DNS profiles).
-        // A value that runs past its line, or a line that is not UTF-8, takes the byte path over
-        // the whole buffer, which also waits for more input and locates errors.
+        // JSON Lines: the value is read from its line first, so a broken line cannot swallow
+        // the next ones. A value that runs past its line is read again over the whole buffer,
+        // which also waits for more input.
         let eol = memchr::memchr(b'\n', data).unwrap_or(data.len());
-        let from_line = std::str::from_utf8(&data[..eol]).ok().and_then(|text| {
-            let mut it =
-                serde_json::Deserializer::from_str(text).into_iter::<Element<H::Rec<'_>>>();
-            match it.next() {
-                Some(Ok(v)) => Some(Ok((v, it.byte_offset()))),
-                Some(Err(e)) if !e.is_eof() => Some(Err(e)),
-                _ => None,
-            }
-        });
         let outcome = {
-            let next = from_line.or_else(|| {
-                let mut it =
-                    serde_json::Deserializer::from_slice(data).into_iter::<Element<H::Rec<'_>>>();
-                it.next().map(|r| r.map(|v| (v, it.byte_offset())))
-            });
+            let next = match read_value::<H::Rec<'_>>(&data[..eol]) {
+                // On its line: no line breaks to count.
+                Ok((v, off)) => Ok((v, off, 0)),
+                Err(e) if e.is_eof() => read_value::<H::Rec<'_>>(data)
+                    .map(|(v, off)| (v, off, count_lines(&data[..off]))),
+                Err(e) => Err(e),
+            };
             match next {
-                Some(Ok((v, off))) => {
+                Ok((v, bytes, lines)) => {
                     h.value(ctx, line, v);
-                    Outcome::Consumed {
-                        bytes: off,
-                        lines: count_lines(&data[..off]),
-                    }
+                    Outcome::Consumed { bytes, lines }
                 }
-                Some(Err(e)) if e.is_eof() && !input.at_end() => {
+                Err(e) if e.is_eof() && !input.at_end() => {
                     if data.len() >= max_value {
                         Outcome::TooLong
                     } else {
                         Outcome::NeedMore
                     }
                 }
-                Some(Err(e)) => Outcome::Error(e),
-                None => Outcome::Consumed {
-                    bytes: data.len(),
-                    lines: count_lines(data),
-                },
+                Err(e) => Outcome::Error(e),
             }
         };
         match outcome {
@@ -170,7 +167,7 @@ pub(crate) fn drive<R: Read, H: ValueHandler>(
                     input.consume(n);
                     return;
                 }
-                report(ctx, line, &e);
+                report(ctx, line, input.data(), &e);
                 line += resync(input);
             }
         }
@@ -181,17 +178,22 @@ enum Outcome {
     Consumed { bytes: usize, lines: u64 },
     NeedMore,
     TooLong,
-    Error(serde_json::Error),
+    Error(jsonread::Error),
 }
 
-fn report(ctx: &mut Ctx<'_>, line: u64, e: &serde_json::Error) {
-    let at = line + e.line().saturating_sub(1) as u64;
+/// Reports `e`, found reading `data` (which starts at `line`), at its own line.
+fn report(ctx: &mut Ctx<'_>, line: u64, data: &[u8], e: &jsonread::Error) {
+    let (l, col) = e.position(data);
     let what = if e.is_eof() {
         "incomplete JSON at end of input"
     } else {
         "invalid JSON"
     };
-    ctx.malformed(Some(at), None, format_args!("{what}: {e}"));
+    ctx.malformed(
+        Some(line + l - 1),
+        None,
+        format_args!("{what}: {} at line {l} column {col}", e.kind),
+    );
 }
 
 /// Skips the current line and following lines until one starts with `{` or `[`.
@@ -240,9 +242,9 @@ pub(crate) fn cwl_wrapper<'a>(extra: &crate::event::json::Extra<'a>) -> Wrapper<
         return Wrapper::Control;
     }
     match extra_raw(extra, "logEvents") {
-        Some(raw) => match serde_json::from_str::<Vec<LogEvent<'a>>>(raw.get()) {
-            Ok(v) => Wrapper::Messages(v),
-            Err(_) => Wrapper::Bad,
+        Some(raw) => match crate::event::json::read_list::<LogEvent<'a>>(raw.get()) {
+            Some(v) => Wrapper::Messages(v),
+            None => Wrapper::Bad,
         },
         None => Wrapper::None,
     }
