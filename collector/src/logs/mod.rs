@@ -12,6 +12,7 @@ pub mod classify;
 pub mod cloudtrail;
 pub mod dirsource;
 pub mod dns;
+mod flowscan;
 pub mod input;
 mod jsonstream;
 pub mod s3;

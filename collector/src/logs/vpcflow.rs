@@ -4,6 +4,7 @@
 //! This is the highest-volume source, so the line parser works on bytes, borrows every string
 //! field from the line and allocates nothing per record.
 
+use super::flowscan::{fast_ipv4, fast_number, is_sep, scan_token};
 use super::input::{Chunked, TextLine, for_each_text_line};
 use super::{Ctx, Limits};
 use crate::event::Record;
@@ -56,8 +57,13 @@ pub(crate) fn read<R: Read>(
                 return;
             }
             let format = from_header.as_ref().unwrap_or(base);
-            match parse_line(text, format) {
-                Ok(rec) => ctx.emit(n, None, Record::Flow(&rec)),
+            // Filled in place: returning the large record by value cost a copy per line.
+            let mut rec = FlowRecord {
+                line: text,
+                ..FlowRecord::default()
+            };
+            match fill_fields(text, format, &mut rec) {
+                Ok(()) => ctx.emit(n, None, Record::Flow(&rec)),
                 Err(e) => {
                     // A wrong field count explains a bad value better (e.g. a format mismatch).
                     let found = Tokens { s: text, i: 0 }.count();
@@ -135,13 +141,6 @@ impl<'a> Iterator for Tokens<'a> {
     }
 }
 
-/// Field separator: space or tab (one comparison covers both, and other control bytes, which
-/// cannot appear inside a field).
-#[inline(always)]
-fn is_sep(c: u8) -> bool {
-    c <= b' '
-}
-
 #[inline]
 fn parse_ip(t: &str) -> Option<IpAddr> {
     if let Some(v4) = parse_ipv4_lenient(t.as_bytes()) {
@@ -162,8 +161,9 @@ pub fn parse_line<'a>(line: &'a str, format: &FlowFormat) -> Result<FlowRecord<'
 }
 
 /// Decimal digits of a numeric field. Returns the value (None if a byte was not a digit, there
-/// were more than 19 digits, or it overflowed) and the end index.
-#[inline(always)]
+/// were more than 19 digits, or it overflowed) and the end index. The path for what
+/// [`fast_number`] leaves: bad values, more than 15 digits, a number ending the line.
+#[inline(never)]
 fn scan_number(b: &[u8], i: usize) -> (Option<u64>, usize) {
     let end = scan_token(b, i);
     let digits = &b[i..end];
@@ -179,33 +179,6 @@ fn scan_number(b: &[u8], i: usize) -> (Option<u64>, usize) {
         v = v.wrapping_mul(10).wrapping_add(u64::from(d));
     }
     (ok.then_some(v), end)
-}
-
-const ONES: u64 = 0x0101_0101_0101_0101;
-
-/// High bit of each byte of `x` set where that byte is a separator (<= b' '), exact per byte:
-/// `(c & 0x7f) + 0x5f` reaches 0x80 for 0x21..=0x7f and cannot carry into the next byte, and
-/// bytes >= 0x80 are excluded by their own high bit.
-#[inline(always)]
-fn separators(x: u64) -> u64 {
-    !(((x & (0x7f * ONES)) + 0x5f * ONES) | x) & (0x80 * ONES)
-}
-
-/// End of the field starting at `i`: eight bytes per step (fields are mostly 8-20 bytes long),
-/// then byte by byte for the tail of the line.
-#[inline(always)]
-fn scan_token(b: &[u8], mut i: usize) -> usize {
-    while let Some(word) = b.get(i..i + 8) {
-        let m = separators(u64::from_le_bytes(word.try_into().expect("8 bytes")));
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < b.len() && !is_sep(b[i]) {
-        i += 1;
-    }
-    i
 }
 
 /// Parses one data line into `rec` (overwritten). Each byte is looked at once: numbers and IPv4
@@ -257,7 +230,11 @@ fn fill_fields<'a>(
         };
         macro_rules! num {
             ($t:ty) => {{
-                let (v, end) = scan_number(b, i);
+                // Word at a time for the common case; byte by byte (and its error) otherwise.
+                let (v, end) = match fast_number(b, i) {
+                    Some((v, end)) => (Some(v), end),
+                    None => scan_number(b, i),
+                };
                 let v = v
                     .and_then(|v| <$t>::try_from(v).ok())
                     .ok_or_else(|| bad(end))?;
@@ -273,8 +250,13 @@ fn fill_fields<'a>(
         }
         macro_rules! ip {
             () => {{
-                i = scan_token(b, i);
-                Some(parse_ip(&line[start..i]).ok_or_else(|| bad(i))?)
+                if let Some((v4, end)) = fast_ipv4(b, i) {
+                    i = end;
+                    Some(IpAddr::V4(v4))
+                } else {
+                    i = scan_token(b, i);
+                    Some(parse_ip(&line[start..i]).ok_or_else(|| bad(i))?)
+                }
             }};
         }
         match field {
@@ -368,26 +350,6 @@ mod tests {
         assert!(!is_header(
             "i-01234567890123456 eni-1111aaaa2222bbbb3 10.0.1.5 203.0.113.5 10.0.1.5 203.0.113.5"
         ));
-    }
-
-    #[test]
-    fn word_separator_mask_is_exact_for_every_byte() {
-        for c in 0..=255u8 {
-            for pos in 0..8 {
-                // The byte under test among non-separators and separators alike.
-                for fill in [b'a', b' ', 0xff] {
-                    let mut w = [fill; 8];
-                    w[pos] = c;
-                    let m = separators(u64::from_le_bytes(w));
-                    let got = m & (0x80 << (pos * 8)) != 0;
-                    assert_eq!(got, is_sep(c), "byte {c:#x} at {pos} among {fill:#x}");
-                }
-            }
-        }
-        let line = b"eni-0123456789abcdef\t10.0.0.1 x";
-        assert_eq!(scan_token(line, 0), 20);
-        assert_eq!(scan_token(line, 21), 29);
-        assert_eq!(scan_token(line, 30), 31);
     }
 
     #[test]
