@@ -248,7 +248,10 @@ mod tests {
             check_number(&s);
         }
         // Answers on the common case (so the fast path is really taken).
-        assert_eq!(fast_number(b"1704067200 ACCEPT OK", 0), Some((1_704_067_200, 10)));
+        assert_eq!(
+            fast_number(b"1704067200 ACCEPT OK", 0),
+            Some((1_704_067_200, 10))
+        );
         assert_eq!(fast_number(b"443 6 1 1 x", 0), Some((443, 3)));
         assert_eq!(fast_number(b"12345678 ACCEPT OK", 0), Some((12_345_678, 8)));
         // Empty, overflowing and bad fields are left to the byte-by-byte path.
