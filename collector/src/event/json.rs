@@ -720,6 +720,15 @@ pub enum Element<R> {
     NotObject(&'static str),
 }
 
+impl<R> Element<R> {
+    pub fn as_ref(&self) -> Element<&R> {
+        match self {
+            Element::Record(r) => Element::Record(r),
+            Element::NotObject(what) => Element::NotObject(what),
+        }
+    }
+}
+
 impl<'de, R: de::Deserialize<'de>> de::Deserialize<'de> for Element<R> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<R>(std::marker::PhantomData<R>);

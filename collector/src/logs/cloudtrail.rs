@@ -43,7 +43,7 @@ impl ValueHandler for Handler {
         }
     }
 
-    fn value(&mut self, ctx: &mut Ctx<'_>, line: u64, value: Element<CloudTrailRecord<'_>>) {
+    fn value(&mut self, ctx: &mut Ctx<'_>, line: u64, value: Element<&CloudTrailRecord<'_>>) {
         handle(ctx, line, None, value);
     }
 }
@@ -62,9 +62,9 @@ fn is_records_envelope(head: &[u8]) -> bool {
     }
 }
 
-fn handle(ctx: &mut Ctx<'_>, line: u64, index: Option<u64>, value: Element<CloudTrailRecord<'_>>) {
+fn handle(ctx: &mut Ctx<'_>, line: u64, index: Option<u64>, value: Element<&CloudTrailRecord<'_>>) {
     match value {
-        Element::Record(r) => handle_record(ctx, line, index, &r),
+        Element::Record(r) => handle_record(ctx, line, index, r),
         Element::NotObject(what) => not_object(ctx, line, index, what),
     }
 }
@@ -127,7 +127,7 @@ fn handle_record(ctx: &mut Ctx<'_>, line: u64, index: Option<u64>, rec: &CloudTr
                     .as_deref()
                     .map(parse_element::<CloudTrailRecord<'_>>)
                 {
-                    Some(Ok(el)) => handle(ctx, line, i, el),
+                    Some(Ok(el)) => handle(ctx, line, i, el.as_ref()),
                     Some(Err(e)) => {
                         let (l, col) = e.position(ev.message.as_deref().unwrap_or("").as_bytes());
                         ctx.malformed(

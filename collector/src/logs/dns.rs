@@ -35,7 +35,7 @@ impl ValueHandler for Handler {
         let mut i = 0u64;
         while r.next_element(i == 0)? {
             let el = match read_element(&mut q, r)? {
-                None => Element::Record(std::mem::take(&mut q)),
+                None => Element::Record(&q),
                 Some(what) => Element::NotObject(what),
             };
             handle(ctx, line, Some(i), el);
@@ -44,12 +44,12 @@ impl ValueHandler for Handler {
         Ok(())
     }
 
-    fn value(&mut self, ctx: &mut Ctx<'_>, line: u64, value: Element<DnsQuery<'_>>) {
+    fn value(&mut self, ctx: &mut Ctx<'_>, line: u64, value: Element<&DnsQuery<'_>>) {
         handle(ctx, line, None, value);
     }
 }
 
-fn handle(ctx: &mut Ctx<'_>, line: u64, index: Option<u64>, value: Element<DnsQuery<'_>>) {
+fn handle(ctx: &mut Ctx<'_>, line: u64, index: Option<u64>, value: Element<&DnsQuery<'_>>) {
     let q = match value {
         Element::Record(q) => q,
         Element::NotObject(what) => {
@@ -62,7 +62,7 @@ fn handle(ctx: &mut Ctx<'_>, line: u64, index: Option<u64>, value: Element<DnsQu
         }
     };
     if q.looks_like_query() {
-        ctx.emit(line, index, Record::Dns(&q));
+        ctx.emit(line, index, Record::Dns(q));
         return;
     }
     match jsonstream::cwl_wrapper(&q.extra) {
@@ -72,7 +72,7 @@ fn handle(ctx: &mut Ctx<'_>, line: u64, index: Option<u64>, value: Element<DnsQu
             for (i, ev) in events.iter().enumerate() {
                 let i = Some(i as u64);
                 match ev.message.as_deref().map(parse_element::<DnsQuery<'_>>) {
-                    Some(Ok(el)) => handle(ctx, line, i, el),
+                    Some(Ok(el)) => handle(ctx, line, i, el.as_ref()),
                     Some(Err(e)) => {
                         let (l, col) = e.position(ev.message.as_deref().unwrap_or("").as_bytes());
                         ctx.malformed(

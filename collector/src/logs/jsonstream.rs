@@ -32,22 +32,23 @@ pub(crate) trait ValueHandler {
     ) -> jsonread::Result<()>;
 
     /// Processes one top-level value that started at `line`.
-    fn value(&mut self, ctx: &mut Ctx<'_>, line: u64, value: Element<Self::Rec<'_>>);
+    fn value(&mut self, ctx: &mut Ctx<'_>, line: u64, value: Element<&Self::Rec<'_>>);
 }
 
 fn count_lines(b: &[u8]) -> u64 {
     memchr::memchr_iter(b'\n', b).count() as u64
 }
 
-/// One top-level value read from the start of `bytes`, and the bytes it took.
-fn read_value<'a, R: ReadRecord<'a>>(bytes: &'a [u8]) -> jsonread::Result<(Element<R>, usize)> {
+/// Reads one top-level value from the start of `bytes` into `slot`; returns what it was if not
+/// an object, and the bytes it took. (The record stays in place: records are large structs, and
+/// moving them out showed in DNS profiles.)
+fn read_value<'a, R: ReadRecord<'a>>(
+    bytes: &'a [u8],
+    slot: &mut R,
+) -> jsonread::Result<(Option<&'static str>, usize)> {
     let mut r = Reader::new(bytes);
-    let mut rec = R::default();
-    let el = match read_element(&mut rec, &mut r)? {
-        None => Element::Record(rec),
-        Some(what) => Element::NotObject(what),
-    };
-    Ok((el, r.offset()))
+    let what = read_element(slot, &mut r)?;
+    Ok((what, r.offset()))
 }
 
 pub(crate) fn drive<R: Read, H: ValueHandler>(
@@ -121,16 +122,21 @@ pub(crate) fn drive<R: Read, H: ValueHandler>(
         // which also waits for more input.
         let eol = memchr::memchr(b'\n', data).unwrap_or(data.len());
         let outcome = {
-            let next = match read_value::<H::Rec<'_>>(&data[..eol]) {
+            let mut rec = H::Rec::default();
+            let next = match read_value(&data[..eol], &mut rec) {
                 // On its line: no line breaks to count.
-                Ok((v, off)) => Ok((v, off, 0)),
-                Err(e) if e.is_eof() => read_value::<H::Rec<'_>>(data)
-                    .map(|(v, off)| (v, off, count_lines(&data[..off]))),
+                Ok((what, off)) => Ok((what, off, 0)),
+                Err(e) if e.is_eof() => read_value(data, &mut rec)
+                    .map(|(what, off)| (what, off, count_lines(&data[..off]))),
                 Err(e) => Err(e),
             };
             match next {
-                Ok((v, bytes, lines)) => {
-                    h.value(ctx, line, v);
+                Ok((what, bytes, lines)) => {
+                    let value = match what {
+                        None => Element::Record(&rec),
+                        Some(what) => Element::NotObject(what),
+                    };
+                    h.value(ctx, line, value);
                     Outcome::Consumed { bytes, lines }
                 }
                 Err(e) if e.is_eof() && !input.at_end() => {
