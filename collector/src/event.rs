@@ -15,6 +15,7 @@ pub mod jsonread;
 pub mod net;
 pub mod time;
 
+use std::cell::OnceCell;
 use std::fmt;
 
 pub use cloudtrail::CloudTrailRecord;
@@ -77,13 +78,24 @@ pub enum Record<'a> {
 }
 
 /// A record plus its provenance.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Event<'a> {
     pub origin: Origin<'a>,
     pub record: Record<'a>,
+    /// [`Event::time_ms`], parsed on first use: the engine and several detectors ask for it, and
+    /// a CloudTrail `eventTime` is text.
+    time: OnceCell<Option<i64>>,
 }
 
-impl Event<'_> {
+impl<'a> Event<'a> {
+    pub fn new(origin: Origin<'a>, record: Record<'a>) -> Self {
+        Self {
+            origin,
+            record,
+            time: OnceCell::new(),
+        }
+    }
+
     pub fn source(&self) -> SourceKind {
         match self.record {
             Record::CloudTrail(_) => SourceKind::CloudTrail,
@@ -94,10 +106,10 @@ impl Event<'_> {
 
     /// Event time in Unix milliseconds: CloudTrail `eventTime`, flow `start`, DNS `query_timestamp`.
     pub fn time_ms(&self) -> Option<i64> {
-        match self.record {
+        *self.time.get_or_init(|| match self.record {
             Record::CloudTrail(r) => r.time_ms(),
             Record::Flow(r) => r.start.map(|s| s as i64 * 1000),
             Record::Dns(r) => r.time_ms(),
-        }
+        })
     }
 }

@@ -27,7 +27,7 @@ use ward_collector::intel::{IntelIndex, IntelList, ListFormat, ListKind, ListRol
 use ward_collector::logs::{Problem, ReadOptions, Sink, read_object};
 use ward_collector::suppression::RuleSet;
 
-use crate::bench_logs::{Rng, cloudtrail_record, dns_line, flow_line};
+use crate::bench_logs::{ROLES, Rng, cloudtrail_record, dns_line, flow_line};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -40,6 +40,9 @@ pub struct Args {
     /// Runs per measurement; the fastest is reported.
     #[arg(long, default_value_t = 3)]
     runs: u32,
+    /// Only this source (cloudtrail, vpc-flow or dns): to profile one detector family.
+    #[arg(long)]
+    source: Option<String>,
     /// Run the measurement in this process (what the release build is started with).
     #[arg(long, hide = true)]
     inner: bool,
@@ -182,8 +185,8 @@ fn cloudtrail_objects(rng: &mut Rng, n: usize) -> Vec<Vec<u8>> {
 /// One Kali user agent among this many CloudTrail records.
 const HIT_EVERY: usize = 5_000;
 
-/// Rewrites one generated record (see [`cloudtrail_objects`]): the session is a fleet instance's,
-/// the caller address that instance's, the time the `i`th of `n` in an hour.
+/// Rewrites one generated record (see [`cloudtrail_objects`]): the session and its role are a
+/// fleet instance's, the caller address that instance's, the time the `i`th of `n` in an hour.
 fn realistic_cloudtrail(rng: &mut Rng, record: &mut String, i: usize, n: usize) {
     let value_at = |record: &str, key: &str| -> (usize, usize) {
         let start = record.find(key).expect("generator writes the key") + key.len();
@@ -199,6 +202,16 @@ fn realistic_cloudtrail(rng: &mut Rng, record: &mut String, i: usize, n: usize) 
     let k = rng.below(FLEET);
     let fleet_session = format!("i-0{:016x}", k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     *record = record.replace(&session, &fleet_session);
+    // An instance has one instance profile, so its sessions are always of the same role.
+    let (s, e) = value_at(record, r#""userName":""#);
+    let role = record[s..e].to_owned();
+    let fleet_role = ROLES[(k % ROLES.len() as u64) as usize];
+    *record = record
+        .replace(&format!("role/{role}"), &format!("role/{fleet_role}"))
+        .replace(
+            &format!(r#""userName":"{role}""#),
+            &format!(r#""userName":"{fleet_role}""#),
+        );
     let (s, e) = value_at(record, r#""sourceIPAddress":""#);
     record.replace_range(
         s..e,
@@ -359,6 +372,16 @@ fn measure(
 fn inner(args: &Args) -> anyhow::Result<()> {
     let mut rng = Rng(42);
     let intel = IntelIndex::new([threat_list(&mut rng, args.list_entries)]);
+    let wanted = |kind: SourceKind| args.source.as_deref().is_none_or(|s| s == kind.name());
+    if let Some(s) = &args.source {
+        let known = [SourceKind::CloudTrail, SourceKind::VpcFlow, SourceKind::Dns];
+        anyhow::ensure!(
+            known.iter().any(|k| k.name() == s),
+            "--source {s}: expected one of cloudtrail, vpc-flow, dns"
+        );
+    }
+    // Every generator runs (in a fixed order from one seed), so one source's logs are the same
+    // whether or not the others are measured.
     let sources = [
         (
             SourceKind::CloudTrail,
@@ -367,6 +390,7 @@ fn inner(args: &Args) -> anyhow::Result<()> {
         (SourceKind::VpcFlow, flow_objects(&mut rng, args.records)),
         (SourceKind::Dns, dns_objects(&mut rng, args.records)),
     ];
+    let sources: Vec<_> = sources.into_iter().filter(|(k, _)| wanted(*k)).collect();
     println!(
         "bench foundational: {} records per source, threat list of {} entries, best of {} runs, 1 thread",
         args.records, args.list_entries, args.runs

@@ -607,15 +607,18 @@ const AGENTS: &[&str] = &[
     "[aws-sdk-java/1.12.675 Linux/5.10.210 OpenJDK_64-Bit_Server_VM/17.0.10+7-LTS java/17.0.10 vendor/Amazon.com_Inc.]",
 ];
 
+/// IAM roles of the generated CloudTrail callers.
+pub(crate) const ROLES: &[&str] = &[
+    "AdminRole",
+    "ci-deployer",
+    "app-backend",
+    "OrganizationAccountAccessRole",
+];
+
 pub(crate) fn cloudtrail_record(rng: &mut Rng, s: &mut String) {
     let (source, name) = EVENTS[rng.below(EVENTS.len() as u64) as usize];
     let acct = "123456789012";
-    let role = rng.pick(&[
-        "AdminRole",
-        "ci-deployer",
-        "app-backend",
-        "OrganizationAccountAccessRole",
-    ]);
+    let role = rng.pick(ROLES);
     let session = format!("i-0{}", rng.hex(16));
     let key = format!("ASIA{}", rng.hex(16).to_uppercase());
     let ip = rng.ip();

@@ -413,14 +413,14 @@ mod tests {
         for (i, v) in records.iter().enumerate() {
             let text = v.to_string();
             let rec: CloudTrailRecord<'_> = serde_json::from_str(&text).unwrap();
-            let ev = Event {
-                origin: Origin {
+            let ev = Event::new(
+                Origin {
                     object: "t.json",
                     line: i as u64 + 1,
                     index: None,
                 },
-                record: Record::CloudTrail(&rec),
-            };
+                Record::CloudTrail(&rec),
+            );
             all.extend(e.process(&ev));
         }
         all.extend(e.finish());

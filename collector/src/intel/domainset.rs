@@ -6,7 +6,8 @@
 //! `a.b.example.org` but not `example.org` itself (list the apex separately) nor `badexample.org`.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+
+use foldhash::{HashMap, HashMapExt};
 
 use super::indicator::{Indicator, normalise_domain};
 
@@ -65,6 +66,9 @@ impl<V> DomainSet<V> {
         if let Some((_, value)) = self.exact.get_key_value(&*name) {
             return Some(DomainMatch::Exact(value));
         }
+        if self.wildcard_suffixes.is_empty() {
+            return None;
+        }
         let mut rest = &*name;
         while let Some((_, parent)) = rest.split_once('.') {
             if let Some((suffix, value)) = self.wildcard_suffixes.get_key_value(parent) {
@@ -91,7 +95,7 @@ impl<V> DomainSet<V> {
 /// Queries come from DNS traffic and logs, so they are not validated as strictly as list entries:
 /// only case and the trailing dot are normalised.
 fn normalise_query(query: &str) -> Option<Cow<'_, str>> {
-    let trimmed = query.trim();
+    let trimmed = query.trim_ascii();
     let name = trimmed.strip_suffix('.').unwrap_or(trimmed);
     if name.is_empty() {
         return None;

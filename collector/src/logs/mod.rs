@@ -147,7 +147,7 @@ impl<'s> Ctx<'s> {
             line,
             index,
         };
-        self.sink.event(&Event { origin, record });
+        self.sink.event(&Event::new(origin, record));
     }
 
     pub fn malformed(&mut self, line: Option<u64>, index: Option<u64>, message: impl fmt::Display) {

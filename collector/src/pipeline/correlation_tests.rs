@@ -204,14 +204,14 @@ fn resolver_log(
         format_millis(at_ms)
     );
     let q: DnsQuery = serde_json::from_str(&text).unwrap();
-    let event = Event {
-        origin: Origin {
+    let event = Event::new(
+        Origin {
             object: "resolver.log",
             line: 1,
             index: None,
         },
-        record: Record::Dns(&q),
-    };
+        Record::Dns(&q),
+    );
     let mut input = CloudInput::default();
     input.push(&event, engine.process(&event));
     stage

@@ -149,17 +149,12 @@ impl LogDetector for InstanceCredentials {
             }
             let ranges = &ctx.settings.aws_ranges;
             if ranges.is_loaded() && ranges.contains(ip) {
-                let learning = self
-                    .instances
-                    .get(instance)
-                    .is_none_or(|i| now < i.first_seen_ms + ctx.settings.learning_period_ms);
-                let home = self
-                    .instances
-                    .get(instance)
-                    .is_some_and(|i| i.homes.contains(&ip));
-                if home {
+                let known = self.instances.get(instance);
+                if known.is_some_and(|i| i.homes.contains(&ip)) {
                     return;
                 }
+                let learning =
+                    known.is_none_or(|i| now < i.first_seen_ms + ctx.settings.learning_period_ms);
                 if learning {
                     self.learn(instance, ip, now);
                     return;

@@ -236,14 +236,14 @@ pub(crate) mod testing {
         for (i, v) in records.iter().enumerate() {
             let text = v.to_string();
             let rec: CloudTrailRecord<'_> = serde_json::from_str(&text).unwrap();
-            let ev = Event {
-                origin: Origin {
+            let ev = Event::new(
+                Origin {
                     object: "test.json",
                     line: 1,
                     index: Some(i as u64),
                 },
-                record: Record::CloudTrail(&rec),
-            };
+                Record::CloudTrail(&rec),
+            );
             det.on_event(&ev, &ctx, &mut out);
             newest = newest.max(ev.time_ms().unwrap_or(newest));
         }

@@ -123,7 +123,7 @@ impl DnsDetector {
         } else {
             raw
         };
-        let time_ms = q.time_ms().unwrap_or(0);
+        let time_ms = event.time_ms().unwrap_or(0);
         let secs = (time_ms.max(0) / 1000) as u64;
         self.newest = self.newest.max(secs);
         self.since_sweep += 1;
@@ -133,7 +133,8 @@ impl DnsDetector {
         let target = Ec2Target {
             instance_id: Some(instance),
             vpc_id: q.vpc_id.as_deref(),
-            local_ip: q.src_ip(),
+            // The source address is parsed only for a finding (see `DnsEmitter::target`).
+            local_ip: None,
             ..Ec2Target::default()
         };
         let em = DnsEmitter {
@@ -303,6 +304,14 @@ struct DnsEmitter<'a> {
 }
 
 impl DnsEmitter<'_> {
+    /// The instance, with the query's source address.
+    fn target(&self) -> Ec2Target<'_> {
+        Ec2Target {
+            local_ip: self.q.src_ip(),
+            ..self.target
+        }
+    }
+
     fn action(&self) -> Action {
         let q = self.q;
         Action::dns_request(DnsRequestAction {
@@ -332,7 +341,7 @@ impl DnsEmitter<'_> {
         };
         d.action = Some(self.action());
         d.threat_lists = threat_lists;
-        if let Some(o) = d.build(&self.target) {
+        if let Some(o) = d.build(&self.target()) {
             out.push(o);
         }
     }
@@ -353,7 +362,7 @@ impl DnsEmitter<'_> {
         );
         d.description = format!("{} {note}", d.title);
         d.action = Some(self.action());
-        if let Some(o) = d.build(&self.target) {
+        if let Some(o) = d.build(&self.target()) {
             out.push(o);
         }
     }

@@ -10,7 +10,7 @@ const CC_SECOND_LEVEL: &[&str] = &[
 /// under a country-code second level (`a.b.example.co.uk` → `example.co.uk`). A name with fewer
 /// labels is its own registrable domain.
 pub fn registrable(name: &str) -> &str {
-    let mut dots = name.rmatch_indices('.').map(|(i, _)| i);
+    let mut dots = memchr::memrchr_iter(b'.', name.as_bytes());
     let Some(last) = dots.next() else { return name };
     let Some(second) = dots.next() else {
         return name;

@@ -78,14 +78,14 @@ impl Run {
         let mut out = Vec::new();
         for (i, line) in lines.iter().enumerate() {
             let rec = parse_line(line, format).unwrap_or_else(|e| panic!("{line}: {e}"));
-            let event = Event {
-                origin: Origin {
+            let event = Event::new(
+                Origin {
                     object: "flow.log",
                     line: i as u64 + 1,
                     index: None,
                 },
-                record: Record::Flow(&rec),
-            };
+                Record::Flow(&rec),
+            );
             self.detector.on_event(&event, &ctx, &mut out);
         }
         out.into_iter().map(|o| o.details).collect()
@@ -633,14 +633,14 @@ fn through_the_engine_with_every_builtin_detector() {
         let mut found = Vec::new();
         for (i, line) in lines.iter().enumerate() {
             let rec = parse_line(line, &format).unwrap();
-            let event = Event {
-                origin: Origin {
+            let event = Event::new(
+                Origin {
                     object: "s3://logs/flow.log.gz",
                     line: i as u64 + 2,
                     index: None,
                 },
-                record: Record::Flow(&rec),
-            };
+                Record::Flow(&rec),
+            );
             found.extend(engine.process(&event).into_iter().map(|e| e.finding));
         }
         found.extend(engine.finish().into_iter().map(|e| e.finding));
