@@ -34,7 +34,7 @@ use crate::event::cloudtrail::CloudTrailRecord;
 use crate::event::{Event, SourceKind};
 use crate::findings::{FindingType, Occurrence};
 use crate::foundational::aws_ranges::is_public;
-use crate::foundational::{LogContext, LogDetector};
+use crate::foundational::{LogContext, LogDetector, StateKey};
 
 const MAX_INSTANCES: usize = 50_000;
 const MAX_HOMES: usize = 8;
@@ -89,7 +89,7 @@ struct Instance {
 /// nothing. Saved sorted.
 #[derive(Default)]
 pub struct InstanceCredentials {
-    instances: HashMap<Box<str>, Instance>,
+    instances: HashMap<StateKey, Instance>,
 }
 
 impl InstanceCredentials {

@@ -135,7 +135,10 @@ pub fn api_draft(
 
 /// A detector's map keyed by principal, instance or key id, as saved state: a JSON object under
 /// `name`, sorted so saved state compares equal across runs.
-pub fn save_keyed<V: serde::Serialize>(name: &str, map: &foldhash::HashMap<Box<str>, V>) -> Value {
+pub fn save_keyed<V: serde::Serialize>(
+    name: &str,
+    map: &foldhash::HashMap<crate::foundational::StateKey, V>,
+) -> Value {
     let sorted: std::collections::BTreeMap<&str, &V> = map.iter().map(|(k, v)| (&**k, v)).collect();
     let mut saved = serde_json::Map::new();
     saved.insert(name.to_owned(), serde_json::json!(sorted));
@@ -146,14 +149,11 @@ pub fn save_keyed<V: serde::Serialize>(name: &str, map: &foldhash::HashMap<Box<s
 pub fn restore_keyed<V: serde::de::DeserializeOwned>(
     name: &str,
     state: &Value,
-) -> Result<foldhash::HashMap<Box<str>, V>, String> {
+) -> Result<foldhash::HashMap<crate::foundational::StateKey, V>, String> {
     let saved: std::collections::BTreeMap<String, V> =
         serde_json::from_value(state.get(name).cloned().unwrap_or_default())
             .map_err(|e| format!("{name}: {e}"))?;
-    Ok(saved
-        .into_iter()
-        .map(|(k, v)| (k.into_boxed_str(), v))
-        .collect())
+    Ok(saved.into_iter().map(|(k, v)| (k.into(), v)).collect())
 }
 
 /// A coarse user-agent category, as GuardDuty prints one (`AWS CLI`, `SDK`, `Console`, ...).

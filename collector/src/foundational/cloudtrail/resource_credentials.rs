@@ -25,7 +25,7 @@ use crate::event::cloudtrail::CloudTrailRecord;
 use crate::event::{Event, SourceKind};
 use crate::findings::{FindingType, Occurrence};
 use crate::foundational::aws_ranges::is_public;
-use crate::foundational::{LogContext, LogDetector};
+use crate::foundational::{LogContext, LogDetector, StateKey};
 
 const MAX_KEYS: usize = 100_000;
 /// Lifetime assumed when the response does not say (Lambda's credentials last at most 12 hours).
@@ -43,7 +43,7 @@ struct Issued {
 
 #[derive(Default)]
 pub struct ResourceCredentials {
-    keys: HashMap<Box<str>, Issued>,
+    keys: HashMap<StateKey, Issued>,
     /// Event time of the last sweep of expired keys.
     swept_ms: i64,
 }
@@ -136,7 +136,7 @@ impl LogDetector for ResourceCredentials {
         let now = ev.time_ms().unwrap_or_default();
         if let Some((key, issued)) = issued_by_lambda(rec, now) {
             if self.keys.len() < MAX_KEYS || self.keys.contains_key(key.as_str()) {
-                self.keys.insert(key.into_boxed_str(), issued);
+                self.keys.insert(key.into(), issued);
             }
             return;
         }

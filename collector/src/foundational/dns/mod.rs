@@ -28,7 +28,7 @@ use crate::event::net::parse_ip_lenient;
 use crate::event::{DnsQuery, Event, Record, SourceKind};
 use crate::findings::{Action, AffectedResource, DnsRequestAction, FindingType, Occurrence};
 use crate::foundational::flow::finding::{Ec2Draft, Ec2Target};
-use crate::foundational::{LogContext, LogDetector};
+use crate::foundational::{LogContext, LogDetector, StateKey};
 use crate::intel::classify::{
     Hit, IndicatorUse, ThreatCategory, classify_domain, classify_ip, metadata_rebind,
 };
@@ -75,7 +75,7 @@ pub struct DnsDetector {
     config: DnsConfig,
     /// Keyed by `instance \0 registrable domain`.
     exfil: HashMap<Box<str>, ExfilWindow>,
-    dga: HashMap<Box<str>, DgaWindow>,
+    dga: HashMap<StateKey, DgaWindow>,
     hits: Vec<Hit>,
     newest: u64,
     since_sweep: u32,

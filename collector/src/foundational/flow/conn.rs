@@ -19,6 +19,7 @@ use foldhash::HashMap;
 
 use super::finding::Ec2Target;
 use crate::event::flow::{FlowAction, FlowDirection, FlowRecord, LogStatus};
+use crate::foundational::StateKey;
 use crate::intel::is_publicly_routable;
 
 /// Who opened the connection a record belongs to.
@@ -66,7 +67,7 @@ enum Learned {
 /// unattributed) rather than growing without limit.
 #[derive(Debug, Default)]
 pub struct Interfaces {
-    learned: HashMap<Box<str>, Learned>,
+    learned: HashMap<StateKey, Learned>,
 }
 
 const MAX_INTERFACES: usize = 1 << 20;

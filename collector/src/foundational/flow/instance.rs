@@ -16,7 +16,7 @@ use crate::findings::{
     Action, AffectedResource, FindingType, NetworkConnectionAction, Occurrence, PortProbeAction,
     PortProbeDetail, SeverityLevel,
 };
-use crate::foundational::LogContext;
+use crate::foundational::{LogContext, StateKey};
 use crate::intel::classify::{Hit, IndicatorUse, classify_ip};
 
 /// Brute-force services: port range, finding type, name in titles.
@@ -191,7 +191,7 @@ struct SavedState {
 pub struct FlowDetector {
     config: FlowConfig,
     interfaces: Interfaces,
-    instances: HashMap<Box<str>, Instance>,
+    instances: HashMap<StateKey, Instance>,
     newest: u64,
     since_sweep: u32,
     /// Event time (Unix seconds) of the last sweep.
@@ -540,7 +540,7 @@ impl FlowDetector {
             inst.peak_hour_bytes = b.peak_hour_bytes;
             inst.resolvers = b.resolvers;
             inst.smtp_history = b.smtp_history;
-            self.instances.insert(key.into_boxed_str(), inst);
+            self.instances.insert(key.into(), inst);
         }
         Ok(())
     }
