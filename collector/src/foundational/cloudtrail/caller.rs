@@ -18,6 +18,9 @@
 //! `md/distrib#kali.2025`, or a kernel/OS string such as `6.12-kali-amd64`), matched as a word.
 
 use std::net::IpAddr;
+use std::sync::OnceLock;
+
+use aho_corasick::AhoCorasick;
 
 use super::{SOURCES, api_draft, by_aws_service, record};
 use crate::event::cloudtrail::CloudTrailRecord;
@@ -148,25 +151,28 @@ impl LogDetector for CallerIntel {
 /// Which penetration-testing distribution a user agent names, if any (case-insensitive, as a
 /// word). Looked at for every record, so it allocates nothing.
 pub fn pentest_distribution(user_agent: &str) -> Option<&'static str> {
+    const WORDS: [&str; 3] = ["kali", "parrot", "pentoo"];
+    const NAMES: [&str; 3] = ["Kali", "Parrot", "Pentoo"];
+    // Every record's user agent is checked: one vectorised pass for all three words.
+    static MATCHER: OnceLock<AhoCorasick> = OnceLock::new();
+    let matcher = MATCHER.get_or_init(|| {
+        AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(WORDS)
+            .expect("three literal words")
+    });
     let ua = user_agent.as_bytes();
-    // Every record's user agent is checked: candidates are found by their first letter with
-    // `memchr` (vectorised), not by comparing a window at every byte.
-    let word = |w: &[u8]| {
-        memchr::memchr2_iter(w[0], w[0].to_ascii_uppercase(), ua).any(|i| {
-            ua.get(i..i + w.len())
-                .is_some_and(|s| s.eq_ignore_ascii_case(w))
-                && (i == 0 || !ua[i - 1].is_ascii_alphanumeric())
-                && ua.get(i + w.len()).is_none_or(|c| !c.is_ascii_alphabetic())
-        })
-    };
-    [
-        (&b"kali"[..], "Kali"),
-        (&b"parrot"[..], "Parrot"),
-        (&b"pentoo"[..], "Pentoo"),
-    ]
-    .into_iter()
-    .find(|(w, _)| word(w))
-    .map(|(_, name)| name)
+    let mut found = [false; 3];
+    for m in matcher.find_iter(ua) {
+        let (i, end) = (m.start(), m.end());
+        if (i == 0 || !ua[i - 1].is_ascii_alphanumeric())
+            && ua.get(end).is_none_or(|c| !c.is_ascii_alphabetic())
+        {
+            found[m.pattern().as_usize()] = true;
+        }
+    }
+    // Kali first, then Parrot, then Pentoo, whatever order they appear in.
+    found.iter().position(|f| *f).map(|i| NAMES[i])
 }
 
 pub struct PenTest;
