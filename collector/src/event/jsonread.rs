@@ -187,15 +187,16 @@ impl<'a> Reader<'a> {
     pub fn next_key(&mut self, first: bool) -> Result<Option<Cow<'a, str>>> {
         // Compact JSON (`,"key":`) with a plain key is the common case: no whitespace to skip,
         // one scan, no escapes.
-        let p = self.pos;
-        let (lead, start): (&[u8], usize) = if first {
-            (b"\"", p + 1)
+        // (Bytes are compared one by one: comparing slices called `memcmp`, a sixth of DNS time.)
+        let (b, p) = (self.input, self.pos);
+        let start = if first {
+            (b.get(p) == Some(&b'"')).then_some(p + 1)
         } else {
-            (b",\"", p + 2)
+            (b.get(p) == Some(&b',') && b.get(p + 1) == Some(&b'"')).then_some(p + 2)
         };
-        if self.input.get(p..start) == Some(lead) {
-            let (end, ascii) = scan_string(self.input, start);
-            if ascii && self.input.get(end..end + 2) == Some(b"\":") {
+        if let Some(start) = start {
+            let (end, ascii) = scan_string(b, start);
+            if ascii && b.get(end) == Some(&b'"') && b.get(end + 1) == Some(&b':') {
                 self.pos = end + 2;
                 // SAFETY: `scan_string` saw no byte >= 0x80: the bytes are ASCII, hence UTF-8.
                 return Ok(Some(Cow::Borrowed(unsafe {
