@@ -119,30 +119,9 @@ fn handle_record(ctx: &mut Ctx<'_>, line: u64, index: Option<u64>, rec: &CloudTr
     match jsonstream::cwl_wrapper(x) {
         Wrapper::Control => ctx.skipped(Some(line), index, "CloudWatch Logs control message"),
         Wrapper::Bad => ctx.malformed(Some(line), index, "logEvents is not an array of log events"),
-        Wrapper::Messages(events) => {
-            for (i, ev) in events.iter().enumerate() {
-                let i = Some(i as u64);
-                match ev
-                    .message
-                    .as_deref()
-                    .map(parse_element::<CloudTrailRecord<'_>>)
-                {
-                    Some(Ok(el)) => handle(ctx, line, i, el.as_ref()),
-                    Some(Err(e)) => {
-                        let (l, col) = e.position(ev.message.as_deref().unwrap_or("").as_bytes());
-                        ctx.malformed(
-                            Some(line),
-                            i,
-                            format_args!(
-                                "log event message is not JSON: {} at line {l} column {col}",
-                                e.kind
-                            ),
-                        )
-                    }
-                    None => ctx.malformed(Some(line), i, "log event without a message"),
-                }
-            }
-        }
+        Wrapper::Messages(events) => jsonstream::each_message(ctx, line, &events, |ctx, i, msg| {
+            parse_element::<CloudTrailRecord<'_>>(msg).map(|el| handle(ctx, line, i, el.as_ref()))
+        }),
         Wrapper::None => ctx.malformed(
             Some(line),
             index,

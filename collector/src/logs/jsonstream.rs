@@ -255,3 +255,32 @@ pub(crate) fn cwl_wrapper<'a>(extra: &crate::event::json::Extra<'a>) -> Wrapper<
         None => Wrapper::None,
     }
 }
+
+/// Reads each log event of a CloudWatch Logs batch with `read` (which parses the message as one
+/// record and hands it on); an event without a message, or whose message is not JSON, is reported
+/// as malformed with its index in `logEvents`.
+pub(crate) fn each_message(
+    ctx: &mut Ctx<'_>,
+    line: u64,
+    events: &[LogEvent<'_>],
+    mut read: impl FnMut(&mut Ctx<'_>, Option<u64>, &str) -> jsonread::Result<()>,
+) {
+    for (i, ev) in events.iter().enumerate() {
+        let i = Some(i as u64);
+        let Some(message) = ev.message.as_deref() else {
+            ctx.malformed(Some(line), i, "log event without a message");
+            continue;
+        };
+        if let Err(e) = read(ctx, i, message) {
+            let (l, col) = e.position(message.as_bytes());
+            ctx.malformed(
+                Some(line),
+                i,
+                format_args!(
+                    "log event message is not JSON: {} at line {l} column {col}",
+                    e.kind
+                ),
+            )
+        }
+    }
+}
