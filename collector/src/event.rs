@@ -33,6 +33,11 @@ pub enum SourceKind {
 impl SourceKind {
     pub const ALL: [SourceKind; 3] = [SourceKind::CloudTrail, SourceKind::VpcFlow, SourceKind::Dns];
 
+    /// The source a [`SourceKind::name`] names.
+    pub fn from_name(name: &str) -> Option<SourceKind> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
     /// Stable lower-case name used in CLI output, checkpoints and summaries.
     pub fn name(self) -> &'static str {
         match self {

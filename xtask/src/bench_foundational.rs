@@ -4,8 +4,9 @@
 //!
 //! Logs come from the generators of `bench logs` (same shapes), made realistic for stateful
 //! detection: flow records name 2,000 network interfaces and DNS queries 2,000 instances (instead
-//! of a new one per record), CloudTrail callers are 2,000 instances' role sessions (one role each), and event time advances through the run (one hour per source) instead
-//! of jumping around a day. Threat lists of `--list-entries` entries (half addresses, half domains)
+//! of a new one per record), CloudTrail callers are 2,000 instances' role sessions (one role
+//! each), and event time advances through the run (one hour per source) instead of jumping
+//! around a day. Threat lists of `--list-entries` entries (half addresses, half domains)
 //! are loaded, so every remote address and queried name is looked up as in production.
 //!
 //! Detection is the foundational engine with every built-in detector (`foundational::builtin()`),
@@ -17,6 +18,7 @@
 //! contended the machine was (1.0: not at all). `det ns/rec` is detection's own CPU time per
 //! record: the ratio alone moves when the readers get faster, this does not.
 
+use anyhow::Context as _;
 use std::io::Cursor;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -373,14 +375,13 @@ fn measure(
 fn inner(args: &Args) -> anyhow::Result<()> {
     let mut rng = Rng(42);
     let intel = IntelIndex::new([threat_list(&mut rng, args.list_entries)]);
-    let wanted = |kind: SourceKind| args.source.as_deref().is_none_or(|s| s == kind.name());
-    if let Some(s) = &args.source {
-        let known = [SourceKind::CloudTrail, SourceKind::VpcFlow, SourceKind::Dns];
-        anyhow::ensure!(
-            known.iter().any(|k| k.name() == s),
-            "--source {s}: expected one of cloudtrail, vpc-flow, dns"
-        );
-    }
+    let only =
+        match args.source.as_deref() {
+            None => None,
+            Some(s) => Some(SourceKind::from_name(s).with_context(|| {
+                format!("--source {s}: expected one of cloudtrail, vpc-flow, dns")
+            })?),
+        };
     // Every generator runs (in a fixed order from one seed), so one source's logs are the same
     // whether or not the others are measured.
     let sources = [
@@ -391,7 +392,10 @@ fn inner(args: &Args) -> anyhow::Result<()> {
         (SourceKind::VpcFlow, flow_objects(&mut rng, args.records)),
         (SourceKind::Dns, dns_objects(&mut rng, args.records)),
     ];
-    let sources: Vec<_> = sources.into_iter().filter(|(k, _)| wanted(*k)).collect();
+    let sources: Vec<_> = sources
+        .into_iter()
+        .filter(|(k, _)| only.is_none_or(|o| o == *k))
+        .collect();
     println!(
         "bench foundational: {} records per source, threat list of {} entries, best of {} runs, 1 thread",
         args.records, args.list_entries, args.runs

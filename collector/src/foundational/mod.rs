@@ -53,14 +53,14 @@ impl Default for Settings {
     }
 }
 
-/// What every detector may consult: threat/trusted lists and the account/Region findings are filed
-/// under.
 /// Key of per-resource detector state (instance, interface and access-key ids). Ids of up to 24
 /// bytes, which these are, are stored in the table itself rather than behind a pointer: a lookup
 /// then costs no extra cache miss, and the readers stream log data through the caches between
 /// two lookups of the same id.
 pub type StateKey = compact_str::CompactString;
 
+/// What every detector may consult: threat/trusted lists and the account/Region findings are filed
+/// under.
 pub struct LogContext<'a> {
     pub intel: &'a IntelIndex,
     pub scope: &'a Scope,

@@ -80,15 +80,12 @@ impl Checkpoint {
                         format!("{}: corrupt checkpoint line: {e}", path.display()),
                     )
                 })?;
-                let source = SourceKind::ALL
-                    .into_iter()
-                    .find(|s| s.name() == e.source)
-                    .ok_or_else(|| {
-                        io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("{}: unknown source {:?}", path.display(), e.source),
-                        )
-                    })?;
+                let source = SourceKind::from_name(&e.source).ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: unknown source {:?}", path.display(), e.source),
+                    )
+                })?;
                 done.insert((source, e.object), e.version);
                 valid_len += n as u64;
             }

@@ -363,7 +363,7 @@ fn checkpoint_name(source: SourceKind, object: &str) -> String {
 
 fn parse_checkpoint(name: &str, value: &Value) -> Option<(SourceKind, String, ObjectVersion)> {
     let (source, object) = name.strip_prefix(CHECKPOINT_PREFIX)?.split_once(':')?;
-    let source = SourceKind::ALL.into_iter().find(|s| s.name() == source)?;
+    let source = SourceKind::from_name(source)?;
     let version = serde_json::from_value(value.clone()).ok()?;
     Some((source, object.to_owned(), version))
 }
