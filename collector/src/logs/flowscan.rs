@@ -185,22 +185,35 @@ mod tests {
         std::str::from_utf8(t).ok()?.parse().ok()
     }
 
-    /// `fast` on `field` followed by each possible end of field: when it answers, it must agree
-    /// with the reference and end where the field ends.
-    fn check_number(field: &str) -> Option<u64> {
+    /// A fast-path scanner: the value at `i` and where it ends, or `None` to leave it to the
+    /// byte-by-byte path.
+    type Fast<T> = fn(&[u8], usize) -> Option<(T, usize)>;
+
+    /// `fast` on `field` followed by each of `tails` (possible ends of the field): when it
+    /// answers, it must agree with `reference` on the field alone and end where the field ends.
+    fn agree<T: PartialEq + std::fmt::Debug>(
+        field: &str,
+        tails: &[&str],
+        fast: Fast<T>,
+        reference: fn(&[u8]) -> Option<T>,
+    ) -> Option<T> {
         let mut answered = None;
-        for tail in ["", " ", "\t", " 1.2.3.4 ACCEPT OK", "x 17 18"] {
+        for tail in tails {
             let line = format!("{field}{tail}");
             let b = line.as_bytes();
             let end = scan_token(b, 0);
-            let reference = slow_number(&b[..end]);
-            if let Some((v, e)) = fast_number(b, 0) {
-                assert_eq!(Some(v), reference, "{line:?}");
+            if let Some((v, e)) = fast(b, 0) {
+                assert_eq!(Some(&v), reference(&b[..end]).as_ref(), "{line:?}");
                 assert_eq!(e, end, "{line:?}");
                 answered = Some(v);
             }
         }
         answered
+    }
+
+    fn check_number(field: &str) -> Option<u64> {
+        let tails = ["", " ", "\t", " 1.2.3.4 ACCEPT OK", "x 17 18"];
+        agree(field, &tails, fast_number, slow_number)
     }
 
     #[test]
@@ -261,19 +274,8 @@ mod tests {
     }
 
     fn check_ipv4(field: &str) -> Option<std::net::Ipv4Addr> {
-        let mut answered = None;
-        for tail in ["", " ", "\t", " 443 22 6", ".5 x y z", "x 1 2 3 4"] {
-            let line = format!("{field}{tail}");
-            let b = line.as_bytes();
-            let end = scan_token(b, 0);
-            let reference = parse_ipv4_lenient(&b[..end]);
-            if let Some((a, e)) = fast_ipv4(b, 0) {
-                assert_eq!(Some(a), reference, "{line:?}");
-                assert_eq!(e, end, "{line:?}");
-                answered = Some(a);
-            }
-        }
-        answered
+        let tails = ["", " ", "\t", " 443 22 6", ".5 x y z", "x 1 2 3 4"];
+        agree(field, &tails, fast_ipv4, parse_ipv4_lenient)
     }
 
     #[test]
