@@ -9,7 +9,8 @@
 //! Event time and lateness: the engine keeps the newest record time seen and a watermark
 //! `newest - lateness`. Records are handed to detectors as they arrive, in any order; when the
 //! watermark advances, detectors get [`LogDetector::on_time`] and close only windows that ended
-//! before it. So a record up to `lateness` older than the newest one still lands in its window
+//! before it (at most once per second of event time: detectors only free closed windows there, and
+//! asking all of them on every record was a tenth of the cost of detection). So a record up to `lateness` older than the newest one still lands in its window
 //! (CloudTrail delivers files per account/Region every ~5 minutes, and a directory walk reads them in
 //! name order, not time order). A record older than the watermark is still delivered (stateless
 //! detections and aggregation do not depend on order: aggregation keeps the earliest and latest
@@ -30,6 +31,9 @@ use crate::event::{Event, Record, SourceKind};
 use crate::findings::{Aggregator, Finding, Occurrence, Scope};
 use crate::intel::{IntelIndex, Verdict};
 use crate::suppression::{self, Emitted, RuleSet as SuppressionRules};
+
+/// Detectors hear of the watermark when it has moved this far (ms) since they last did.
+const TIME_STEP_MS: i64 = 1000;
 
 /// Version of the saved-state document.
 const STATE_VERSION: u64 = 1;
@@ -87,6 +91,8 @@ pub struct FoundationalEngine {
     aggregators: HashMap<(String, String), Aggregator>,
     newest_ms: Option<i64>,
     watermark_ms: i64,
+    /// The watermark detectors were last given (`on_time`).
+    told_ms: i64,
     pending: Vec<Occurrence>,
     /// Scope of the record being processed (reused between records).
     scope: Scope,
@@ -126,6 +132,7 @@ impl FoundationalEngine {
             aggregators: HashMap::new(),
             newest_ms: None,
             watermark_ms: i64::MIN,
+            told_ms: i64::MIN,
             pending: Vec::new(),
             stats: EngineStats::default(),
         }
@@ -195,7 +202,8 @@ impl FoundationalEngine {
         if self.newest_ms.is_none_or(|n| t > n) {
             self.newest_ms = Some(t);
             let wm = t.saturating_sub(self.options.lateness_ms);
-            if wm > self.watermark_ms {
+            self.watermark_ms = self.watermark_ms.max(wm);
+            if wm >= self.told_ms.saturating_add(TIME_STEP_MS) {
                 self.advance(wm, &mut out, &mut emitted);
             }
         }
@@ -216,6 +224,7 @@ impl FoundationalEngine {
 
     fn advance(&mut self, wm: i64, out: &mut Vec<Occurrence>, emitted: &mut Vec<Emitted>) {
         self.watermark_ms = self.watermark_ms.max(wm);
+        self.told_ms = self.watermark_ms;
         let ctx = LogContext {
             intel: &self.intel,
             scope: &self.options.default_scope,
@@ -569,5 +578,55 @@ mod tests {
         let mut bad = saved;
         bad["version"] = 99.into();
         assert!(again.restore_state(bad).unwrap_err().contains("version"));
+    }
+
+    /// Records every `on_time` it is given.
+    struct Clock(Arc<std::sync::Mutex<Vec<i64>>>);
+
+    impl LogDetector for Clock {
+        fn name(&self) -> &'static str {
+            "clock"
+        }
+        fn sources(&self) -> &'static [SourceKind] {
+            &[SourceKind::CloudTrail]
+        }
+        fn on_event(&mut self, _: &Event<'_>, _: &LogContext<'_>, _: &mut Vec<Occurrence>) {}
+        fn on_time(&mut self, now_ms: i64, _: &LogContext<'_>, _: &mut Vec<Occurrence>) {
+            self.0.lock().unwrap().push(now_ms);
+        }
+    }
+
+    #[test]
+    fn detectors_hear_the_watermark_once_a_second_and_at_the_end() {
+        let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut e = FoundationalEngine::new(
+            EngineOptions {
+                lateness_ms: 0,
+                ..EngineOptions::default()
+            },
+            Settings::default(),
+            vec![Box::new(Clock(calls.clone()))],
+            IntelIndex::default(),
+            SuppressionRules::default(),
+        );
+        // 2.5 s of records 100 ms apart, then one late record.
+        let mut records: Vec<Value> = (0..25)
+            .map(|i| {
+                root_call(
+                    &format!("2024-01-01T00:00:0{}.{}00Z", i / 10, i % 10),
+                    "203.0.113.9",
+                )
+            })
+            .collect();
+        records.push(root_call("2024-01-01T00:00:00.500Z", "203.0.113.9"));
+        feed(&mut e, &records);
+        let t0 = 1_704_067_200_000;
+        assert_eq!(
+            *calls.lock().unwrap(),
+            [t0, t0 + 1000, t0 + 2000, t0 + 2401],
+            "first record, each further second, then the end of input (newest + 1 ms)"
+        );
+        assert_eq!(e.watermark_ms(), t0 + 2401);
+        assert_eq!(e.stats().late, 1);
     }
 }

@@ -133,7 +133,9 @@ pub trait LogDetector: Send {
     fn on_event(&mut self, event: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>);
 
     /// Event time has advanced to `now_ms` (Unix milliseconds, the newest record time minus the
-    /// allowed lateness): windowed detectors close the windows that ended before it. Occurrences
+    /// allowed lateness): windowed detectors close the windows that ended before it. The engine
+    /// calls it when the watermark has moved at least a second since the last call, and at the
+    /// end of the input. Occurrences
     /// pushed here are filed under the account and Region set in their `details`
     /// (`accountId`, `region`), else under `ctx.scope`.
     fn on_time(&mut self, _now_ms: i64, _ctx: &LogContext<'_>, _out: &mut Vec<Occurrence>) {}

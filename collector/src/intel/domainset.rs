@@ -1,13 +1,14 @@
 //! Domain names and `*.` wildcard suffixes with a value per entry, matched on label boundaries.
 //!
 //! Lookup normalises the query (case, one trailing dot), probes the exact table, then probes the
-//! wildcard table with each parent suffix from the longest down, so the most specific entry wins
-//! and a query costs one hash probe per label. `*.example.org` matches `a.example.org` and
+//! wildcard table with each parent suffix from the longest down, so the most specific entry wins.
+//! A query whose last two labels end no wildcard entry skips the parent probes: the usual query
+//! (on no list) costs two hash probes whatever its number of labels. `*.example.org` matches `a.example.org` and
 //! `a.b.example.org` but not `example.org` itself (list the apex separately) nor `badexample.org`.
 
 use std::borrow::Cow;
 
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use super::indicator::{Indicator, normalise_domain};
 
@@ -15,6 +16,24 @@ use super::indicator::{Indicator, normalise_domain};
 pub struct DomainSet<V> {
     exact: HashMap<String, V>,
     wildcard_suffixes: HashMap<String, V>,
+    /// The last two labels of every wildcard suffix: a parent suffix of the query that matches
+    /// an entry ends in the query's own last two labels, so a query whose last two labels are
+    /// not here matches no wildcard (single-label suffixes such as `*.com` aside).
+    wildcard_tails: HashSet<String>,
+    /// Some wildcard suffix is a single label, which the tail filter cannot rule out (list files
+    /// cannot hold one, but the set does not depend on that).
+    single_label_wildcard: bool,
+}
+
+/// The last two labels of a name (all of it when it has fewer).
+fn tail(name: &str) -> &str {
+    let Some(last_dot) = memchr::memrchr(b'.', name.as_bytes()) else {
+        return name;
+    };
+    match memchr::memrchr(b'.', &name.as_bytes()[..last_dot]) {
+        Some(dot) => &name[dot + 1..],
+        None => name,
+    }
 }
 
 /// How a query matched.
@@ -41,6 +60,8 @@ impl<V> Default for DomainSet<V> {
         Self {
             exact: HashMap::new(),
             wildcard_suffixes: HashMap::new(),
+            wildcard_tails: HashSet::new(),
+            single_label_wildcard: false,
         }
     }
 }
@@ -51,7 +72,14 @@ impl<V> DomainSet<V> {
     pub fn insert(&mut self, indicator: &Indicator, value: V) -> bool {
         let (table, key) = match indicator {
             Indicator::Domain(name) => (&mut self.exact, name),
-            Indicator::WildcardDomain(suffix) => (&mut self.wildcard_suffixes, suffix),
+            Indicator::WildcardDomain(suffix) => {
+                if suffix.contains('.') {
+                    self.wildcard_tails.insert(tail(suffix).to_owned());
+                } else {
+                    self.single_label_wildcard = true;
+                }
+                (&mut self.wildcard_suffixes, suffix)
+            }
             _ => return false,
         };
         table.entry(key.clone()).or_insert(value);
@@ -66,7 +94,9 @@ impl<V> DomainSet<V> {
         if let Some((_, value)) = self.exact.get_key_value(&*name) {
             return Some(DomainMatch::Exact(value));
         }
-        if self.wildcard_suffixes.is_empty() {
+        if self.wildcard_suffixes.is_empty()
+            || !self.single_label_wildcard && !self.wildcard_tails.contains(tail(&name))
+        {
             return None;
         }
         let mut rest = &*name;
@@ -102,7 +132,11 @@ fn normalise_query(query: &str) -> Option<Cow<'_, str>> {
     }
     // Already lower case (the usual query): both normalisers below would return it unchanged,
     // so it is used as it is, without an allocation per lookup.
-    if !name.bytes().any(|b| b.is_ascii_uppercase()) {
+    // (A fold without early exit: the compiler checks many bytes at a time.)
+    if !name
+        .bytes()
+        .fold(false, |upper, b| upper | b.is_ascii_uppercase())
+    {
         return Some(Cow::Borrowed(name));
     }
     // Reuse the strict normaliser when it accepts the name; fall back to plain lower-casing for
@@ -176,6 +210,63 @@ mod tests {
         assert!(s.insert(&Indicator::parse("DUP.example.").unwrap(), 2));
         assert_eq!(s.len(), 1);
         assert_eq!(s.lookup("dup.example").map(|m| *m.value()), Some(1));
+    }
+
+    #[test]
+    fn tail_filter_agrees_with_probing_every_parent() {
+        // Names from a few labels, so queries share tails with entries without matching them.
+        let labels = ["a", "b", "pool", "example", "org", "com", "x1"];
+        let name = |mut n: usize, len: usize| {
+            let mut parts = Vec::new();
+            for _ in 0..len {
+                parts.push(labels[n % labels.len()]);
+                n /= labels.len();
+            }
+            parts.join(".")
+        };
+        for single_label in [false, true] {
+            let mut s = DomainSet::default();
+            let mut suffixes = Vec::new();
+            for i in (0..400).step_by(7) {
+                let suffix = name(i, 2 + i % 3);
+                s.insert(&Indicator::parse(&format!("*.{suffix}")).unwrap(), ());
+                suffixes.push(suffix);
+            }
+            if single_label {
+                // The list parser refuses a wildcard over a whole TLD; the set still handles one.
+                s.insert(&Indicator::WildcardDomain("com".into()), ());
+                suffixes.push("com".to_owned());
+            }
+            let mut matched = 0;
+            for i in 0..3000 {
+                let query = name(i * 13, 1 + i % 5);
+                // Reference: any parent suffix (on a label boundary) is an entry.
+                let expected = suffixes
+                    .iter()
+                    .any(|suffix| query.ends_with(&format!(".{suffix}")));
+                assert_eq!(
+                    s.contains(&query),
+                    expected,
+                    "{query} (*.com: {single_label})"
+                );
+                matched += usize::from(expected);
+            }
+            assert!(matched > 100, "the check saw matches: {matched}");
+        }
+    }
+
+    #[test]
+    fn tails_of_short_and_long_names() {
+        assert_eq!(tail("a.b.example.org"), "example.org");
+        assert_eq!(tail("example.org"), "example.org");
+        assert_eq!(tail("org"), "org");
+        let mut s = set(&[("*.b.example.org", 2)]);
+        s.insert(&Indicator::WildcardDomain("com".into()), 1);
+        assert_eq!(s.lookup("a.example.com").map(|m| *m.value()), Some(1));
+        assert_eq!(s.lookup("x.b.example.org").map(|m| *m.value()), Some(2));
+        assert_eq!(s.lookup("x.c.example.org"), None);
+        assert_eq!(s.lookup("b.example.org"), None);
+        assert_eq!(s.lookup("com"), None);
     }
 
     #[test]

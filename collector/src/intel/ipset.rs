@@ -4,8 +4,9 @@
 //! sorted and merged once at build time, so a lookup is one hash probe plus one binary search,
 //! whatever the mix. 250k entries (GuardDuty's threat-list cap) cost a few MB.
 
-use std::collections::HashSet;
 use std::net::Ipv4Addr;
+
+use foldhash::HashSet;
 
 use super::indicator::Indicator;
 
