@@ -22,7 +22,7 @@ use foldhash::{HashMap, HashSet, HashSetExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{SOURCES, api_draft, by_aws_service, caller, params, record};
+use super::{SOURCES, api_draft, by_aws_service, caller, pair_hash, params, record};
 use crate::event::cloudtrail::CloudTrailRecord;
 use crate::event::{Event, SourceKind};
 use crate::findings::{FindingType, Occurrence};
@@ -218,11 +218,6 @@ pub struct AnomalousApis {
     newest_ms: i64,
     /// `service:API` of the record being looked at (reused).
     api: String,
-}
-
-fn pair_hash(who: &str, api: &str) -> u64 {
-    use std::hash::BuildHasher;
-    foldhash::fast::FixedState::with_seed(0x414e_4f4d).hash_one((who, api))
 }
 
 impl LogDetector for AnomalousApis {

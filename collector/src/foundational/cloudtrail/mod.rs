@@ -133,6 +133,13 @@ pub fn api_draft(
     d
 }
 
+/// A 64-bit hash of a pair of keys, for the flat "seen before" sets that answer a detector's
+/// usual record with one probe (fixed seed: the same pair hashes the same in every run).
+pub fn pair_hash(key: &str, with: impl std::hash::Hash) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x414e_4f4d).hash_one((key, with))
+}
+
 /// A detector's map keyed by principal, instance or key id, as saved state: a JSON object under
 /// `name`, sorted so saved state compares equal across runs.
 pub fn save_keyed<V: serde::Serialize>(
