@@ -10,6 +10,8 @@
 //! the byte-by-byte path, which decides validity and words the error. So a fast path never has to
 //! be right about a rejection, only about an acceptance.
 
+use super::flowsplit::digits_dots16;
+
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x80 * ONES;
 
@@ -147,6 +149,130 @@ pub(crate) fn fast_ipv4(b: &[u8], i: usize) -> Option<(std::net::Ipv4Addr, usize
     Some((std::net::Ipv4Addr::new(a, c, d, e), p - 1))
 }
 
+/// Eight bytes of `b` from `i`, as a little-endian word; bytes past the end of `b` read as 0
+/// (not a digit, not a dot: callers only look at bytes they know are in the field).
+#[inline(always)]
+fn load8(b: &[u8], i: usize) -> u64 {
+    match b.get(i..i + 8) {
+        Some(w) => u64::from_le_bytes(w.try_into().expect("8 bytes")),
+        None => load8_tail(b, i),
+    }
+}
+
+#[inline(never)]
+fn load8_tail(b: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    let rest = b.get(i..).unwrap_or_default();
+    let n = rest.len().min(8);
+    w[..n].copy_from_slice(&rest[..n]);
+    u64::from_le_bytes(w)
+}
+
+/// High bits of the first `n` (0..=8) bytes of a word.
+#[inline(always)]
+fn first_bytes(n: usize) -> u64 {
+    if n >= 8 {
+        HIGH
+    } else {
+        HIGH & ((1u64 << (8 * n)) - 1)
+    }
+}
+
+/// The decimal field `b[s..e]` (its bounds known, `e > s`): its value when it is 1 to 16 ASCII
+/// digits, else `None` (the caller's byte-by-byte path decides). Digits are checked and
+/// converted a word at a time, without looking for the field's end.
+#[inline(always)]
+pub(crate) fn number_in(b: &[u8], s: usize, e: usize) -> Option<u64> {
+    let n = e - s;
+    let w = load8(b, s);
+    if n <= 8 {
+        if non_digits(w) & first_bytes(n) != 0 {
+            return None;
+        }
+        return Some(digits_value(w, n));
+    }
+    if n > 16 {
+        return None;
+    }
+    let w2 = load8(b, s + 8);
+    if (non_digits(w) | (non_digits(w2) & first_bytes(n - 8))) != 0 {
+        return None;
+    }
+    Some(digits_value(w, 8) * POW10[n - 8] + digits_value(w2, n - 8))
+}
+
+/// Four bytes of `b` from `i`; bytes past the end of `b` read as 0.
+#[inline(always)]
+fn load4(b: &[u8], i: usize) -> u32 {
+    match b.get(i..i + 4) {
+        Some(w) => u32::from_le_bytes(w.try_into().expect("4 bytes")),
+        None => load8_tail(b, i) as u32,
+    }
+}
+
+/// The value of the octet of `k` (1..=3) digits that starts the little-endian word `w`.
+#[inline(always)]
+fn octet_value(w: u32, k: usize) -> u32 {
+    // As in `octet`: digits aligned so that byte 2 holds the units; the terminator's borrow
+    // only reaches bytes shifted out.
+    let d = w.wrapping_sub(0x3030_3030) << (8 * (3 - k));
+    (d & 0xff) * 100 + ((d >> 8) & 0xff) * 10 + ((d >> 16) & 0xff)
+}
+
+/// The dotted-quad IPv4 field `b[s..e]` (its bounds known), leading zeros allowed as in
+/// [`crate::event::net::parse_ipv4_lenient`]; `None` for anything else (IPv6, bad values),
+/// which the caller's byte-by-byte path decides. Digits and dots are classified in one 16-byte
+/// step, so the four octets are found and converted independently of each other.
+#[inline(always)]
+pub(crate) fn ipv4_in(b: &[u8], s: usize, e: usize) -> Option<std::net::Ipv4Addr> {
+    let n = e - s;
+    if !(7..=15).contains(&n) {
+        return None;
+    }
+    let (digits, dots) = match b.get(s..s + 16) {
+        Some(chunk) => digits_dots16(chunk.try_into().expect("16 bytes")),
+        None => {
+            let mut pad = [0u8; 16];
+            pad[..n].copy_from_slice(&b[s..e]);
+            digits_dots16(&pad)
+        }
+    };
+    let window = (1u32 << n) - 1;
+    let (digits, dots) = (u32::from(digits) & window, u32::from(dots) & window);
+    // Every byte a digit or a dot, and exactly three dots.
+    let d1 = dots.trailing_zeros() as usize;
+    let rest = dots & dots.wrapping_sub(1);
+    let d2 = rest.trailing_zeros() as usize;
+    let rest = rest & rest.wrapping_sub(1);
+    let d3 = rest.trailing_zeros() as usize;
+    let rest = rest & rest.wrapping_sub(1);
+    if digits | dots != window || rest != 0 {
+        return None;
+    }
+    // Octet lengths 1..=3 (a missing dot gives 32, and a length far out of range).
+    let lens = [
+        d1,
+        d2.wrapping_sub(d1 + 1),
+        d3.wrapping_sub(d2 + 1),
+        n.wrapping_sub(d3 + 1),
+    ];
+    if lens.iter().any(|&k| k.wrapping_sub(1) >= 3) {
+        return None;
+    }
+    let o = [
+        octet_value(load4(b, s), lens[0]),
+        octet_value(load4(b, s + d1 + 1), lens[1]),
+        octet_value(load4(b, s + d2 + 1), lens[2]),
+        octet_value(load4(b, s + d3 + 1), lens[3]),
+    ];
+    if o.iter().any(|&v| v > 255) {
+        return None;
+    }
+    Some(std::net::Ipv4Addr::new(
+        o[0] as u8, o[1] as u8, o[2] as u8, o[3] as u8,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,8 +337,41 @@ mod tests {
         answered
     }
 
+    /// A scanner given the field's bounds: the value of `b[s..e]`, or `None` to leave it to
+    /// the byte-by-byte path.
+    type Within<T> = fn(&[u8], usize, usize) -> Option<T>;
+
+    /// `within` on `field` (bounds given) followed by each of `tails`, after each of a few
+    /// prefixes: when it answers, it must agree with `reference`; when `must_answer` says the
+    /// reference's answer is the common case, it must answer too.
+    fn agree_within<T: PartialEq + std::fmt::Debug>(
+        field: &str,
+        tails: &[&str],
+        within: Within<T>,
+        reference: fn(&[u8]) -> Option<T>,
+        must_answer: fn(&[u8]) -> bool,
+    ) {
+        let expected = reference(field.as_bytes());
+        for prefix in ["", "x ", "2 123456789012 eni-0a1b2c3d4e5f67890 "] {
+            for tail in tails {
+                let line = format!("{prefix}{field}{tail}");
+                let (s, e) = (prefix.len(), prefix.len() + field.len());
+                match within(line.as_bytes(), s, e) {
+                    Some(v) => assert_eq!(Some(&v), expected.as_ref(), "{line:?}"),
+                    None => assert!(
+                        expected.is_none() || !must_answer(field.as_bytes()),
+                        "{line:?} left to the slow path"
+                    ),
+                }
+            }
+        }
+    }
+
     fn check_number(field: &str) -> Option<u64> {
         let tails = ["", " ", "\t", " 1.2.3.4 ACCEPT OK", "x 17 18"];
+        if !field.is_empty() {
+            agree_within(field, &tails, number_in, slow_number, |f| f.len() <= 16);
+        }
         agree(field, &tails, fast_number, slow_number)
     }
 
@@ -275,6 +434,9 @@ mod tests {
 
     fn check_ipv4(field: &str) -> Option<std::net::Ipv4Addr> {
         let tails = ["", " ", "\t", " 443 22 6", ".5 x y z", "x 1 2 3 4"];
+        if !field.is_empty() {
+            agree_within(field, &tails, ipv4_in, parse_ipv4_lenient, |_| true);
+        }
         agree(field, &tails, fast_ipv4, parse_ipv4_lenient)
     }
 

@@ -13,6 +13,7 @@ pub mod cloudtrail;
 pub mod dirsource;
 pub mod dns;
 mod flowscan;
+mod flowsplit;
 pub mod input;
 mod jsonstream;
 pub mod s3;

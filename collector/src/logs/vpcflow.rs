@@ -4,7 +4,8 @@
 //! This is the highest-volume source, so the line parser works on bytes, borrows every string
 //! field from the line and allocates nothing per record.
 
-use super::flowscan::{fast_ipv4, fast_number, is_sep, scan_token};
+use super::flowscan::{fast_ipv4, fast_number, ipv4_in, is_sep, number_in, scan_token};
+use super::flowsplit::Split;
 use super::input::{Chunked, TextLine, for_each_text_line};
 use super::{Ctx, Limits};
 use crate::event::Record;
@@ -30,6 +31,7 @@ pub(crate) fn read<R: Read>(
     };
     let mut from_header: Option<FlowFormat> = None;
     let mut first = true;
+    let mut split = Split::default();
     for_each_text_line(input, limits.max_line, |n, line| match line {
         TextLine::TooLong { len } => ctx.malformed(
             Some(n),
@@ -62,7 +64,7 @@ pub(crate) fn read<R: Read>(
                 line: text,
                 ..FlowRecord::default()
             };
-            match fill_fields(text, format, &mut rec) {
+            match fill_fields(text, format, &mut rec, &mut split) {
                 Ok(()) => ctx.emit(n, None, Record::Flow(&rec)),
                 Err(e) => {
                     // A wrong field count explains a bad value better (e.g. a format mismatch).
@@ -156,7 +158,7 @@ pub fn parse_line<'a>(line: &'a str, format: &FlowFormat) -> Result<FlowRecord<'
         line,
         ..FlowRecord::default()
     };
-    fill_fields(line, format, &mut rec)?;
+    fill_fields(line, format, &mut rec, &mut Split::default())?;
     Ok(rec)
 }
 
@@ -166,10 +168,16 @@ pub fn parse_line<'a>(line: &'a str, format: &FlowFormat) -> Result<FlowRecord<'
 #[inline(never)]
 fn scan_number(b: &[u8], i: usize) -> (Option<u64>, usize) {
     let end = scan_token(b, i);
-    let digits = &b[i..end];
-    // 19 digits always fit in a u64; longer values are rejected rather than checked per digit.
+    (digits(&b[i..end]), end)
+}
+
+/// The value of a field of decimal digits, byte by byte: None if a byte is not a digit or there
+/// are more than 19 digits (19 digits always fit in a u64; longer values are rejected rather
+/// than checked per digit).
+#[inline(never)]
+fn digits(digits: &[u8]) -> Option<u64> {
     if digits.len() > 19 {
-        return (None, end);
+        return None;
     }
     let mut v: u64 = 0;
     let mut ok = true;
@@ -178,7 +186,7 @@ fn scan_number(b: &[u8], i: usize) -> (Option<u64>, usize) {
         ok &= d <= 9;
         v = v.wrapping_mul(10).wrapping_add(u64::from(d));
     }
-    (ok.then_some(v), end)
+    ok.then_some(v)
 }
 
 /// Parses one data line into `rec` (overwritten). Each byte is looked at once: numbers and IPv4
@@ -193,7 +201,7 @@ pub fn parse_line_into<'a>(
         line,
         ..FlowRecord::default()
     };
-    fill_fields(line, format, rec)
+    fill_fields(line, format, rec, &mut Split::default())
 }
 
 /// The v2 default fields, the format of nearly every flow log: parsed by straight-line code.
@@ -214,14 +222,25 @@ const V2_FIELDS: [FlowField; 14] = [
     FlowField::LogStatus,
 ];
 
-/// The field loop of [`parse_line_into`], on a record that is still all `None`.
+/// The field loop of [`parse_line_into`], on a record that is still all `None`: the whole-line
+/// path ([`whole_line`]) when it accepts the line, else field by field, which also decides the
+/// error.
 #[inline(always)]
 fn fill_fields<'a>(
     line: &'a str,
     format: &FlowFormat,
     rec: &mut FlowRecord<'a>,
+    split: &mut Split,
 ) -> Result<(), LineError> {
     let fields = format.fields();
+    if whole_line(line, fields, split, rec) {
+        return Ok(());
+    }
+    // Whatever the whole-line path stored before it gave up is overwritten from scratch.
+    *rec = FlowRecord {
+        line,
+        ..FlowRecord::default()
+    };
     let end = if fields == V2_FIELDS {
         // One call per field with the field known at compile time: each `match` in `one_field`
         // folds away, and with it an indirect jump per field.
@@ -235,6 +254,169 @@ fn fill_fields<'a>(
         any_fields(line, fields, rec)?
     };
     no_more_fields(line, end, fields.len())
+}
+
+/// Stores `field` into its slot of `rec`, its value read by the caller's macros: `$num!(type)`,
+/// `$text!()`, `$ip!()`, `$word!(literal => value, ...)` (a closed set of words) and `$skip!()`
+/// (a field without a slot). One list of fields for both line paths.
+macro_rules! store_field {
+    ($field:expr, $rec:ident, $num:ident, $text:ident, $ip:ident, $word:ident, $skip:ident) => {
+        match $field {
+            FlowField::Version => $rec.version = $num!(u8),
+            FlowField::AccountId => $rec.account_id = $text!(),
+            FlowField::InterfaceId => $rec.interface_id = $text!(),
+            FlowField::SrcAddr => $rec.srcaddr = $ip!(),
+            FlowField::DstAddr => $rec.dstaddr = $ip!(),
+            FlowField::SrcPort => $rec.srcport = $num!(u16),
+            FlowField::DstPort => $rec.dstport = $num!(u16),
+            FlowField::Protocol => $rec.protocol = $num!(u8),
+            FlowField::Packets => $rec.packets = $num!(u64),
+            FlowField::Bytes => $rec.bytes = $num!(u64),
+            FlowField::Start => $rec.start = $num!(u64),
+            FlowField::End => $rec.end = $num!(u64),
+            FlowField::Action => {
+                $rec.action = $word!(b"ACCEPT" => FlowAction::Accept, b"REJECT" => FlowAction::Reject)
+            }
+            FlowField::LogStatus => {
+                $rec.log_status = $word!(
+                    b"OK" => LogStatus::Ok,
+                    b"NODATA" => LogStatus::NoData,
+                    b"SKIPDATA" => LogStatus::SkipData
+                )
+            }
+            FlowField::VpcId => $rec.vpc_id = $text!(),
+            FlowField::SubnetId => $rec.subnet_id = $text!(),
+            FlowField::InstanceId => $rec.instance_id = $text!(),
+            FlowField::TcpFlags => $rec.tcp_flags = $num!(u16),
+            FlowField::Type => $rec.traffic_type = $text!(),
+            FlowField::PktSrcAddr => $rec.pkt_srcaddr = $ip!(),
+            FlowField::PktDstAddr => $rec.pkt_dstaddr = $ip!(),
+            FlowField::Region => $rec.region = $text!(),
+            FlowField::AzId => $rec.az_id = $text!(),
+            FlowField::SublocationType => $rec.sublocation_type = $text!(),
+            FlowField::SublocationId => $rec.sublocation_id = $text!(),
+            FlowField::PktSrcAwsService => $rec.pkt_src_aws_service = $text!(),
+            FlowField::PktDstAwsService => $rec.pkt_dst_aws_service = $text!(),
+            FlowField::FlowDirection => {
+                $rec.flow_direction = $word!(
+                    b"ingress" => FlowDirection::Ingress,
+                    b"egress" => FlowDirection::Egress
+                )
+            }
+            FlowField::TrafficPath => $rec.traffic_path = $num!(u8),
+            FlowField::EcsClusterArn => $rec.ecs_cluster_arn = $text!(),
+            FlowField::EcsClusterName => $rec.ecs_cluster_name = $text!(),
+            FlowField::EcsContainerInstanceArn => $rec.ecs_container_instance_arn = $text!(),
+            FlowField::EcsContainerInstanceId => $rec.ecs_container_instance_id = $text!(),
+            FlowField::EcsContainerId => $rec.ecs_container_id = $text!(),
+            FlowField::EcsSecondContainerId => $rec.ecs_second_container_id = $text!(),
+            FlowField::EcsServiceName => $rec.ecs_service_name = $text!(),
+            FlowField::EcsTaskDefinitionArn => $rec.ecs_task_definition_arn = $text!(),
+            FlowField::EcsTaskArn => $rec.ecs_task_arn = $text!(),
+            FlowField::EcsTaskId => $rec.ecs_task_id = $text!(),
+            FlowField::RejectReason => $rec.reject_reason = $text!(),
+            FlowField::Unknown => $skip!(),
+        }
+    };
+}
+
+/// Reads the line with all its field bounds found first ([`Split`]), then each field converted
+/// knowing where it ends. Returns false, leaving `rec` partly filled, when the field count is
+/// not the format's or a value is not accepted here; the field-by-field path then decides.
+#[inline(always)]
+fn whole_line<'a>(
+    line: &'a str,
+    fields: &[FlowField],
+    split: &mut Split,
+    rec: &mut FlowRecord<'a>,
+) -> bool {
+    if split.split(line.as_bytes()) != Some(fields.len()) {
+        return false;
+    }
+    if fields == V2_FIELDS {
+        // As in `fill_fields`: the field of each call known at compile time.
+        macro_rules! v2 {
+            ($($idx:literal)*) => { $( field_at(line, split.field($idx), V2_FIELDS[$idx], rec) )&&* };
+        }
+        v2!(0 1 2 3 4 5 6 7 8 9 10 11 12 13)
+    } else {
+        fields
+            .iter()
+            .enumerate()
+            .all(|(k, &field)| field_at(line, split.field(k), field, rec))
+    }
+}
+
+/// `line[s..e]`, a field found by [`Split`].
+#[inline(always)]
+fn field_str(line: &str, s: usize, e: usize) -> &str {
+    let b = &line.as_bytes()[s..e];
+    debug_assert!(line.is_char_boundary(s) && line.is_char_boundary(e));
+    // SAFETY: `line` is UTF-8, and a field's bounds are char boundaries: `s` is 0 or follows an
+    // ASCII separator (a continuation byte cannot follow an ASCII byte), and `e` is the line's
+    // end or an ASCII separator's index.
+    unsafe { std::str::from_utf8_unchecked(b) }
+}
+
+/// Stores the field `line[s..e]` (bounds from [`Split`], `e > s`) into `rec`. False when the
+/// value is not valid for `field`.
+#[inline(always)]
+fn field_at<'a>(
+    line: &'a str,
+    (s, e): (usize, usize),
+    field: FlowField,
+    rec: &mut FlowRecord<'a>,
+) -> bool {
+    let b = line.as_bytes();
+    if e - s == 1 && b[s] == b'-' {
+        return true;
+    }
+    macro_rules! num {
+        ($t:ty) => {{
+            let v = match number_in(b, s, e) {
+                Some(v) => v,
+                None => match digits(&b[s..e]) {
+                    Some(v) => v,
+                    None => return false,
+                },
+            };
+            match <$t>::try_from(v) {
+                Ok(v) => Some(v),
+                Err(_) => return false,
+            }
+        }};
+    }
+    macro_rules! text {
+        () => {
+            Some(field_str(line, s, e))
+        };
+    }
+    macro_rules! ip {
+        () => {
+            match ipv4_in(b, s, e) {
+                Some(v4) => Some(IpAddr::V4(v4)),
+                None => match parse_ip(field_str(line, s, e)) {
+                    Some(ip) => Some(ip),
+                    None => return false,
+                },
+            }
+        };
+    }
+    macro_rules! word {
+        ($($lit:literal => $v:expr),*) => {
+            Some(match &b[s..e] {
+                $( $lit => $v, )*
+                _ => return false,
+            })
+        };
+    }
+    macro_rules! skip {
+        () => {
+            ()
+        };
+    }
+    store_field!(field, rec, num, text, ip, word, skip);
+    true
 }
 
 /// Any field list, one field after the other. Returns where the last field ended.
@@ -329,71 +511,21 @@ fn one_field<'a>(
             }
         }};
     }
-    match field {
-        FlowField::Version => rec.version = num!(u8),
-        FlowField::AccountId => rec.account_id = text!(),
-        FlowField::InterfaceId => rec.interface_id = text!(),
-        FlowField::SrcAddr => rec.srcaddr = ip!(),
-        FlowField::DstAddr => rec.dstaddr = ip!(),
-        FlowField::SrcPort => rec.srcport = num!(u16),
-        FlowField::DstPort => rec.dstport = num!(u16),
-        FlowField::Protocol => rec.protocol = num!(u8),
-        FlowField::Packets => rec.packets = num!(u64),
-        FlowField::Bytes => rec.bytes = num!(u64),
-        FlowField::Start => rec.start = num!(u64),
-        FlowField::End => rec.end = num!(u64),
-        FlowField::Action => {
+    macro_rules! word {
+        ($($lit:literal => $v:expr),*) => {{
             i = scan_token(b, i);
-            rec.action = Some(match &b[start..i] {
-                b"ACCEPT" => FlowAction::Accept,
-                b"REJECT" => FlowAction::Reject,
+            Some(match &b[start..i] {
+                $( $lit => $v, )*
                 _ => return Err(bad(i)),
             })
-        }
-        FlowField::LogStatus => {
-            i = scan_token(b, i);
-            rec.log_status = Some(match &b[start..i] {
-                b"OK" => LogStatus::Ok,
-                b"NODATA" => LogStatus::NoData,
-                b"SKIPDATA" => LogStatus::SkipData,
-                _ => return Err(bad(i)),
-            })
-        }
-        FlowField::VpcId => rec.vpc_id = text!(),
-        FlowField::SubnetId => rec.subnet_id = text!(),
-        FlowField::InstanceId => rec.instance_id = text!(),
-        FlowField::TcpFlags => rec.tcp_flags = num!(u16),
-        FlowField::Type => rec.traffic_type = text!(),
-        FlowField::PktSrcAddr => rec.pkt_srcaddr = ip!(),
-        FlowField::PktDstAddr => rec.pkt_dstaddr = ip!(),
-        FlowField::Region => rec.region = text!(),
-        FlowField::AzId => rec.az_id = text!(),
-        FlowField::SublocationType => rec.sublocation_type = text!(),
-        FlowField::SublocationId => rec.sublocation_id = text!(),
-        FlowField::PktSrcAwsService => rec.pkt_src_aws_service = text!(),
-        FlowField::PktDstAwsService => rec.pkt_dst_aws_service = text!(),
-        FlowField::FlowDirection => {
-            i = scan_token(b, i);
-            rec.flow_direction = Some(match &b[start..i] {
-                b"ingress" => FlowDirection::Ingress,
-                b"egress" => FlowDirection::Egress,
-                _ => return Err(bad(i)),
-            })
-        }
-        FlowField::TrafficPath => rec.traffic_path = num!(u8),
-        FlowField::EcsClusterArn => rec.ecs_cluster_arn = text!(),
-        FlowField::EcsClusterName => rec.ecs_cluster_name = text!(),
-        FlowField::EcsContainerInstanceArn => rec.ecs_container_instance_arn = text!(),
-        FlowField::EcsContainerInstanceId => rec.ecs_container_instance_id = text!(),
-        FlowField::EcsContainerId => rec.ecs_container_id = text!(),
-        FlowField::EcsSecondContainerId => rec.ecs_second_container_id = text!(),
-        FlowField::EcsServiceName => rec.ecs_service_name = text!(),
-        FlowField::EcsTaskDefinitionArn => rec.ecs_task_definition_arn = text!(),
-        FlowField::EcsTaskArn => rec.ecs_task_arn = text!(),
-        FlowField::EcsTaskId => rec.ecs_task_id = text!(),
-        FlowField::RejectReason => rec.reject_reason = text!(),
-        FlowField::Unknown => i = scan_token(b, i),
+        }};
     }
+    macro_rules! skip {
+        () => {
+            i = scan_token(b, i)
+        };
+    }
+    store_field!(field, rec, num, text, ip, word, skip);
     *at = i;
     Ok(())
 }
@@ -401,6 +533,293 @@ fn one_field<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::flowsplit::Rng;
+
+    /// A value for `field`: mostly valid, sometimes `-`, sometimes wrong in one of many ways.
+    fn gen_value(rng: &mut Rng, field: FlowField) -> String {
+        if rng.below(25) == 0 {
+            return "-".into();
+        }
+        let bad = rng.below(30) == 0;
+        let some_digits = |rng: &mut Rng, n: u64| -> String {
+            (0..n)
+                .map(|_| char::from(b'0' + rng.below(10) as u8))
+                .collect()
+        };
+        let junk: &[&str] = &[
+            "a", "-", "+", ".", ":", "\u{e9}", "\u{7f}", "x1", "", "\u{2003}",
+        ];
+        match field {
+            FlowField::Version
+            | FlowField::SrcPort
+            | FlowField::DstPort
+            | FlowField::Protocol
+            | FlowField::Packets
+            | FlowField::Bytes
+            | FlowField::Start
+            | FlowField::End
+            | FlowField::TcpFlags
+            | FlowField::TrafficPath => {
+                let max: u64 = match field {
+                    FlowField::Version | FlowField::Protocol | FlowField::TrafficPath => 255,
+                    FlowField::SrcPort | FlowField::DstPort | FlowField::TcpFlags => 65_535,
+                    _ => u64::MAX,
+                };
+                if !bad {
+                    // Any value of the type: lengths across the 8/16-digit word edges up to 19
+                    // digits for u64 fields, sometimes with leading zeros.
+                    let v = match rng.below(3) {
+                        0 => rng.below(max.min(1_000) + 1),
+                        1 if max == u64::MAX => rng.next(),
+                        1 => rng.below(max + 1),
+                        _ => rng.next() >> rng.below(64) & max,
+                    };
+                    let zeros = if rng.below(10) == 0 { "00" } else { "" };
+                    return format!("{zeros}{v}");
+                }
+                // Too long for the type, or a junk byte somewhere.
+                let n = 1 + rng.below(21);
+                let mut v = some_digits(rng, n);
+                if rng.below(2) == 0 {
+                    let at = rng.below(v.len() as u64 + 1) as usize;
+                    v.insert_str(at, rng.pick(junk));
+                }
+                v
+            }
+            FlowField::SrcAddr
+            | FlowField::DstAddr
+            | FlowField::PktSrcAddr
+            | FlowField::PktDstAddr => match rng.below(if bad { 8 } else { 5 }) {
+                0 | 1 | 2 => {
+                    let o: Vec<String> = (0..4)
+                        .map(|_| match rng.below(6) {
+                            0 => format!("{:03}", rng.below(256)),
+                            1 => format!("0{}", rng.below(10)),
+                            _ => rng.below(256).to_string(),
+                        })
+                        .collect();
+                    o.join(".")
+                }
+                3 => rng
+                    .pick(&["2001:db8::1", "::1", "fe80::a:b:c:d", "::ffff:10.0.0.1"])
+                    .into(),
+                4 => "255.255.255.255".into(),
+                5 => rng
+                    .pick(&[
+                        "1.2.3.256",
+                        "1.2.3",
+                        "1.2.3.4.5",
+                        "1..2.3",
+                        "1.2.3.0004",
+                        "1.2.3.4a",
+                        "0x1.2.3.4",
+                        "::g",
+                        "1.2.3.4/24",
+                        "300.1.1.1",
+                        ".1.2.3",
+                    ])
+                    .into(),
+                6 => {
+                    let mut v = format!(
+                        "{}.{}.{}.{}",
+                        rng.below(300),
+                        rng.below(300),
+                        rng.below(300),
+                        rng.below(300)
+                    );
+                    let at = rng.below(v.len() as u64 + 1) as usize;
+                    v.insert_str(at, rng.pick(junk));
+                    v
+                }
+                _ => {
+                    let n = 1 + rng.below(16);
+                    some_digits(rng, n)
+                }
+            },
+            FlowField::Action if bad => rng.pick(&["MAYBE", "accept", "ACCEPTED", "ACCEP"]).into(),
+            FlowField::Action => rng.pick(&["ACCEPT", "REJECT"]).into(),
+            FlowField::LogStatus if bad => rng.pick(&["ok", "NODATAX", "SKIP"]).into(),
+            FlowField::LogStatus => rng.pick(&["OK", "NODATA", "SKIPDATA"]).into(),
+            FlowField::FlowDirection if bad => rng.pick(&["in", "Ingress"]).into(),
+            FlowField::FlowDirection => rng.pick(&["ingress", "egress"]).into(),
+            _ => {
+                // Text of any length, crossing 16/64-byte edges, sometimes not ASCII.
+                let longest = if rng.below(10) == 0 { 90 } else { 24 };
+                let n = 1 + rng.below(longest);
+                let mut v: String = (0..n)
+                    .map(|_| char::from(rng.pick(&[b"a", b"0", b"-", b":", b"/", b"Z"])[0]))
+                    .collect();
+                if rng.below(10) == 0 {
+                    v.push_str(rng.pick(&["\u{e9}", "\u{1f600}", "\u{a0}"]));
+                }
+                v
+            }
+        }
+    }
+
+    /// One line for `fields`: separators of varying kind and length, sometimes around the line,
+    /// sometimes a field missing or one too many.
+    fn gen_line(rng: &mut Rng, fields: &[FlowField]) -> String {
+        let mut vals: Vec<String> = fields.iter().map(|&f| gen_value(rng, f)).collect();
+        match rng.below(40) {
+            0 => {
+                vals.pop();
+            }
+            1 => vals.push(gen_value(rng, FlowField::Packets)),
+            2 => {
+                let at = rng.below(vals.len() as u64) as usize;
+                vals.remove(at);
+            }
+            _ => {}
+        }
+        let sep = |rng: &mut Rng| -> String {
+            match rng.below(20) {
+                0 => "  ".into(),
+                1 => "\t".into(),
+                2 => " \t ".into(),
+                3 => "\u{b}".into(),
+                4 => "\r".into(),
+                _ => " ".into(),
+            }
+        };
+        let mut line = String::new();
+        if rng.below(15) == 0 {
+            line.push_str(&sep(rng));
+        }
+        for (k, v) in vals.iter().enumerate() {
+            if k > 0 {
+                line.push_str(&sep(rng));
+            }
+            line.push_str(v);
+        }
+        if rng.below(15) == 0 {
+            line.push_str(&sep(rng));
+        }
+        line
+    }
+
+    /// The reference: field after field (the path that also words the errors).
+    fn by_field<'a>(line: &'a str, fields: &[FlowField]) -> Result<FlowRecord<'a>, LineError> {
+        let mut rec = FlowRecord {
+            line,
+            ..FlowRecord::default()
+        };
+        any_fields(line, fields, &mut rec)
+            .and_then(|end| no_more_fields(line, end, fields.len()))
+            .map(|()| rec)
+    }
+
+    #[test]
+    fn whole_line_agrees_with_field_by_field_on_generated_lines() {
+        let mut rng = Rng(0x0f10_77e5);
+        let mut split = Split::default();
+        let v5 = FlowFormat::parse(
+            "version vpc-id subnet-id instance-id interface-id account-id type srcaddr dstaddr srcport dstport pkt-srcaddr pkt-dstaddr protocol bytes packets start end action tcp-flags log-status region az-id sublocation-type sublocation-id pkt-src-aws-service pkt-dst-aws-service flow-direction traffic-path future-field ecs-cluster-name reject-reason",
+        )
+        .unwrap();
+        let v2 = FlowFormat::v2_default();
+        let (mut fast, mut good, mut long) = (0, 0, 0);
+        for round in 0..40_000 {
+            let format = if round % 4 == 3 { &v5 } else { &v2 };
+            let fields = format.fields();
+            let line = gen_line(&mut rng, fields);
+            let reference = by_field(&line, fields);
+            let mut rec = FlowRecord {
+                line: &line,
+                ..FlowRecord::default()
+            };
+            let whole = whole_line(&line, fields, &mut split, &mut rec);
+            if line.len() <= super::super::flowsplit::MAX_LEN {
+                assert_eq!(whole, reference.is_ok(), "{line:?}: {reference:?}");
+            } else {
+                long += 1;
+            }
+            if whole {
+                fast += 1;
+                assert_eq!(Ok(&rec), reference.as_ref(), "{line:?}");
+            }
+            good += usize::from(reference.is_ok());
+            // And the reader's entry point, errors included, is the reference.
+            assert_eq!(parse_line(&line, format), reference, "{line:?}");
+        }
+        // The generator really produces both kinds, and the whole-line path is really taken.
+        assert!(good > 8_000 && good < 36_000, "{good} good lines");
+        assert!(fast + long >= good, "{fast} fast, {long} long, {good} good");
+        assert!(fast > 8_000, "{fast}");
+    }
+
+    #[test]
+    fn reader_agrees_with_field_by_field_across_chunk_ends() {
+        use crate::event::{Event, SourceKind};
+        use crate::logs::{Problem, Sink};
+
+        #[derive(Default)]
+        struct Collect(Vec<String>);
+        impl Sink for Collect {
+            fn event(&mut self, e: &Event<'_>) {
+                if let Record::Flow(r) = e.record {
+                    self.0.push(format!("{}: {r:?}", e.origin.line));
+                }
+            }
+            fn malformed(&mut self, p: &Problem<'_>) {
+                self.0.push(p.to_string());
+            }
+        }
+        /// Hands the input out in reads of random small sizes, so lines straddle every
+        /// buffer refill.
+        struct Dribble<'a>(&'a [u8], Rng);
+        impl Read for Dribble<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = (1 + self.1.below(300) as usize)
+                    .min(buf.len())
+                    .min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+
+        let mut rng = Rng(0xc4_0c4);
+        let v2 = FlowFormat::v2_default();
+        let lines: Vec<String> = (0..3_000)
+            .map(|_| gen_line(&mut rng, v2.fields()))
+            .collect();
+        let text = lines.join("\n");
+        let mut got = Collect::default();
+        let mut ctx = Ctx::new(SourceKind::VpcFlow, "obj", &mut got);
+        let mut input = Chunked::new(Dribble(text.as_bytes(), Rng(7)));
+        read(&mut input, &mut ctx, &Limits::default(), None);
+        drop(ctx);
+
+        let mut want = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let n = i + 1;
+            // The reader hands out lines without a trailing `\r`.
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.trim_ascii().is_empty() {
+                continue;
+            }
+            match by_field(line, v2.fields()) {
+                Ok(r) => want.push(format!("{n}: {r:?}")),
+                Err(e) => {
+                    let found = Tokens { s: line, i: 0 }.count();
+                    let e = if found != 14 {
+                        LineError::FieldCount {
+                            found,
+                            expected: 14,
+                        }
+                    } else {
+                        e
+                    };
+                    want.push(format!("vpc-flow: obj:{n}: {e}"));
+                }
+            }
+        }
+        assert_eq!(got.0.len(), want.len());
+        for (g, w) in got.0.iter().zip(&want) {
+            assert_eq!(g, w);
+        }
+    }
 
     #[test]
     fn header_detection() {
