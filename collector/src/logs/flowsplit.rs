@@ -276,7 +276,14 @@ mod tests {
                 _ => 16 * (1 + rng.below(32) as usize) + rng.below(3) as usize - 1,
             };
             while line.len() < target {
-                if rng.below(3) == 0 {
+                if round % 5 == 4 {
+                    // Single spaces only, as in nearly every real line.
+                    if line.last().is_some_and(|&c| c != b' ') && rng.below(4) == 0 {
+                        line.push(b' ');
+                    } else {
+                        line.push(junk[rng.below(junk.len() as u64) as usize]);
+                    }
+                } else if rng.below(3) == 0 {
                     let run = if rng.below(8) == 0 { 20 } else { 2 };
                     for _ in 0..1 + rng.below(run) {
                         line.push(seps[rng.below(seps.len() as u64) as usize]);
