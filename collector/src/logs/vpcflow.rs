@@ -590,7 +590,7 @@ mod tests {
             | FlowField::DstAddr
             | FlowField::PktSrcAddr
             | FlowField::PktDstAddr => match rng.below(if bad { 8 } else { 5 }) {
-                0 | 1 | 2 => {
+                0..=2 => {
                     let o: Vec<String> = (0..4)
                         .map(|_| match rng.below(6) {
                             0 => format!("{:03}", rng.below(256)),
@@ -786,10 +786,13 @@ mod tests {
             .collect();
         let text = lines.join("\n");
         let mut got = Collect::default();
-        let mut ctx = Ctx::new(SourceKind::VpcFlow, "obj", &mut got);
         let mut input = Chunked::new(Dribble(text.as_bytes(), Rng(7)));
-        read(&mut input, &mut ctx, &Limits::default(), None);
-        drop(ctx);
+        read(
+            &mut input,
+            &mut Ctx::new(SourceKind::VpcFlow, "obj", &mut got),
+            &Limits::default(),
+            None,
+        );
 
         let mut want = Vec::new();
         for (i, line) in lines.iter().enumerate() {
