@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use super::domainset::DomainSet;
+use super::domainset::{DomainQuery, DomainSet};
 use super::formats::ListFormat;
 use super::indicator::Indicator;
 use super::list::{IntelList, ListKind, ListRole};
@@ -52,7 +52,15 @@ pub fn test_domains() -> &'static DomainSet<Vec<FindingType>> {
 /// The finding a query for `domain` raises when it is a GuardDuty test domain: the EC2 variant
 /// for DNS-log detections, the Runtime variant for agent detections.
 pub fn test_domain_finding(domain: &str, resource: AffectedResource) -> Option<FindingType> {
-    let types = test_domains().lookup(domain)?.value();
+    test_domain_finding_for(&DomainQuery::new(domain)?, resource)
+}
+
+/// [`test_domain_finding`] of a query prepared once for several lookups.
+pub fn test_domain_finding_for(
+    query: &DomainQuery<'_>,
+    resource: AffectedResource,
+) -> Option<FindingType> {
+    let types = test_domains().find(query)?.value();
     types
         .iter()
         .copied()
@@ -75,7 +83,15 @@ pub fn mining_pools() -> &'static IntelList {
 
 /// The finding a mining-pool query raises for the given resource family, if any.
 pub fn mining_pool_finding(domain: &str, resource: AffectedResource) -> Option<FindingType> {
-    if !mining_pools().contains_domain(domain) {
+    mining_pool_finding_for(&DomainQuery::new(domain)?, resource)
+}
+
+/// [`mining_pool_finding`] of a query prepared once for several lookups.
+pub fn mining_pool_finding_for(
+    query: &DomainQuery<'_>,
+    resource: AffectedResource,
+) -> Option<FindingType> {
+    if !mining_pools().contains_domain_query(query) {
         return None;
     }
     match resource {

@@ -18,7 +18,8 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
-use super::builtin::{MINING_POOL_LIST_NAME, mining_pool_finding, test_domain_finding};
+use super::builtin::{MINING_POOL_LIST_NAME, mining_pool_finding_for, test_domain_finding_for};
+use super::domainset::DomainQuery;
 use super::index::{IntelIndex, Verdict};
 use crate::findings::{AffectedResource, FindingType};
 
@@ -220,11 +221,15 @@ pub fn classify_domain(
     resource: AffectedResource,
     out: &mut Vec<Hit>,
 ) {
-    let verdict = intel.check_domain(name);
+    // Normalised once for the three lookups below.
+    let Some(query) = DomainQuery::new(name) else {
+        return;
+    };
+    let verdict = intel.check_domain_query(&query);
     if matches!(verdict, Verdict::Trusted { .. }) {
         return;
     }
-    if let Some(t) = test_domain_finding(name, resource) {
+    if let Some(t) = test_domain_finding_for(&query, resource) {
         out.push(Hit {
             finding_type: t,
             rule: "test-domain",
@@ -232,7 +237,7 @@ pub fn classify_domain(
         });
         return;
     }
-    if let Some(t) = mining_pool_finding(name, resource) {
+    if let Some(t) = mining_pool_finding_for(&query, resource) {
         out.push(Hit {
             finding_type: t,
             rule: "mining-pool",

@@ -25,14 +25,49 @@ pub struct DomainSet<V> {
     single_label_wildcard: bool,
 }
 
+/// Where the last two labels of a name start (0 when it has fewer). Names are short: a plain
+/// backwards loop beats a vectorised search.
+fn tail_start(name: &str) -> usize {
+    let b = name.as_bytes();
+    let mut dots = 0;
+    for i in (0..b.len()).rev() {
+        if b[i] == b'.' {
+            dots += 1;
+            if dots == 2 {
+                return i + 1;
+            }
+        }
+    }
+    0
+}
+
 /// The last two labels of a name (all of it when it has fewer).
 fn tail(name: &str) -> &str {
-    let Some(last_dot) = memchr::memrchr(b'.', name.as_bytes()) else {
-        return name;
-    };
-    match memchr::memrchr(b'.', &name.as_bytes()[..last_dot]) {
-        Some(dot) => &name[dot + 1..],
-        None => name,
+    &name[tail_start(name)..]
+}
+
+/// A query normalised once (and its last two labels found once) for lookups in several sets.
+#[derive(Debug, Clone)]
+pub struct DomainQuery<'a> {
+    name: Cow<'a, str>,
+    tail: usize,
+}
+
+impl<'a> DomainQuery<'a> {
+    /// `None` for an empty name (nothing can match it).
+    pub fn new(query: &'a str) -> Option<Self> {
+        let name = normalise_query(query)?;
+        let tail = tail_start(&name);
+        Some(Self { name, tail })
+    }
+
+    /// The normalised name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn tail(&self) -> &str {
+        &self.name[self.tail..]
     }
 }
 
@@ -90,16 +125,21 @@ impl<V> DomainSet<V> {
         if self.is_empty() {
             return None;
         }
-        let name = normalise_query(query)?;
-        if let Some((_, value)) = self.exact.get_key_value(&*name) {
+        self.find(&DomainQuery::new(query)?)
+    }
+
+    /// [`DomainSet::lookup`] of a query prepared once for several sets.
+    pub fn find(&self, query: &DomainQuery<'_>) -> Option<DomainMatch<'_, V>> {
+        let name = &*query.name;
+        if let Some((_, value)) = self.exact.get_key_value(name) {
             return Some(DomainMatch::Exact(value));
         }
         if self.wildcard_suffixes.is_empty()
-            || !self.single_label_wildcard && !self.wildcard_tails.contains(tail(&name))
+            || !self.single_label_wildcard && !self.wildcard_tails.contains(query.tail())
         {
             return None;
         }
-        let mut rest = &*name;
+        let mut rest = name;
         while let Some((_, parent)) = rest.split_once('.') {
             if let Some((suffix, value)) = self.wildcard_suffixes.get_key_value(parent) {
                 return Some(DomainMatch::Wildcard { suffix, value });
@@ -260,6 +300,10 @@ mod tests {
         assert_eq!(tail("a.b.example.org"), "example.org");
         assert_eq!(tail("example.org"), "example.org");
         assert_eq!(tail("org"), "org");
+        assert_eq!(tail("x..org"), ".org");
+        let q = DomainQuery::new(" Sub.Example.ORG. ").unwrap();
+        assert_eq!((q.name(), q.tail()), ("sub.example.org", "example.org"));
+        assert!(DomainQuery::new("").is_none() && DomainQuery::new(".").is_none());
         let mut s = set(&[("*.b.example.org", 2)]);
         s.insert(&Indicator::WildcardDomain("com".into()), 1);
         assert_eq!(s.lookup("a.example.com").map(|m| *m.value()), Some(1));

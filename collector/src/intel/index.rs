@@ -4,6 +4,7 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use super::domainset::DomainQuery;
 use super::indicator::is_publicly_routable;
 use super::list::{IntelList, ListKind, ListRole};
 
@@ -76,7 +77,15 @@ impl IntelIndex {
     /// Domain lookup for DNS findings. Only entity lists apply (GuardDuty's IP lists do not
     /// apply to DNS findings, and cannot hold domains anyway).
     pub fn check_domain(&self, domain: &str) -> Verdict<'_> {
-        self.verdict(|list| list.kind == ListKind::EntityList && list.contains_domain(domain))
+        match DomainQuery::new(domain) {
+            Some(query) => self.check_domain_query(&query),
+            None => Verdict::Clean,
+        }
+    }
+
+    /// [`IntelIndex::check_domain`] of a query prepared once for several lookups.
+    pub fn check_domain_query(&self, query: &DomainQuery<'_>) -> Verdict<'_> {
+        self.verdict(|list| list.kind == ListKind::EntityList && list.contains_domain_query(query))
     }
 
     /// Executable lookup for runtime findings, by SHA-256 (any case). Hashes load only into

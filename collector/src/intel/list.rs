@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use super::domainset::DomainSet;
+use super::domainset::{DomainQuery, DomainSet};
 use super::formats::{LineError, ListFormat, ParsedList};
 use super::indicator::Indicator;
 use super::ipset::{IpSet, IpSetBuilder};
@@ -136,6 +136,10 @@ impl IntelList {
 
     pub fn contains_domain(&self, domain: &str) -> bool {
         self.domains.contains(domain)
+    }
+
+    pub fn contains_domain_query(&self, query: &DomainQuery<'_>) -> bool {
+        !self.domains.is_empty() && self.domains.find(query).is_some()
     }
 
     /// `sha256` in lower-case hex.
