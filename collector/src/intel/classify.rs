@@ -305,7 +305,15 @@ pub fn metadata_rebind<'a>(
     mut answers: impl Iterator<Item = &'a str>,
     intel: &IntelIndex,
 ) -> Option<&'a str> {
-    let answer = answers.find(|a| METADATA_ADDRESSES.contains(&a.trim()))?;
+    // Every answer of every query is looked at: comparing by length first lets the compiler
+    // inline each fixed-length comparison instead of calling memcmp per address.
+    let is_metadata = |a: &str| {
+        let a = a.trim();
+        METADATA_ADDRESSES
+            .iter()
+            .any(|m| a.len() == m.len() && a.as_bytes() == m.as_bytes())
+    };
+    let answer = answers.find(|a| is_metadata(a))?;
     if METADATA_NAMES.contains(&name) || matches!(intel.check_domain(name), Verdict::Trusted { .. })
     {
         return None;
@@ -419,6 +427,24 @@ mod tests {
         assert_eq!(
             metadata_rebind("rebind.example.com", ["93.184.216.34"].into_iter(), &intel),
             None
+        );
+        let near = [
+            "169.254.169.25",
+            "169.254.169.2540",
+            "fd00:ec2::25",
+            "fd00:ec2::2541",
+        ];
+        assert_eq!(
+            metadata_rebind("rebind.example.com", near.into_iter(), &intel),
+            None
+        );
+        assert_eq!(
+            metadata_rebind(
+                "rebind.example.com",
+                [" fd00:ec2::254 "].into_iter(),
+                &intel
+            ),
+            Some("fd00:ec2::254")
         );
     }
 }
