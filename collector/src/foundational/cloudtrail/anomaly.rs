@@ -240,17 +240,18 @@ impl LogDetector for AnomalousApis {
         let who = caller(rec);
         let source = rec.event_source.as_deref().unwrap_or("");
         let service = source.strip_suffix(".amazonaws.com").unwrap_or(source);
-        self.api.clear();
-        self.api.push_str(service);
-        self.api.push(':');
-        self.api.push_str(name);
-        let api = self.api.as_str();
-        let pair = pair_hash(who, api);
+        let pair = pair_hash(who, (service, name));
         let in_order = now >= self.newest_ms;
         self.newest_ms = self.newest_ms.max(now);
         if in_order && self.seen.contains(&pair) {
             return;
         }
+        // `service:API` is spelled out only off the fast path.
+        self.api.clear();
+        self.api.push_str(service);
+        self.api.push(':');
+        self.api.push_str(name);
+        let api = self.api.as_str();
         if self.principals.len() >= MAX_PRINCIPALS && !self.principals.contains_key(who) {
             return;
         }
