@@ -221,8 +221,8 @@ pub fn classify_domain(
     resource: AffectedResource,
     out: &mut Vec<Hit>,
 ) {
-    // Normalised once for the three lookups below.
-    let Some(query) = DomainQuery::new(name) else {
+    // Prepared once for the three lookups below; the name is lower case already.
+    let Some(query) = DomainQuery::lower_case(name) else {
         return;
     };
     let verdict = intel.check_domain_query(&query);

@@ -61,6 +61,18 @@ impl<'a> DomainQuery<'a> {
         Some(Self { name, tail })
     }
 
+    /// A name its caller has already lower-cased (ASCII): only the trailing dot and surrounding
+    /// white space are dropped, without the case scan [`DomainQuery::new`] does.
+    pub fn lower_case(name: &'a str) -> Option<Self> {
+        debug_assert!(!name.bytes().any(|b| b.is_ascii_uppercase()), "{name}");
+        let trimmed = name.trim_ascii();
+        let name = trimmed.strip_suffix('.').unwrap_or(trimmed);
+        (!name.is_empty()).then(|| Self {
+            name: Cow::Borrowed(name),
+            tail: tail_start(name),
+        })
+    }
+
     /// The normalised name.
     pub fn name(&self) -> &str {
         &self.name
@@ -304,6 +316,9 @@ mod tests {
         let q = DomainQuery::new(" Sub.Example.ORG. ").unwrap();
         assert_eq!((q.name(), q.tail()), ("sub.example.org", "example.org"));
         assert!(DomainQuery::new("").is_none() && DomainQuery::new(".").is_none());
+        let lower = DomainQuery::lower_case(" sub.example.org. ").unwrap();
+        assert_eq!((lower.name(), lower.tail()), (q.name(), q.tail()));
+        assert!(DomainQuery::lower_case(" . ").is_none());
         let mut s = set(&[("*.b.example.org", 2)]);
         s.insert(&Indicator::WildcardDomain("com".into()), 1);
         assert_eq!(s.lookup("a.example.com").map(|m| *m.value()), Some(1));
