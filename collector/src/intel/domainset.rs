@@ -64,7 +64,7 @@ impl<'a> DomainQuery<'a> {
     /// A name its caller has already lower-cased (ASCII): only the trailing dot and surrounding
     /// white space are dropped, without the case scan [`DomainQuery::new`] does.
     pub fn lower_case(name: &'a str) -> Option<Self> {
-        debug_assert!(!name.bytes().any(|b| b.is_ascii_uppercase()), "{name}");
+        debug_assert!(!has_ascii_uppercase(name), "{name}");
         let trimmed = name.trim_ascii();
         let name = trimmed.strip_suffix('.').unwrap_or(trimmed);
         (!name.is_empty()).then(|| Self {
@@ -174,6 +174,13 @@ impl<V> DomainSet<V> {
     }
 }
 
+/// Whether `s` has an ASCII upper-case letter. Every queried name is checked: a fold without
+/// early exit lets the compiler test many bytes at a time.
+pub fn has_ascii_uppercase(s: &str) -> bool {
+    s.bytes()
+        .fold(false, |upper, b| upper | b.is_ascii_uppercase())
+}
+
 /// Queries come from DNS traffic and logs, so they are not validated as strictly as list entries:
 /// only case and the trailing dot are normalised.
 fn normalise_query(query: &str) -> Option<Cow<'_, str>> {
@@ -184,11 +191,7 @@ fn normalise_query(query: &str) -> Option<Cow<'_, str>> {
     }
     // Already lower case (the usual query): both normalisers below would return it unchanged,
     // so it is used as it is, without an allocation per lookup.
-    // (A fold without early exit: the compiler checks many bytes at a time.)
-    if !name
-        .bytes()
-        .fold(false, |upper, b| upper | b.is_ascii_uppercase())
-    {
+    if !has_ascii_uppercase(name) {
         return Some(Cow::Borrowed(name));
     }
     // Reuse the strict normaliser when it accepts the name; fall back to plain lower-casing for

@@ -16,7 +16,7 @@ pub mod ipset;
 pub mod list;
 pub mod source;
 
-pub use domainset::{DomainMatch, DomainQuery, DomainSet};
+pub use domainset::{DomainMatch, DomainQuery, DomainSet, has_ascii_uppercase};
 pub use formats::{Entry, LineError, ListFormat, ParsedList};
 pub use index::{IntelIndex, Verdict};
 pub use indicator::{Indicator, is_publicly_routable};

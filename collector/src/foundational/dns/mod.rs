@@ -117,7 +117,7 @@ impl DnsDetector {
             return;
         }
         let lowered;
-        let name = if raw.bytes().any(|b| b.is_ascii_uppercase()) {
+        let name = if crate::intel::has_ascii_uppercase(raw) {
             lowered = raw.to_ascii_lowercase();
             lowered.as_str()
         } else {
