@@ -17,6 +17,7 @@ pub mod time;
 
 use std::cell::OnceCell;
 use std::fmt;
+use std::net::IpAddr;
 
 pub use cloudtrail::CloudTrailRecord;
 pub use dns::DnsQuery;
@@ -90,6 +91,8 @@ pub struct Event<'a> {
     /// [`Event::time_ms`], parsed on first use: the engine and several detectors ask for it, and
     /// a CloudTrail `eventTime` is text.
     time: OnceCell<Option<i64>>,
+    /// [`Event::caller_ip`], parsed on first use: most CloudTrail detectors look at it.
+    caller_ip: OnceCell<Option<IpAddr>>,
 }
 
 impl<'a> Event<'a> {
@@ -98,6 +101,7 @@ impl<'a> Event<'a> {
             origin,
             record,
             time: OnceCell::new(),
+            caller_ip: OnceCell::new(),
         }
     }
 
@@ -115,6 +119,15 @@ impl<'a> Event<'a> {
             Record::CloudTrail(r) => r.time_ms(),
             Record::Flow(r) => r.start.map(|s| s as i64 * 1000),
             Record::Dns(r) => r.time_ms(),
+        })
+    }
+
+    /// A CloudTrail record's `sourceIPAddress` when it is an address (see
+    /// [`CloudTrailRecord::source_ip`]); `None` for other sources.
+    pub fn caller_ip(&self) -> Option<IpAddr> {
+        *self.caller_ip.get_or_init(|| match self.record {
+            Record::CloudTrail(r) => r.source_ip(),
+            Record::Flow(_) | Record::Dns(_) => None,
         })
     }
 }

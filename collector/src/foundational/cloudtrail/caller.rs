@@ -80,11 +80,11 @@ fn is_recon(rec: &CloudTrailRecord<'_>) -> bool {
 }
 
 /// The public caller address of a call the principal made itself.
-fn caller_ip(rec: &CloudTrailRecord<'_>) -> Option<IpAddr> {
+fn caller_ip(ev: &Event<'_>, rec: &CloudTrailRecord<'_>) -> Option<IpAddr> {
     if by_aws_service(rec) {
         return None;
     }
-    rec.source_ip().filter(|ip| is_public(*ip))
+    ev.caller_ip().filter(|ip| is_public(*ip))
 }
 
 pub struct CallerIntel;
@@ -101,7 +101,7 @@ impl LogDetector for CallerIntel {
     fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
         use FindingType as T;
         let Some(rec) = record(ev) else { return };
-        let Some(ip) = caller_ip(rec) else { return };
+        let Some(ip) = caller_ip(ev, rec) else { return };
         let intel = ctx.ip_intel(ip);
         let s3 = s3_data(rec);
         let recon = is_recon(rec);

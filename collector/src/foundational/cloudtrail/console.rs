@@ -63,7 +63,7 @@ impl LogDetector for ConsoleLogins {
             .response_elements
             .and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
             .is_some_and(|v| v.get("ConsoleLogin").and_then(Value::as_str) == Some("Success"));
-        let (Some(ip), Some(now)) = (rec.source_ip().filter(|ip| is_public(*ip)), ev.time_ms())
+        let (Some(ip), Some(now)) = (ev.caller_ip().filter(|ip| is_public(*ip)), ev.time_ms())
         else {
             return;
         };

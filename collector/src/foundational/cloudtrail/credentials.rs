@@ -147,7 +147,7 @@ impl LogDetector for InstanceCredentials {
                 _ => return,
             }
         } else {
-            let Some(ip) = rec.source_ip().filter(|ip| is_public(*ip)) else {
+            let Some(ip) = ev.caller_ip().filter(|ip| is_public(*ip)) else {
                 return;
             };
             if from_instance_agent(rec) {

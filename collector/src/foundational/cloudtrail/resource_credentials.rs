@@ -166,7 +166,7 @@ impl LogDetector for ResourceCredentials {
             }
         } else {
             let ranges = &ctx.settings.aws_ranges;
-            let Some(ip) = rec.source_ip().filter(|ip| is_public(*ip)) else {
+            let Some(ip) = ev.caller_ip().filter(|ip| is_public(*ip)) else {
                 return;
             };
             if !ranges.is_loaded() || ranges.contains(ip) {
