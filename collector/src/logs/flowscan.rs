@@ -168,14 +168,11 @@ fn load8_tail(b: &[u8], i: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
-/// High bits of the first `n` (0..=8) bytes of a word.
+/// High bits of the first `n` (1..=8) bytes of a word.
 #[inline(always)]
 fn first_bytes(n: usize) -> u64 {
-    if n >= 8 {
-        HIGH
-    } else {
-        HIGH & ((1u64 << (8 * n)) - 1)
-    }
+    debug_assert!((1..=8).contains(&n));
+    HIGH >> (64 - 8 * n)
 }
 
 /// The decimal field `b[s..e]` (its bounds known, `e > s`): its value when it is 1 to 16 ASCII

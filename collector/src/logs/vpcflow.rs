@@ -30,6 +30,8 @@ pub(crate) fn read<R: Read>(
         }
     };
     let mut from_header: Option<FlowFormat> = None;
+    // Whether the format is the v2 default, decided once per format rather than per line.
+    let mut v2 = is_v2(base);
     let mut first = true;
     let mut split = Split::default();
     for_each_text_line(input, limits.max_line, |n, line| match line {
@@ -53,7 +55,10 @@ pub(crate) fn read<R: Read>(
             }
             if std::mem::take(&mut first) && is_header(text) {
                 match FlowFormat::parse(text) {
-                    Ok(f) => from_header = Some(f),
+                    Ok(f) => {
+                        v2 = is_v2(&f);
+                        from_header = Some(f);
+                    }
                     Err(e) => ctx.malformed(Some(n), None, format_args!("bad header line: {e}")),
                 }
                 return;
@@ -64,7 +69,7 @@ pub(crate) fn read<R: Read>(
                 line: text,
                 ..FlowRecord::default()
             };
-            match fill_fields(text, format, &mut rec, &mut split) {
+            match fill_fields(text, format.fields(), v2, &mut rec, &mut split) {
                 Ok(()) => ctx.emit(n, None, Record::Flow(&rec)),
                 Err(e) => {
                     // A wrong field count explains a bad value better (e.g. a format mismatch).
@@ -158,7 +163,13 @@ pub fn parse_line<'a>(line: &'a str, format: &FlowFormat) -> Result<FlowRecord<'
         line,
         ..FlowRecord::default()
     };
-    fill_fields(line, format, &mut rec, &mut Split::default())?;
+    fill_fields(
+        line,
+        format.fields(),
+        is_v2(format),
+        &mut rec,
+        &mut Split::default(),
+    )?;
     Ok(rec)
 }
 
@@ -201,7 +212,13 @@ pub fn parse_line_into<'a>(
         line,
         ..FlowRecord::default()
     };
-    fill_fields(line, format, rec, &mut Split::default())
+    fill_fields(
+        line,
+        format.fields(),
+        is_v2(format),
+        rec,
+        &mut Split::default(),
+    )
 }
 
 /// The v2 default fields, the format of nearly every flow log: parsed by straight-line code.
@@ -222,26 +239,44 @@ const V2_FIELDS: [FlowField; 14] = [
     FlowField::LogStatus,
 ];
 
+/// Whether `format` is the v2 default (then [`fill_fields`] takes its straight-line paths).
+fn is_v2(format: &FlowFormat) -> bool {
+    format.fields() == V2_FIELDS
+}
+
 /// The field loop of [`parse_line_into`], on a record that is still all `None`: the whole-line
 /// path ([`whole_line`]) when it accepts the line, else field by field, which also decides the
 /// error.
 #[inline(always)]
 fn fill_fields<'a>(
     line: &'a str,
-    format: &FlowFormat,
+    fields: &[FlowField],
+    v2: bool,
     rec: &mut FlowRecord<'a>,
     split: &mut Split,
 ) -> Result<(), LineError> {
-    let fields = format.fields();
-    if whole_line(line, fields, split, rec) {
+    debug_assert_eq!(v2, fields == V2_FIELDS);
+    if whole_line(line, fields, v2, split, rec) {
         return Ok(());
     }
+    one_by_one(line, fields, v2, rec)
+}
+
+/// The field-by-field path of [`fill_fields`], for lines [`whole_line`] did not accept. Out of
+/// line, so that the whole-line path's code stays compact.
+#[inline(never)]
+fn one_by_one<'a>(
+    line: &'a str,
+    fields: &[FlowField],
+    v2: bool,
+    rec: &mut FlowRecord<'a>,
+) -> Result<(), LineError> {
     // Whatever the whole-line path stored before it gave up is overwritten from scratch.
     *rec = FlowRecord {
         line,
         ..FlowRecord::default()
     };
-    let end = if fields == V2_FIELDS {
+    let end = if v2 {
         // One call per field with the field known at compile time: each `match` in `one_field`
         // folds away, and with it an indirect jump per field.
         let mut i = 0;
@@ -327,24 +362,36 @@ macro_rules! store_field {
 fn whole_line<'a>(
     line: &'a str,
     fields: &[FlowField],
+    v2: bool,
     split: &mut Split,
     rec: &mut FlowRecord<'a>,
 ) -> bool {
     if split.split(line.as_bytes()) != Some(fields.len()) {
         return false;
     }
-    if fields == V2_FIELDS {
+    if v2 {
         // As in `fill_fields`: the field of each call known at compile time.
         macro_rules! v2 {
             ($($idx:literal)*) => { $( field_at(line, split.field($idx), V2_FIELDS[$idx], rec) )&&* };
         }
         v2!(0 1 2 3 4 5 6 7 8 9 10 11 12 13)
     } else {
-        fields
-            .iter()
-            .enumerate()
-            .all(|(k, &field)| field_at(line, split.field(k), field, rec))
+        any_field_at(line, fields, split, rec)
     }
+}
+
+/// [`whole_line`] for any field list; out of line, as the v2 path is the one to keep compact.
+#[inline(never)]
+fn any_field_at<'a>(
+    line: &'a str,
+    fields: &[FlowField],
+    split: &Split,
+    rec: &mut FlowRecord<'a>,
+) -> bool {
+    fields
+        .iter()
+        .enumerate()
+        .all(|(k, &field)| field_at(line, split.field(k), field, rec))
 }
 
 /// `line[s..e]`, a field found by [`Split`].
@@ -728,7 +775,7 @@ mod tests {
                 line: &line,
                 ..FlowRecord::default()
             };
-            let whole = whole_line(&line, fields, &mut split, &mut rec);
+            let whole = whole_line(&line, fields, fields == V2_FIELDS, &mut split, &mut rec);
             if line.len() <= super::super::flowsplit::MAX_LEN {
                 assert_eq!(whole, reference.is_ok(), "{line:?}: {reference:?}");
             } else {
