@@ -13,6 +13,7 @@
 //! opener and one carrying SYN-ACK is from the responder; otherwise the side with the higher
 //! (ephemeral) port is taken as the client. Equal ports or port-less protocols leave it unknown.
 
+use std::collections::hash_map::Entry;
 use std::net::{IpAddr, Ipv4Addr};
 
 use foldhash::HashMap;
@@ -62,13 +63,36 @@ enum Learned {
     Either(Ipv4Addr, Ipv4Addr),
 }
 
-/// Per-interface address learning (step 3 of the module doc). Bounded: at most `MAX_INTERFACES`
-/// entries; beyond that, new interfaces are not learned (their internal-only records stay
-/// unattributed) rather than growing without limit.
+/// Per-interface address learning (step 3 of the module doc), and where each interface's instance
+/// state is kept, so a record costs one keyed lookup of its interface. Bounded: at most
+/// `MAX_INTERFACES` entries; beyond that, new interfaces are not learned (their internal-only
+/// records stay unattributed) rather than growing without limit.
 #[derive(Debug, Default)]
 pub struct Interfaces {
-    learned: HashMap<StateKey, Learned>,
+    learned: HashMap<StateKey, Interface>,
 }
+
+/// One interface's entry.
+#[derive(Debug)]
+pub struct Interface {
+    /// `None` only transiently, while the record that created the entry is being viewed.
+    learned: Option<Learned>,
+    /// Where the detector keeps the state of this interface's instance; the detector fills it in.
+    pub slots: InstanceSlots,
+}
+
+/// Indexes of instance state the detector cached on an interface (`NO_SLOT`: not known yet).
+#[derive(Debug, Clone, Copy)]
+pub struct InstanceSlots {
+    /// The state kept under the interface's own key: records naming only an interface or only an
+    /// instance. That key never changes, so neither does this slot.
+    pub own: u32,
+    /// The state of the instance the interface was last seen on, for records naming both (an
+    /// interface can move to another instance: the detector checks the instance's key).
+    pub other: u32,
+}
+
+pub const NO_SLOT: u32 = u32::MAX;
 
 const MAX_INTERFACES: usize = 1 << 20;
 
@@ -80,27 +104,48 @@ fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
 }
 
 impl Interfaces {
-    /// The record seen from its interface, or `None` for records without traffic (NODATA,
-    /// SKIPDATA), IPv6, records naming neither an instance nor an interface, and internal-only
-    /// records of interfaces whose address is not known yet.
-    pub fn view<'r>(&mut self, r: &FlowRecord<'r>) -> Option<Conn<'r>> {
+    /// The record seen from its interface, with the interface's entry (`None` when the table is
+    /// full), or `None` for records without traffic (NODATA, SKIPDATA), IPv6, records naming
+    /// neither an instance nor an interface, and internal-only records of interfaces whose
+    /// address is not known yet.
+    pub fn view<'r>(&mut self, r: &FlowRecord<'r>) -> Option<(Conn<'r>, Option<&mut Interface>)> {
         if matches!(r.log_status, Some(LogStatus::NoData | LogStatus::SkipData)) {
             return None;
         }
         let src = v4(r.srcaddr?)?;
         let dst = v4(r.dstaddr?)?;
         let key = r.interface_id.or(r.instance_id)?;
+        // Every path below writes the interface's entry, so it is looked up (or made) once here.
+        // Keys are interface and instance ids, short enough to be built without allocating.
+        let room = self.learned.len() < MAX_INTERFACES;
+        let mut iface = match self.learned.entry(StateKey::from(key)) {
+            Entry::Occupied(o) => Some(o.into_mut()),
+            Entry::Vacant(v) if room => Some(v.insert(Interface {
+                learned: None,
+                slots: InstanceSlots {
+                    own: NO_SLOT,
+                    other: NO_SLOT,
+                },
+            })),
+            // Not learned: what this record would teach is dropped.
+            Entry::Vacant(_) => None,
+        };
+        let mut unlearned = None;
+        let learned = match &mut iface {
+            Some(i) => &mut i.learned,
+            None => &mut unlearned,
+        };
         let local_is_src = match r.flow_direction {
             Some(FlowDirection::Egress) => true,
             Some(FlowDirection::Ingress) => false,
             None => match (is_publicly_routable(src), is_publicly_routable(dst)) {
                 (false, true) => true,
                 (true, false) => false,
-                _ => self.resolve(key, src, dst)?,
+                _ => resolve(learned, src, dst)?,
             },
         };
         let (local, remote) = if local_is_src { (src, dst) } else { (dst, src) };
-        self.remember(key, local);
+        *learned = Some(Learned::Known(local));
         let (sport, dport) = (r.srcport.unwrap_or(0), r.dstport.unwrap_or(0));
         let (local_port, remote_port) = if local_is_src {
             (sport, dport)
@@ -115,7 +160,7 @@ impl Interfaces {
             Some(_) => Opener::Remote,
             None => Opener::Unknown,
         };
-        Some(Conn {
+        let conn = Conn {
             target: Ec2Target {
                 instance_id: r.instance_id,
                 eni: r.interface_id,
@@ -135,53 +180,40 @@ impl Interfaces {
             start: r.start.or(r.end).unwrap_or(0),
             accepted: r.action != Some(FlowAction::Reject),
             remote_public: is_publicly_routable(remote),
-        })
+        };
+        Some((conn, iface))
     }
+}
 
-    /// Whether the interface's address is the source, from what earlier records taught.
-    fn resolve(&mut self, key: &str, src: Ipv4Addr, dst: Ipv4Addr) -> Option<bool> {
-        match self.learned.get(key).copied() {
-            Some(Learned::Known(a)) if a == src => Some(true),
-            Some(Learned::Known(a)) if a == dst => Some(false),
-            Some(Learned::Known(_)) | None => {
-                self.insert(key, Learned::Either(src, dst));
-                None
-            }
-            Some(Learned::Either(a, b)) => {
-                let common = [a, b]
-                    .into_iter()
-                    .filter(|x| *x == src || *x == dst)
-                    .collect::<Vec<_>>();
-                match common.as_slice() {
-                    [one] => {
-                        self.insert(key, Learned::Known(*one));
-                        Some(*one == src)
-                    }
-                    // Same pair again: still ambiguous. No overlap: the interface changed address.
-                    [_, _] => None,
-                    _ => {
-                        self.insert(key, Learned::Either(src, dst));
-                        None
-                    }
+/// Whether the interface's address is the source, from what earlier records taught (`learned`),
+/// which this record updates.
+fn resolve(learned: &mut Option<Learned>, src: Ipv4Addr, dst: Ipv4Addr) -> Option<bool> {
+    match *learned {
+        Some(Learned::Known(a)) if a == src => Some(true),
+        Some(Learned::Known(a)) if a == dst => Some(false),
+        Some(Learned::Known(_)) | None => {
+            *learned = Some(Learned::Either(src, dst));
+            None
+        }
+        Some(Learned::Either(a, b)) => {
+            let in_record = |x: Ipv4Addr| x == src || x == dst;
+            match (in_record(a), in_record(b)) {
+                (true, false) => {
+                    *learned = Some(Learned::Known(a));
+                    Some(a == src)
+                }
+                (false, true) => {
+                    *learned = Some(Learned::Known(b));
+                    Some(b == src)
+                }
+                // Same pair again: still ambiguous.
+                (true, true) => None,
+                // No overlap: the interface changed address.
+                (false, false) => {
+                    *learned = Some(Learned::Either(src, dst));
+                    None
                 }
             }
-        }
-    }
-
-    /// One lookup in the usual case (the interface's address is already known).
-    fn remember(&mut self, key: &str, local: Ipv4Addr) {
-        if let Some(slot) = self.learned.get_mut(key) {
-            *slot = Learned::Known(local);
-        } else if self.learned.len() < MAX_INTERFACES {
-            self.learned.insert(key.into(), Learned::Known(local));
-        }
-    }
-
-    fn insert(&mut self, key: &str, value: Learned) {
-        if let Some(slot) = self.learned.get_mut(key) {
-            *slot = value;
-        } else if self.learned.len() < MAX_INTERFACES {
-            self.learned.insert(key.into(), value);
         }
     }
 }
@@ -214,7 +246,7 @@ mod tests {
 
     fn view(ifaces: &mut Interfaces, line: &str) -> Option<(String, String, Opener, bool)> {
         let rec = parse_line(line, &FlowFormat::v2_default()).unwrap();
-        ifaces.view(&rec).map(|c| {
+        ifaces.view(&rec).map(|(c, _)| {
             (
                 format!("{}:{}", c.local, c.local_port),
                 format!("{}:{}", c.remote, c.remote_port),

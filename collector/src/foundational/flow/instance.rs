@@ -4,11 +4,14 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use foldhash::fast::RandomState;
+use foldhash::{HashMap, HashMapExt};
 use serde::{Deserialize, Serialize};
 
-use super::conn::{Conn, Interfaces, Opener};
+use super::conn::{Conn, Interfaces, NO_SLOT, Opener};
 use super::finding::{Ec2Draft, local_ip_details, port_details, protocol_name, remote_ip_details};
+use super::peers::Peer;
+use super::ports::PortSet;
 use super::resolvers::{self, DnsKind};
 use super::{EMR_PORTS, FlowConfig, TCP_ONLY_PORTS};
 use crate::event::{Event, FlowRecord};
@@ -36,7 +39,7 @@ const BRUTE_FORCE: [(u16, u16, FindingType, &str); 3] = [
     (5985, 5986, FindingType::ImpactEc2WinRmBruteForce, "WinRM"),
 ];
 
-/// Denial-of-service classes, in [`Peer::dos`] order.
+/// Denial-of-service classes, in [`super::peers::Peer::add_dos`] order.
 const DOS_TYPES: [FindingType; 5] = [
     FindingType::BackdoorEc2DenialOfServiceTcp,
     FindingType::BackdoorEc2DenialOfServiceUdp,
@@ -44,49 +47,6 @@ const DOS_TYPES: [FindingType; 5] = [
     FindingType::BackdoorEc2DenialOfServiceDns,
     FindingType::BackdoorEc2DenialOfServiceUnusualProtocol,
 ];
-
-/// What the instance did with one remote address in the current windows.
-#[derive(Debug, Default)]
-struct Peer {
-    /// Current brute-force / scan / DoS window (index of `window_secs` periods).
-    window: u64,
-    /// Connections per brute-force service: `[service][0 = inbound, 1 = outbound]`.
-    brute: [[u32; 2]; 3],
-    brute_fired: u8,
-    scan_ports: Vec<u16>,
-    scan_fired: bool,
-    /// Packets and bytes per DoS class.
-    dos: [(u64, u64); 5],
-    dos_fired: u8,
-    /// Window + 1 of the last threat-list occurrence (0 = none): one per window, not per record.
-    intel_window: u64,
-    hour: u64,
-    hour_bytes: u64,
-    volume_fired: bool,
-}
-
-impl Peer {
-    /// Moves to `window` if it is newer; false for a record older than the current window.
-    fn roll(&mut self, window: u64) -> bool {
-        if window > self.window {
-            let (intel_window, hour, hour_bytes, volume_fired) = (
-                self.intel_window,
-                self.hour,
-                self.hour_bytes,
-                self.volume_fired,
-            );
-            *self = Peer {
-                window,
-                intel_window,
-                hour,
-                hour_bytes,
-                volume_fired,
-                ..Peer::default()
-            };
-        }
-        window == self.window
-    }
-}
 
 /// Probes of one local port in the current probe window.
 #[derive(Debug, Default)]
@@ -132,14 +92,18 @@ struct ResolverUse {
     last_seen: u64,
 }
 
+/// All state of one instance. The fields most records touch come first, in the first cache line.
 #[derive(Debug)]
+#[repr(C, align(64))]
 struct Instance {
     /// Start (Unix seconds) of the learning period: the instance's first record.
     first_seen: u64,
-    /// Learned ports: direction (1 out, 2 in) << 24 | protocol << 16 | port.
-    ports: HashSet<u32>,
     peak_hour_bytes: u64,
+    /// Learned ports: direction (1 out, 2 in) << 24 | protocol << 16 | port.
+    ports: PortSet,
     peers: HashMap<u32, Peer>,
+    /// The key the instance's state is kept under (instance id, else interface id).
+    key: StateKey,
     probes: HashMap<u32, Probe>,
     /// Public resolvers (plain, DoT, DoH) the instance used.
     resolvers: Vec<ResolverUse>,
@@ -153,12 +117,13 @@ struct Instance {
 }
 
 impl Instance {
-    fn new(first_seen: u64) -> Self {
+    fn new(key: StateKey, first_seen: u64) -> Self {
         Self {
             first_seen,
-            ports: HashSet::new(),
             peak_hour_bytes: 0,
+            ports: PortSet::default(),
             peers: HashMap::new(),
+            key,
             probes: HashMap::new(),
             resolvers: Vec::new(),
             smtp_history: false,
@@ -191,7 +156,13 @@ struct SavedState {
 pub struct FlowDetector {
     config: FlowConfig,
     interfaces: Interfaces,
-    instances: HashMap<StateKey, Instance>,
+    /// Every instance's state; an index into it (a slot) is what `interfaces` caches, so the
+    /// common record costs one keyed lookup.
+    instances: Vec<Instance>,
+    /// Slot of each instance's state by its key.
+    slots: HashMap<StateKey, u32>,
+    /// Seeds the port sets' hashing.
+    hasher: RandomState,
     newest: u64,
     since_sweep: u32,
     /// Event time (Unix seconds) of the last sweep.
@@ -213,7 +184,9 @@ impl FlowDetector {
         Self {
             config,
             interfaces: Interfaces::default(),
-            instances: HashMap::new(),
+            instances: Vec::new(),
+            slots: HashMap::new(),
+            hasher: RandomState::default(),
             newest: 0,
             since_sweep: 0,
             swept_at: 0,
@@ -236,10 +209,32 @@ impl FlowDetector {
         ctx: &LogContext<'_>,
         out: &mut Vec<Occurrence>,
     ) {
-        let Some(c) = self.interfaces.view(record) else {
+        let Some((c, iface)) = self.interfaces.view(record) else {
             return;
         };
         let Some(key) = c.target.key() else { return };
+        // The instance's slot as cached on the interface, checked when the record names an
+        // instance other than the interface's own key; else looked up (and cached).
+        let own_key = c.target.instance_id.is_none() || c.target.eni.is_none();
+        let cached = iface.map(|i| {
+            if own_key {
+                &mut i.slots.own
+            } else {
+                &mut i.slots.other
+            }
+        });
+        let slot = match cached {
+            Some(s) if *s != NO_SLOT && (own_key || self.instances[*s as usize].key == key) => {
+                *s as usize
+            }
+            cached => {
+                let slot = slot_of(&mut self.instances, &mut self.slots, key, c.start);
+                if let Some(s) = cached {
+                    *s = slot as u32;
+                }
+                slot
+            }
+        };
         if c.start > self.newest {
             self.newest = c.start;
         }
@@ -248,17 +243,18 @@ impl FlowDetector {
             self.sweep(self.newest.saturating_sub(self.config.window_secs));
         }
         let cfg = &self.config;
-        let inst = match self.instances.get_mut(key) {
-            Some(inst) => inst,
-            None => self
-                .instances
-                .entry(key.into())
-                .or_insert_with(|| Instance::new(c.start)),
-        };
+        let hasher = &self.hasher;
+        let inst = &mut self.instances[slot];
         if c.start < inst.first_seen {
             inst.first_seen = c.start;
         }
         let window = c.start / cfg.window_secs;
+        // The port's slot is most likely not in cache: it starts loading now, while the
+        // threat-list probe below runs.
+        let port_key = learned_port(&c);
+        if let Some(port_key) = port_key {
+            inst.ports.prefetch(port_key, hasher);
+        }
         let learning_secs = (ctx.settings.learning_period_ms.max(0) / 1000) as u64;
         let em = Emitter {
             c: &c,
@@ -304,8 +300,8 @@ impl FlowDetector {
         if !self.hits.is_empty() || brute.is_some() || scan || dos || volume {
             let peer = inst.peers.entry(u32::from(c.remote)).or_default();
             let current = peer.roll(window);
-            if !self.hits.is_empty() && peer.intel_window != window + 1 {
-                peer.intel_window = window + 1;
+            if !self.hits.is_empty() && peer.intel_window() != window + 1 {
+                peer.set_intel_window(window + 1);
                 for hit in self.hits.drain(..) {
                     em.intel(hit);
                 }
@@ -320,22 +316,19 @@ impl FlowDetector {
                     em.brute_force(service, out_request, *count);
                 }
             }
-            if current && scan && !peer.scan_fired && !peer.scan_ports.contains(&c.remote_port) {
-                peer.scan_ports.push(c.remote_port);
-                if peer.scan_ports.len() >= cfg.portscan_ports {
-                    peer.scan_fired = true;
-                    em.portscan(peer.scan_ports.len());
-                }
+            if current
+                && scan
+                && let Some(ports) = peer.scan_port(c.remote_port, cfg.portscan_ports)
+            {
+                em.portscan(ports);
             }
             if current && dos {
                 let class = dos_class(c.protocol, c.remote_port);
-                let (packets, bytes) = &mut peer.dos[class];
-                *packets += c.packets;
-                *bytes += c.bytes;
-                let small = class != 0 || *bytes <= *packets * cfg.dos_tcp_max_bytes_per_packet;
-                if *packets >= cfg.dos_packets && small && peer.dos_fired & (1 << class) == 0 {
+                let (packets, bytes) = peer.add_dos(class, c.packets, c.bytes);
+                let small = class != 0 || bytes <= packets * cfg.dos_tcp_max_bytes_per_packet;
+                if packets >= cfg.dos_packets && small && peer.dos_fired & (1 << class) == 0 {
                     peer.dos_fired |= 1 << class;
-                    em.dos(class, *packets, *bytes);
+                    em.dos(class, packets, bytes);
                 }
             }
             if volume {
@@ -395,25 +388,13 @@ impl FlowDetector {
         }
 
         // Ports never used before.
-        if c.accepted && c.remote_public && matches!(c.protocol, 6 | 17) {
-            // Either record of a connection (request or response) names its server port.
-            let port_key = match c.opener {
-                Opener::Local => {
-                    Some(1 << 24 | u32::from(c.protocol) << 16 | u32::from(c.remote_port))
-                }
-                Opener::Remote => {
-                    Some(2 << 24 | u32::from(c.protocol) << 16 | u32::from(c.local_port))
-                }
-                Opener::Unknown => None,
-            };
-            if let Some(port_key) = port_key
-                && !inst.ports.contains(&port_key)
-                && inst.ports.len() < cfg.max_baseline_ports
-            {
-                inst.ports.insert(port_key);
-                if c.start >= inst.first_seen + learning_secs {
-                    em.unusual_port(c.opener == Opener::Local);
-                }
+        if let Some(port_key) = port_key
+            && !inst.ports.contains(port_key, hasher)
+            && inst.ports.len() < cfg.max_baseline_ports
+        {
+            inst.ports.insert(port_key, hasher);
+            if c.start >= inst.first_seen + learning_secs {
+                em.unusual_port(c.opener == Opener::Local);
             }
         }
 
@@ -482,7 +463,7 @@ impl FlowDetector {
         self.swept_at = now;
         let window_secs = self.config.window_secs;
         let probe_secs = self.config.probe_window_secs;
-        for inst in self.instances.values_mut() {
+        for inst in &mut self.instances {
             inst.peers
                 .retain(|_, p| (p.window + 1) * window_secs >= now || (p.hour + 1) * 3600 >= now);
             inst.probes
@@ -503,11 +484,11 @@ impl FlowDetector {
         let instances = self
             .instances
             .iter()
-            .map(|(key, inst)| {
-                let mut ports: Vec<u32> = inst.ports.iter().copied().collect();
+            .map(|inst| {
+                let mut ports: Vec<u32> = inst.ports.iter().collect();
                 ports.sort_unstable();
                 (
-                    key.to_string(),
+                    inst.key.to_string(),
                     SavedBaseline {
                         first_seen: inst.first_seen,
                         ports,
@@ -535,15 +516,56 @@ impl FlowDetector {
             ));
         }
         for (key, b) in saved.instances {
-            let mut inst = Instance::new(b.first_seen);
-            inst.ports = b.ports.into_iter().collect();
+            let key = StateKey::from(key);
+            let mut inst = Instance::new(key.clone(), b.first_seen);
+            for port in b.ports {
+                inst.ports.insert(port, &self.hasher);
+            }
             inst.peak_hour_bytes = b.peak_hour_bytes;
             inst.resolvers = b.resolvers;
             inst.smtp_history = b.smtp_history;
-            self.instances.insert(key.into(), inst);
+            // In place of the state kept under that key, if any: slots cached on interfaces
+            // stay valid.
+            match self.slots.get(&key) {
+                Some(slot) => self.instances[*slot as usize] = inst,
+                None => {
+                    self.slots.insert(key, self.instances.len() as u32);
+                    self.instances.push(inst);
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// The key of the port a record adds to the instance's baseline (public TCP/UDP traffic the
+/// instance accepted, of a known opener): either record of a connection (request or response)
+/// names its server port.
+fn learned_port(c: &Conn<'_>) -> Option<u32> {
+    if !(c.accepted && c.remote_public && matches!(c.protocol, 6 | 17)) {
+        return None;
+    }
+    match c.opener {
+        Opener::Local => Some(1 << 24 | u32::from(c.protocol) << 16 | u32::from(c.remote_port)),
+        Opener::Remote => Some(2 << 24 | u32::from(c.protocol) << 16 | u32::from(c.local_port)),
+        Opener::Unknown => None,
+    }
+}
+
+/// The slot of the state kept under `key`, made (first seen at `start`) if there is none.
+fn slot_of(
+    instances: &mut Vec<Instance>,
+    slots: &mut HashMap<StateKey, u32>,
+    key: &str,
+    start: u64,
+) -> usize {
+    if let Some(slot) = slots.get(key) {
+        return *slot as usize;
+    }
+    let slot = instances.len();
+    instances.push(Instance::new(key.into(), start));
+    slots.insert(key.into(), slot as u32);
+    slot
 }
 
 /// Index into [`DOS_TYPES`] for a packet of `protocol` to `remote_port`.

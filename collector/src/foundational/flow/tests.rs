@@ -892,3 +892,100 @@ fn public_resolvers_the_instance_has_not_used_recently() {
             .is_empty()
     );
 }
+
+/// The ports saved in the baselines of each state key.
+fn saved_ports(run: &Run) -> Vec<(String, Vec<u64>)> {
+    let state = run.detector.save_state().unwrap();
+    state["instances"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(key, b)| {
+            let ports = b["ports"].as_array().unwrap();
+            (
+                key.clone(),
+                ports.iter().map(|p| p.as_u64().unwrap() & 0xffff).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn state_follows_the_instance_when_an_interface_moves() {
+    let v5 = FlowFormat::parse(V5_FORMAT).unwrap();
+    let t0 = 1_616_729_292;
+    let on = |instance: &str, start: u64, port: u16| {
+        v5_download(start, port).replace("i-0c50d5961bcb2d47b", instance)
+    };
+    let eni = "eni-1235b8ca123456789";
+    let mut run = Run::new(learning_config());
+    // While learning, the interface is on instance A (port 80), then B (443), then A again; a v2
+    // record names the interface alone (port 8080): its state is kept under the interface.
+    let learning = [
+        on("i-aaaa", t0, 80),
+        on("i-bbbb", t0 + 60, 443),
+        on("i-aaaa", t0 + 120, 80),
+    ];
+    assert!(run.feed_format(&v5, &learning).is_empty());
+    let own = v2(
+        eni,
+        "10.0.0.71",
+        "52.95.128.179",
+        34210,
+        8080,
+        6,
+        10,
+        1000,
+        t0 + 180,
+        "ACCEPT",
+    );
+    assert!(run.feed(&[own]).is_empty());
+    assert_eq!(
+        saved_ports(&run),
+        [
+            (eni.to_owned(), vec![8080]),
+            ("i-aaaa".to_owned(), vec![80]),
+            ("i-bbbb".to_owned(), vec![443])
+        ]
+    );
+    // After learning, each instance judges by its own baseline.
+    let f = run.feed_format(
+        &v5,
+        &[
+            on("i-aaaa", t0 + 7200, 80),
+            on("i-aaaa", t0 + 7210, 443),
+            on("i-bbbb", t0 + 7260, 443),
+            on("i-bbbb", t0 + 7270, 80),
+        ],
+    );
+    let unusual: Vec<_> = f
+        .iter()
+        .map(|f| {
+            let instance = f.resource.instance_details.as_ref().unwrap();
+            (
+                instance.instance_id.clone().unwrap(),
+                connection(f).remote_port_details.as_ref().unwrap().port,
+            )
+        })
+        .collect();
+    assert_eq!(
+        unusual,
+        [("i-aaaa".into(), Some(443)), ("i-bbbb".into(), Some(80))]
+    );
+
+    // Restoring replaces the state kept under a key in place: the interface's cached place for
+    // instance A now holds the restored baseline (6667 known, learning long over).
+    let mut state = run.detector.save_state().unwrap();
+    state["instances"]["i-aaaa"]["ports"] = serde_json::json!([1 << 24 | 6 << 16 | 6667]);
+    run.detector.restore_state(state).unwrap();
+    let f = run.feed_format(
+        &v5,
+        &[on("i-aaaa", t0 + 7400, 6667), on("i-aaaa", t0 + 7410, 80)],
+    );
+    assert_eq!(
+        f.iter()
+            .map(|f| connection(f).remote_port_details.as_ref().unwrap().port)
+            .collect::<Vec<_>>(),
+        [Some(80)]
+    );
+}

@@ -1,0 +1,150 @@
+//! The ports one instance has used (its learned baseline): a set of `u32` keys looked up by most
+//! flow records. Open addressing over the keys themselves, at most half full: sixteen keys share a
+//! cache line, so a lookup usually touches one line (a general-purpose set touches its control
+//! bytes and then its slot).
+
+use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
+
+/// A set of `u32` keys. The empty slot is 0; a key of 0 is kept aside.
+#[derive(Debug, Default)]
+pub struct PortSet {
+    slots: Box<[u32]>,
+    len: u32,
+    zero: bool,
+}
+
+const MIN_SLOTS: usize = 16;
+
+impl PortSet {
+    pub fn len(&self) -> usize {
+        self.len as usize + usize::from(self.zero)
+    }
+
+    /// `hasher` is the detector's: seeded, so ports an attacker probes cannot be made to collide.
+    pub fn contains(&self, key: u32, hasher: &RandomState) -> bool {
+        if key == 0 {
+            return self.zero;
+        }
+        self.find(key, hasher.hash_one(key)).is_ok()
+    }
+
+    /// Starts loading the slot where `key`'s lookup begins into the cache.
+    pub fn prefetch(&self, key: u32, hasher: &RandomState) {
+        if !self.slots.is_empty() {
+            let at = hasher.hash_one(key) as usize & (self.slots.len() - 1);
+            prefetch(&self.slots[at]);
+        }
+    }
+
+    /// Adds `key`; false if it was there.
+    pub fn insert(&mut self, key: u32, hasher: &RandomState) -> bool {
+        if key == 0 {
+            return !std::mem::replace(&mut self.zero, true);
+        }
+        let hash = hasher.hash_one(key);
+        let Err(mut free) = self.find(key, hash) else {
+            return false;
+        };
+        if (self.len as usize + 1) * 2 > self.slots.len() {
+            self.grow(hasher);
+            free = self.find(key, hash).unwrap_err();
+        }
+        self.slots[free] = key;
+        self.len += 1;
+        true
+    }
+
+    /// The keys, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.zero
+            .then_some(0)
+            .into_iter()
+            .chain(self.slots.iter().copied().filter(|k| *k != 0))
+    }
+
+    /// `Ok(slot)` of `key` (not 0), or `Err(free slot)` where it would go (`Err(0)` when the set
+    /// has no slots yet).
+    fn find(&self, key: u32, hash: u64) -> Result<usize, usize> {
+        if self.slots.is_empty() {
+            return Err(0);
+        }
+        let mask = self.slots.len() - 1;
+        let mut at = hash as usize & mask;
+        loop {
+            match self.slots[at] {
+                0 => return Err(at),
+                k if k == key => return Ok(at),
+                _ => at = (at + 1) & mask,
+            }
+        }
+    }
+
+    fn grow(&mut self, hasher: &RandomState) {
+        let size = (self.slots.len() * 2).max(MIN_SLOTS);
+        let old = std::mem::replace(&mut self.slots, vec![0; size].into_boxed_slice());
+        for key in old.iter().copied().filter(|k| *k != 0) {
+            let free = self
+                .find(key, hasher.hash_one(key))
+                .expect_err("keys are unique");
+            self.slots[free] = key;
+        }
+    }
+}
+
+/// Asks the CPU to start loading the cache line of `value` (a hint; nothing on other targets).
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and has no effect but on the cache; SSE, which has it, is
+    // part of the x86_64 baseline.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inserted_keys_and_only_those_are_contained_across_growth() {
+        let h = RandomState::default();
+        let mut s = PortSet::default();
+        assert!(!s.contains(5, &h));
+        let keys: Vec<u32> = (0..4096u32)
+            .map(|i| (1 + i % 2) << 24 | 6 << 16 | (i * 7))
+            .collect();
+        for k in &keys {
+            assert!(s.insert(*k, &h));
+            assert!(!s.insert(*k, &h), "{k} twice");
+        }
+        assert_eq!(s.len(), 4096);
+        assert!(s.slots.len() >= 8192);
+        for k in &keys {
+            assert!(s.contains(*k, &h));
+        }
+        assert!(!s.contains(1 << 24 | 6 << 16 | 1, &h));
+        let mut all: Vec<u32> = s.iter().collect();
+        all.sort_unstable();
+        let mut expected = keys.clone();
+        expected.sort_unstable();
+        assert_eq!(all, expected);
+    }
+
+    #[test]
+    fn zero_is_a_key_like_any_other() {
+        let h = RandomState::default();
+        let mut s = PortSet::default();
+        assert!(!s.contains(0, &h));
+        assert!(s.insert(0, &h));
+        assert!(!s.insert(0, &h));
+        assert!(s.contains(0, &h));
+        assert_eq!(s.len(), 1);
+        assert!(s.insert(3, &h));
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![0, 3]);
+    }
+}
