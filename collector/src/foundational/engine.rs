@@ -9,13 +9,14 @@
 //! Event time and lateness: the engine keeps the newest record time seen and a watermark
 //! `newest - lateness`. Records are handed to detectors as they arrive, in any order; when the
 //! watermark advances, detectors get [`LogDetector::on_time`] and close only windows that ended
-//! before it (at most once per second of event time: detectors only free closed windows there, and
-//! asking all of them on every record was a tenth of the cost of detection). So a record up to `lateness` older than the newest one still lands in its window
-//! (CloudTrail delivers files per account/Region every ~5 minutes, and a directory walk reads them in
-//! name order, not time order). A record older than the watermark is still delivered (stateless
-//! detections and aggregation do not depend on order: aggregation keeps the earliest and latest
-//! times whatever the arrival order) and counted as `late`; a windowed detector may find its window
-//! already closed. [`FoundationalEngine::finish`] closes every window at the end of the input.
+//! before it (at most once per second of event time: detectors only free closed windows there,
+//! and asking all of them on every record was a tenth of the cost of detection). So a record up
+//! to `lateness` older than the newest one still lands in its window (CloudTrail delivers files
+//! per account/Region every ~5 minutes, and a directory walk reads them in name order, not time
+//! order). A record older than the watermark is still delivered (stateless detections and
+//! aggregation do not depend on order: aggregation keeps the earliest and latest times whatever
+//! the arrival order) and counted as `late`; a windowed detector may find its window already
+//! closed. [`FoundationalEngine::finish`] closes every window at the end of the input.
 //!
 //! State: [`FoundationalEngine::save_state`] gives the watermark and every detector's learned
 //! state as one JSON value; `restore_state` takes it back (unknown detectors are ignored, a

@@ -305,15 +305,7 @@ pub fn metadata_rebind<'a>(
     mut answers: impl Iterator<Item = &'a str>,
     intel: &IntelIndex,
 ) -> Option<&'a str> {
-    // Every answer of every query is looked at: comparing by length first lets the compiler
-    // inline each fixed-length comparison instead of calling memcmp per address.
-    let is_metadata = |a: &str| {
-        let a = a.trim();
-        METADATA_ADDRESSES
-            .iter()
-            .any(|m| a.len() == m.len() && a.as_bytes() == m.as_bytes())
-    };
-    let answer = answers.find(|a| is_metadata(a))?;
+    let answer = answers.find(|a| METADATA_ADDRESSES.contains(&a.trim()))?;
     if METADATA_NAMES.contains(&name) || matches!(intel.check_domain(name), Verdict::Trusted { .. })
     {
         return None;

@@ -3,8 +3,9 @@
 //! Lookup normalises the query (case, one trailing dot), probes the exact table, then probes the
 //! wildcard table with each parent suffix from the longest down, so the most specific entry wins.
 //! A query whose last two labels end no wildcard entry skips the parent probes: the usual query
-//! (on no list) costs two hash probes whatever its number of labels. `*.example.org` matches `a.example.org` and
-//! `a.b.example.org` but not `example.org` itself (list the apex separately) nor `badexample.org`.
+//! (on no list) costs two hash probes whatever its number of labels. `*.example.org` matches
+//! `a.example.org` and `a.b.example.org` but not `example.org` itself (list the apex separately)
+//! nor `badexample.org`.
 
 use std::borrow::Cow;
 
@@ -56,21 +57,19 @@ pub struct DomainQuery<'a> {
 impl<'a> DomainQuery<'a> {
     /// `None` for an empty name (nothing can match it).
     pub fn new(query: &'a str) -> Option<Self> {
-        let name = normalise_query(query)?;
-        let tail = tail_start(&name);
-        Some(Self { name, tail })
+        normalise_query(query).map(Self::of)
     }
 
     /// A name its caller has already lower-cased (ASCII): only the trailing dot and surrounding
     /// white space are dropped, without the case scan [`DomainQuery::new`] does.
     pub fn lower_case(name: &'a str) -> Option<Self> {
         debug_assert!(!has_ascii_uppercase(name), "{name}");
-        let trimmed = name.trim_ascii();
-        let name = trimmed.strip_suffix('.').unwrap_or(trimmed);
-        (!name.is_empty()).then(|| Self {
-            name: Cow::Borrowed(name),
-            tail: tail_start(name),
-        })
+        bare_name(name).map(|name| Self::of(Cow::Borrowed(name)))
+    }
+
+    fn of(name: Cow<'a, str>) -> Self {
+        let tail = tail_start(&name);
+        Self { name, tail }
     }
 
     /// The normalised name.
@@ -181,14 +180,17 @@ pub fn has_ascii_uppercase(s: &str) -> bool {
         .fold(false, |upper, b| upper | b.is_ascii_uppercase())
 }
 
+/// The query without surrounding white space and one trailing dot; `None` when nothing is left.
+fn bare_name(query: &str) -> Option<&str> {
+    let trimmed = query.trim_ascii();
+    let name = trimmed.strip_suffix('.').unwrap_or(trimmed);
+    (!name.is_empty()).then_some(name)
+}
+
 /// Queries come from DNS traffic and logs, so they are not validated as strictly as list entries:
 /// only case and the trailing dot are normalised.
 fn normalise_query(query: &str) -> Option<Cow<'_, str>> {
-    let trimmed = query.trim_ascii();
-    let name = trimmed.strip_suffix('.').unwrap_or(trimmed);
-    if name.is_empty() {
-        return None;
-    }
+    let name = bare_name(query)?;
     // Already lower case (the usual query): both normalisers below would return it unchanged,
     // so it is used as it is, without an allocation per lookup.
     if !has_ascii_uppercase(name) {
