@@ -1,5 +1,7 @@
 //! Timestamp parsing without a date-time dependency: logs use a handful of ISO-8601 shapes.
 
+use std::cell::Cell;
+
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; a space instead of `T` and a missing zone
 /// (taken as UTC) are accepted too, because exporters produce them. Returns Unix milliseconds.
 pub fn parse_iso8601_ms(s: &str) -> Option<i64> {
@@ -7,29 +9,13 @@ pub fn parse_iso8601_ms(s: &str) -> Option<i64> {
     if b.len() < 19 {
         return None;
     }
-    // The 14 digits sit at fixed places: checked and converted in one branch-free pass (every
-    // record's time goes through here).
-    const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
-    let mut d = [0i64; 14];
-    let mut not_digit = false;
-    for (v, &i) in d.iter_mut().zip(&DIGITS) {
-        let x = b[i].wrapping_sub(b'0');
-        not_digit |= x > 9;
-        *v = i64::from(x);
-    }
-    if not_digit
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !(b[10] == b'T' || b[10] == b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    let minute = minute_secs(b[..16].try_into().expect("16 bytes"))?;
+    let (s1, s2) = (b[17].wrapping_sub(b'0'), b[18].wrapping_sub(b'0'));
+    if b[16] != b':' || s1 > 9 || s2 > 9 {
         return None;
     }
-    let year = d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3];
-    let (month, day) = (d[4] * 10 + d[5], d[6] * 10 + d[7]);
-    let (hour, min, sec) = (d[8] * 10 + d[9], d[10] * 10 + d[11], d[12] * 10 + d[13]);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
+    let sec = i64::from(s1 * 10 + s2);
+    if sec > 60 {
         return None;
     }
     let mut i = 19;
@@ -59,9 +45,50 @@ pub fn parse_iso8601_ms(s: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset_min * 60;
+    let secs = minute + sec - offset_min * 60;
     Some(secs * 1000 + millis)
+}
+
+std::thread_local! {
+    /// The last `YYYY-MM-DDTHH:MM` parsed on this thread and its Unix seconds. Log records come
+    /// roughly in time order, so most share their minute with the record before and skip the
+    /// digit checks and calendar arithmetic (every record's time goes through here).
+    static LAST_MINUTE: Cell<([u8; 16], i64)> = const { Cell::new(([0; 16], 0)) };
+}
+
+/// Unix seconds of `YYYY-MM-DD(T| )HH:MM`, `None` if it is not one. Remembers the last answer
+/// ([`LAST_MINUTE`]; its initial all-zero key is no valid minute, so it never matches).
+fn minute_secs(b: &[u8; 16]) -> Option<i64> {
+    let (key, secs) = LAST_MINUTE.with(Cell::get);
+    if key == *b {
+        return Some(secs);
+    }
+    // The 12 digits sit at fixed places: checked and converted in one branch-free pass.
+    const DIGITS: [usize; 12] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15];
+    let mut d = [0i64; 12];
+    let mut not_digit = false;
+    for (v, &i) in d.iter_mut().zip(&DIGITS) {
+        let x = b[i].wrapping_sub(b'0');
+        not_digit |= x > 9;
+        *v = i64::from(x);
+    }
+    if not_digit
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b' ')
+        || b[13] != b':'
+    {
+        return None;
+    }
+    let year = d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3];
+    let (month, day) = (d[4] * 10 + d[5], d[6] * 10 + d[7]);
+    let (hour, min) = (d[8] * 10 + d[9], d[10] * 10 + d[11]);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 {
+        return None;
+    }
+    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + min * 60;
+    LAST_MINUTE.with(|last| last.set((*b, secs)));
+    Some(secs)
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (era-based computation: 400-year eras
@@ -149,6 +176,46 @@ mod tests {
         }
         let t = parse_iso8601_ms("2000-02-29T23:59:59Z").unwrap() / 1000;
         assert_eq!(format_amz_date(t), "20000229T235959Z");
+    }
+
+    /// The remembered minute must not change any answer: timestamps formatted from known
+    /// instants, in runs of one minute and in jumps, with bad seconds and bad minutes between.
+    #[test]
+    fn remembered_minute_gives_the_same_answers() {
+        let format = |t: i64, ms: i64| {
+            let (y, m, d) = civil_from_days(t.div_euclid(86_400));
+            let s = t.rem_euclid(86_400);
+            format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+                s / 3600,
+                s / 60 % 60,
+                s % 60
+            )
+        };
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut t = 1_704_067_195i64;
+        for _ in 0..20_000 {
+            t += match next() % 4 {
+                0 => (next() % 400_000_000) as i64 - 200_000_000,
+                _ => (next() % 3) as i64,
+            };
+            let ms = (next() % 1000) as i64;
+            let text = format(t, ms);
+            assert_eq!(parse_iso8601_ms(&text), Some(t * 1000 + ms), "{text}");
+            // Same minute, bad seconds; then a bad minute: both refused, and the next good
+            // stamp of the same minute still right.
+            let bad_sec = format!("{}:6x.000Z", &text[..16]);
+            assert_eq!(parse_iso8601_ms(&bad_sec), None, "{bad_sec}");
+            let bad_min = format!("{}:{}", &text[..13], "6");
+            assert_eq!(parse_iso8601_ms(&format!("{bad_min}0:00Z")), None);
+            assert_eq!(parse_iso8601_ms(&text), Some(t * 1000 + ms), "{text}");
+        }
     }
 
     #[test]

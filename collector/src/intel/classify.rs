@@ -305,12 +305,25 @@ pub fn metadata_rebind<'a>(
     mut answers: impl Iterator<Item = &'a str>,
     intel: &IntelIndex,
 ) -> Option<&'a str> {
-    let answer = answers.find(|a| METADATA_ADDRESSES.contains(&a.trim()))?;
+    let answer = answers
+        .map(trim_answer)
+        .find(|a| METADATA_ADDRESSES.contains(a))?;
     if METADATA_NAMES.contains(&name) || matches!(intel.check_domain(name), Verdict::Trusted { .. })
     {
         return None;
     }
-    Some(answer.trim())
+    Some(answer)
+}
+
+/// `answer.trim()`, without its Unicode walk from both ends for the usual answer, which starts
+/// and ends with a printable ASCII byte and so has nothing to trim (every answer of every query
+/// comes through here).
+fn trim_answer(answer: &str) -> &str {
+    match answer.as_bytes() {
+        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => answer,
+        [only] if only.is_ascii_graphic() => answer,
+        _ => answer.trim(),
+    }
 }
 
 #[cfg(test)]
@@ -336,6 +349,24 @@ mod tests {
         let mut out = Vec::new();
         classify_domain(name, intel, &category, resource, &mut out);
         out.into_iter().map(|h| h.finding_type).collect()
+    }
+
+    /// The shortcut for answers with nothing to trim agrees with `str::trim` on every border
+    /// byte (ASCII white space including vertical tab, printable, control, non-ASCII space).
+    #[test]
+    fn answers_trim_like_str_trim() {
+        let borders = [
+            "", " ", "\t", "\n", "\r", "\u{b}", "\u{c}", "\u{1f}", "\u{85}", "\u{a0}", "\u{3000}",
+            "x", "é", "1",
+        ];
+        for core in ["169.254.169.254", "fd00:ec2::254", "a", "10.0.0.1", ""] {
+            for pre in borders {
+                for post in borders {
+                    let answer = format!("{pre}{core}{post}");
+                    assert_eq!(trim_answer(&answer), answer.trim(), "{answer:?}");
+                }
+            }
+        }
     }
 
     #[test]
