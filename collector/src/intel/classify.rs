@@ -302,7 +302,7 @@ pub const METADATA_NAMES: &[&str] = &[
 /// it a rebinding attempt (not a legitimate metadata name, not trusted).
 pub fn metadata_rebind<'a>(
     name: &str,
-    mut answers: impl Iterator<Item = &'a str>,
+    answers: impl Iterator<Item = &'a str>,
     intel: &IntelIndex,
 ) -> Option<&'a str> {
     let answer = answers

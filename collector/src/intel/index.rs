@@ -3,6 +3,7 @@
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::domainset::DomainQuery;
 use super::indicator::is_publicly_routable;
@@ -23,6 +24,9 @@ pub enum Verdict<'a> {
 pub struct IntelIndex {
     lists: Vec<Arc<IntelList>>,
     public_only: bool,
+    /// Differs between any two contents an index has had in this process (see
+    /// [`IntelIndex::generation`]); a clone has its original's.
+    generation: u64,
 }
 
 impl Default for IntelIndex {
@@ -30,8 +34,14 @@ impl Default for IntelIndex {
         Self {
             lists: Vec::new(),
             public_only: true,
+            generation: next_generation(),
         }
     }
+}
+
+fn next_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl IntelIndex {
@@ -46,11 +56,13 @@ impl IntelIndex {
     /// this off lets lab setups list private test addresses.
     pub fn with_public_only(mut self, public_only: bool) -> Self {
         self.public_only = public_only;
+        self.generation = next_generation();
         self
     }
 
     pub fn add(&mut self, list: Arc<IntelList>) {
         self.lists.push(list);
+        self.generation = next_generation();
     }
 
     /// Replaces the list with the same name (after a reload), or adds it.
@@ -59,6 +71,13 @@ impl IntelIndex {
             Some(slot) => *slot = list,
             None => self.lists.push(list),
         }
+        self.generation = next_generation();
+    }
+
+    /// Identifies this content of the index: verdicts remembered under one generation hold as
+    /// long as the index answering has it (a new or changed index has another).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn lists(&self) -> &[Arc<IntelList>] {

@@ -18,12 +18,14 @@
 //! when DNS Firewall blocked the query.
 
 pub mod name;
+mod recent;
 
 use std::net::IpAddr;
 
 use foldhash::{HashMap, HashMapExt};
 use serde::{Deserialize, Serialize};
 
+use self::recent::{NameFacts, RecentNames};
 use crate::event::net::parse_ip_lenient;
 use crate::event::{DnsQuery, Event, Record, SourceKind};
 use crate::findings::{Action, AffectedResource, DnsRequestAction, FindingType, Occurrence};
@@ -76,6 +78,7 @@ pub struct DnsDetector {
     /// Keyed by `instance \0 registrable domain`.
     exfil: HashMap<Box<str>, ExfilWindow>,
     dga: HashMap<StateKey, DgaWindow>,
+    recent: RecentNames,
     hits: Vec<Hit>,
     newest: u64,
     since_sweep: u32,
@@ -95,6 +98,7 @@ impl DnsDetector {
             config,
             exfil: HashMap::new(),
             dga: HashMap::new(),
+            recent: RecentNames::default(),
             hits: Vec::new(),
             newest: 0,
             since_sweep: 0,
@@ -149,13 +153,37 @@ impl DnsDetector {
         let category = |list: &str| categories.get(list).copied();
 
         self.hits.clear();
-        classify_domain(
-            name,
-            ctx.intel,
-            &category,
-            AffectedResource::Ec2,
-            &mut self.hits,
-        );
+        let generation = ctx.intel.generation();
+        let classify = |hits: &mut Vec<Hit>| {
+            classify_domain(name, ctx.intel, &category, AffectedResource::Ec2, hits);
+        };
+        let facts = match self.recent.get(name, generation) {
+            Some(facts) => {
+                if !facts.unlisted {
+                    classify(&mut self.hits);
+                }
+                facts
+            }
+            None => {
+                classify(&mut self.hits);
+                let registrable = name::registrable(name);
+                let facts = NameFacts {
+                    // A threat-list verdict always gives a hit (`.Custom` without a category),
+                    // so no hits means none for any categories.
+                    unlisted: self.hits.is_empty(),
+                    registrable: name.len() - registrable.len(),
+                    encoded: name::looks_encoded(
+                        name::subdomain(name, registrable),
+                        self.config.exfil_min_len,
+                        self.config.exfil_min_entropy,
+                    ),
+                };
+                if name.len() <= MAX_DNS_NAME {
+                    self.recent.put(name, generation, facts);
+                }
+                facts
+            }
+        };
         for hit in self.hits.drain(..) {
             let rule = match hit.rule {
                 "test-domain" => "dns.intel.test-domain",
@@ -218,13 +246,8 @@ impl DnsDetector {
         }
 
         let window = secs / self.config.window_secs;
-        let registrable = name::registrable(name);
-        let sub = name::subdomain(name, registrable);
-        if name::looks_encoded(
-            sub,
-            self.config.exfil_min_len,
-            self.config.exfil_min_entropy,
-        ) {
+        let registrable = &name[facts.registrable..];
+        if facts.encoded {
             let key = format!("{instance}\0{registrable}");
             let w = self.exfil.entry(key.into_boxed_str()).or_default();
             if window > w.window {
@@ -288,6 +311,9 @@ impl DnsDetector {
         self.dga.retain(|_, w| (w.window + 1) * secs >= now);
     }
 }
+
+/// Longest valid DNS name (RFC 1035): longer ones are analysed but not remembered.
+const MAX_DNS_NAME: usize = 255;
 
 fn hash(name: &str) -> u64 {
     use std::hash::BuildHasher;

@@ -388,6 +388,50 @@ fn reputation_and_custom_lists_and_blackhole_answers() {
     assert_eq!(f[1].service.threat_list_name().as_deref(), Some("corp"));
 }
 
+/// The detector remembers what it learned about names (`recent`): a name it has seen must still
+/// be checked against lists added, replaced or trusted since, and a listed name seen again must
+/// raise again.
+#[test]
+fn names_seen_before_meet_the_lists_of_the_moment() {
+    let list = |name: &str, role: ListRole, text: &str| {
+        Arc::new(IntelList::parse(
+            name,
+            role,
+            ListKind::EntityList,
+            ListFormat::Txt,
+            text,
+        ))
+    };
+    let settings = Settings::default();
+    let mut detector = DnsDetector::default();
+    let query = || panther_query("bad.example.org", T0);
+    let mut intel = IntelIndex::default();
+    let f = run_with(&mut detector, &intel, &settings, &[query(), query()]);
+    assert!(f.is_empty(), "{f:#?}");
+
+    intel.add(list("corp", ListRole::Threat, "bad.example.org\n"));
+    let f = run_with(&mut detector, &intel, &settings, &[query(), query()]);
+    let custom = FindingType::ImpactEc2MaliciousDomainRequestCustom.name();
+    assert_eq!(types(&f), [custom, custom]);
+
+    intel.replace(list("corp", ListRole::Threat, "other.example.org\n"));
+    let f = run_with(&mut detector, &intel, &settings, &[query()]);
+    assert!(f.is_empty(), "{f:#?}");
+
+    intel.replace(list("corp", ListRole::Threat, "*.example.org\n"));
+    let f = run_with(&mut detector, &intel, &settings, &[query()]);
+    assert_eq!(types(&f), [custom]);
+
+    intel.add(list("ok", ListRole::Trusted, "bad.example.org\n"));
+    let f = run_with(&mut detector, &intel, &settings, &[query(), query()]);
+    assert!(f.is_empty(), "{f:#?}");
+
+    // A fresh index with the same lists is another generation too.
+    let fresh = IntelIndex::new([list("corp", ListRole::Threat, "bad.example.org\n")]);
+    let f = run_with(&mut detector, &fresh, &settings, &[query()]);
+    assert_eq!(types(&f), [custom]);
+}
+
 #[test]
 fn many_unresolved_generated_domains_are_dga() {
     let nx = |name: &str| {
