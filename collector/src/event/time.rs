@@ -18,6 +18,19 @@ pub fn parse_iso8601_ms(s: &str) -> Option<i64> {
     if sec > 60 {
         return None;
     }
+    // The usual shape (`.mmmZ`, as Resolver and most exporters write) in one step.
+    if let [b'.', m1, m2, m3, b'Z'] = b[19..] {
+        let (m1, m2, m3) = (
+            m1.wrapping_sub(b'0'),
+            m2.wrapping_sub(b'0'),
+            m3.wrapping_sub(b'0'),
+        );
+        if m1 <= 9 && m2 <= 9 && m3 <= 9 {
+            let millis = i64::from(m1) * 100 + i64::from(m2) * 10 + i64::from(m3);
+            return Some((minute + sec) * 1000 + millis);
+        }
+        return None;
+    }
     let mut i = 19;
     let mut millis = 0i64;
     if i < b.len() && b[i] == b'.' {
@@ -210,6 +223,13 @@ mod tests {
             assert_eq!(parse_iso8601_ms(&text), Some(t * 1000 + ms), "{text}");
             // Same minute, bad seconds; then a bad minute: both refused, and the next good
             // stamp of the same minute still right.
+            // The other shapes of the same instant.
+            let whole = format!("{}Z", &text[..19]);
+            assert_eq!(parse_iso8601_ms(&whole), Some(t * 1000), "{whole}");
+            let offset = format!("{}+00:00", &text[..23]);
+            assert_eq!(parse_iso8601_ms(&offset), Some(t * 1000 + ms), "{offset}");
+            let bad_ms = format!("{}.0x0Z", &text[..19]);
+            assert_eq!(parse_iso8601_ms(&bad_ms), None, "{bad_ms}");
             let bad_sec = format!("{}:6x.000Z", &text[..16]);
             assert_eq!(parse_iso8601_ms(&bad_sec), None, "{bad_sec}");
             let bad_min = format!("{}:{}", &text[..13], "6");
