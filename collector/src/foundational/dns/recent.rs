@@ -88,9 +88,9 @@ mod tests {
 
     fn facts(n: u32) -> NameFacts {
         NameFacts {
-            unlisted: n % 2 == 0,
+            unlisted: n.is_multiple_of(2),
             registrable: n as usize,
-            encoded: n % 3 == 0,
+            encoded: n.is_multiple_of(3),
         }
     }
 
@@ -115,12 +115,9 @@ mod tests {
         }
         let mut remembered = 0;
         for (i, name) in names.iter().enumerate() {
-            match recent.get(name, 3) {
-                Some(f) => {
-                    assert_eq!(f, facts(i as u32), "{name}");
-                    remembered += 1;
-                }
-                None => {}
+            if let Some(f) = recent.get(name, 3) {
+                assert_eq!(f, facts(i as u32), "{name}");
+                remembered += 1;
             }
         }
         // Direct mapping keeps at most one name per slot, and most slots got one.
