@@ -93,6 +93,8 @@ pub struct Event<'a> {
     time: OnceCell<Option<i64>>,
     /// [`Event::caller_ip`], parsed on first use: most CloudTrail detectors look at it.
     caller_ip: OnceCell<Option<IpAddr>>,
+    /// [`Event::cloudtrail_call`], classified on first use: every CloudTrail detector asks.
+    call: OnceCell<Option<cloudtrail::Call>>,
 }
 
 impl<'a> Event<'a> {
@@ -102,6 +104,7 @@ impl<'a> Event<'a> {
             record,
             time: OnceCell::new(),
             caller_ip: OnceCell::new(),
+            call: OnceCell::new(),
         }
     }
 
@@ -127,6 +130,15 @@ impl<'a> Event<'a> {
     pub fn caller_ip(&self) -> Option<IpAddr> {
         *self.caller_ip.get_or_init(|| match self.record {
             Record::CloudTrail(r) => r.source_ip(),
+            Record::Flow(_) | Record::Dns(_) => None,
+        })
+    }
+
+    /// A CloudTrail record's service, API and the other facts every CloudTrail detector checks
+    /// first (see [`cloudtrail::Call`]); `None` for other sources.
+    pub fn cloudtrail_call(&self) -> Option<cloudtrail::Call> {
+        *self.call.get_or_init(|| match self.record {
+            Record::CloudTrail(r) => Some(cloudtrail::Call::of(r)),
             Record::Flow(_) | Record::Dns(_) => None,
         })
     }

@@ -151,6 +151,19 @@ impl CloudTrailRecord<'_> {
         self.event_name.is_some() || self.event_version.is_some() || self.event_source.is_some()
     }
 
+    /// Made by an AWS service on the caller's behalf (`invokedBy`) or recorded as a service
+    /// event: not something the principal's credentials did from an address. The console's own
+    /// `invokedBy` values (`signin.amazonaws.com`, `console.amazonaws.com`) are the principal
+    /// acting through the browser, so they do not count.
+    pub fn by_aws_service(&self) -> bool {
+        self.user_identity.as_ref().is_some_and(|u| {
+            u.invoked_by
+                .as_deref()
+                .is_some_and(|by| !matches!(by, "signin.amazonaws.com" | "console.amazonaws.com"))
+                || u.identity_type.as_deref() == Some("AWSService")
+        }) || self.event_type.as_deref() == Some("AwsServiceEvent")
+    }
+
     /// `ec2RoleDelivery` of the session, set when the credentials are an EC2 instance role's.
     pub fn ec2_role_delivery(&self) -> Option<&str> {
         self.user_identity
@@ -159,5 +172,199 @@ impl CloudTrailRecord<'_> {
             .as_ref()?
             .ec2_role_delivery
             .as_deref()
+    }
+}
+
+/// The AWS service of a call (`eventSource`), for the services Ward's detections key on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    CloudTrail,
+    S3,
+    S3Control,
+    Iam,
+    Sts,
+    Ssm,
+    SsmMessages,
+    Ec2Messages,
+    Bedrock,
+    /// Any other source, or none.
+    Other,
+}
+
+/// The API of a call (`eventName`), for the APIs Ward's detections key on. Each is recognised
+/// under the service it belongs to ([`Api::of`]); `ConsoleLogin` under any service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    // cloudtrail
+    CreateTrail,
+    UpdateTrail,
+    StopLogging,
+    DeleteTrail,
+    PutEventSelectors,
+    // s3, s3-control
+    DeleteBucket,
+    PutBucketLogging,
+    DeleteBucketPublicAccessBlock,
+    PutBucketPublicAccessBlock,
+    DeleteAccountPublicAccessBlock,
+    PutAccountPublicAccessBlock,
+    PutBucketPolicy,
+    PutBucketAcl,
+    // bedrock
+    DeleteModelInvocationLoggingConfiguration,
+    // iam
+    DeleteAccountPasswordPolicy,
+    UpdateAccountPasswordPolicy,
+    // sts
+    AssumeRole,
+    /// An ssm API the SSM agent calls from the instance it runs on (`UpdateInstanceInformation`,
+    /// `RegisterManagedInstance`, `UpdateInstanceAssociationStatus`, `PutInventory`,
+    /// `ListInstanceAssociations`, `PutComplianceItems`).
+    SsmAgent,
+    ConsoleLogin,
+    /// Any other API, or an API above under another service.
+    Other,
+}
+
+impl Service {
+    pub fn of(source: Option<&str>) -> Service {
+        // The common suffix once, then short names the compiler compares inline.
+        let Some(name) = source.and_then(|s| s.strip_suffix(".amazonaws.com")) else {
+            return Service::Other;
+        };
+        match name {
+            "cloudtrail" => Service::CloudTrail,
+            "s3" => Service::S3,
+            "s3-control" => Service::S3Control,
+            "iam" => Service::Iam,
+            "sts" => Service::Sts,
+            "ssm" => Service::Ssm,
+            "ssmmessages" => Service::SsmMessages,
+            "ec2messages" => Service::Ec2Messages,
+            "bedrock" => Service::Bedrock,
+            _ => Service::Other,
+        }
+    }
+}
+
+impl Api {
+    /// The API `name` of `service`: only that service's APIs are compared, so the usual record
+    /// (an API no detection keys on) costs a few length comparisons.
+    pub fn of(service: Service, name: Option<&str>) -> Api {
+        let Some(name) = name else {
+            return Api::Other;
+        };
+        let api = match service {
+            Service::CloudTrail => match name {
+                "CreateTrail" => Api::CreateTrail,
+                "UpdateTrail" => Api::UpdateTrail,
+                "StopLogging" => Api::StopLogging,
+                "DeleteTrail" => Api::DeleteTrail,
+                "PutEventSelectors" => Api::PutEventSelectors,
+                _ => Api::Other,
+            },
+            Service::S3 | Service::S3Control => match name {
+                "DeleteBucket" => Api::DeleteBucket,
+                "PutBucketLogging" => Api::PutBucketLogging,
+                "DeleteBucketPublicAccessBlock" => Api::DeleteBucketPublicAccessBlock,
+                "PutBucketPublicAccessBlock" => Api::PutBucketPublicAccessBlock,
+                "DeleteAccountPublicAccessBlock" => Api::DeleteAccountPublicAccessBlock,
+                "PutAccountPublicAccessBlock" => Api::PutAccountPublicAccessBlock,
+                "PutBucketPolicy" => Api::PutBucketPolicy,
+                "PutBucketAcl" => Api::PutBucketAcl,
+                _ => Api::Other,
+            },
+            Service::Bedrock => match name {
+                "DeleteModelInvocationLoggingConfiguration" => {
+                    Api::DeleteModelInvocationLoggingConfiguration
+                }
+                _ => Api::Other,
+            },
+            Service::Iam => match name {
+                "DeleteAccountPasswordPolicy" => Api::DeleteAccountPasswordPolicy,
+                "UpdateAccountPasswordPolicy" => Api::UpdateAccountPasswordPolicy,
+                _ => Api::Other,
+            },
+            Service::Sts => match name {
+                "AssumeRole" => Api::AssumeRole,
+                _ => Api::Other,
+            },
+            Service::Ssm => match name {
+                "UpdateInstanceInformation"
+                | "RegisterManagedInstance"
+                | "UpdateInstanceAssociationStatus"
+                | "PutInventory"
+                | "ListInstanceAssociations"
+                | "PutComplianceItems" => Api::SsmAgent,
+                _ => Api::Other,
+            },
+            Service::SsmMessages | Service::Ec2Messages | Service::Other => Api::Other,
+        };
+        if api == Api::Other && name == "ConsoleLogin" {
+            Api::ConsoleLogin
+        } else {
+            api
+        }
+    }
+}
+
+/// `userIdentity.type`, for the types detections key on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Identity {
+    Root,
+    AssumedRole,
+    AwsService,
+    /// Any other type, or no identity.
+    Other,
+}
+
+/// What Ward's CloudTrail detections ask of every record before anything else, worked out once
+/// per record ([`crate::event::Event::cloudtrail_call`]) instead of by each detector: most
+/// detectors act on a few services and APIs, and every record is shown to all of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub service: Service,
+    pub api: Api,
+    pub identity: Identity,
+    /// [`CloudTrailRecord::by_aws_service`].
+    pub by_aws_service: bool,
+    /// No `errorCode` (or an empty one).
+    pub succeeded: bool,
+    /// An S3 data event (object-level API): `eventSource` S3 and `eventCategory` `Data` or
+    /// `managementEvent` false.
+    pub s3_data_event: bool,
+}
+
+impl Call {
+    pub fn of(rec: &CloudTrailRecord<'_>) -> Call {
+        let service = Service::of(rec.event_source.as_deref());
+        let identity = match rec
+            .user_identity
+            .as_ref()
+            .and_then(|u| u.identity_type.as_deref())
+        {
+            Some("Root") => Identity::Root,
+            Some("AssumedRole") => Identity::AssumedRole,
+            Some("AWSService") => Identity::AwsService,
+            _ => Identity::Other,
+        };
+        // [`CloudTrailRecord::by_aws_service`], with the identity type already read.
+        let by_aws_service = identity == Identity::AwsService
+            || rec.user_identity.as_ref().is_some_and(|u| {
+                u.invoked_by.as_deref().is_some_and(|by| {
+                    !matches!(by, "signin.amazonaws.com" | "console.amazonaws.com")
+                })
+            })
+            || rec.event_type.as_deref() == Some("AwsServiceEvent");
+        Call {
+            service,
+            api: Api::of(service, rec.event_name.as_deref()),
+            identity,
+            by_aws_service,
+            succeeded: rec.error_code.as_deref().is_none_or(str::is_empty),
+            s3_data_event: service == Service::S3
+                && (rec.event_category.as_deref() == Some("Data")
+                    || rec.management_event.as_ref().and_then(|b| b.as_bool()) == Some(false)),
+        }
     }
 }

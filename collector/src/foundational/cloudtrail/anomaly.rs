@@ -22,7 +22,8 @@ use foldhash::{HashMap, HashSet, HashSetExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{SOURCES, api_draft, by_aws_service, caller, pair_hash, params, record};
+use super::pair_set::PairSet;
+use super::{SOURCES, api_draft, caller, pair_hash, params, record_call};
 use crate::event::cloudtrail::CloudTrailRecord;
 use crate::event::{Event, SourceKind};
 use crate::findings::{FindingType, Occurrence};
@@ -148,14 +149,6 @@ pub fn tactic(name: &str) -> Option<FindingType> {
     }
 }
 
-/// Whether the record is an S3 data event (object-level API), which GuardDuty profiles with the
-/// S3 AnomalousBehavior types instead of the IAMUser ones.
-fn s3_data_event(rec: &CloudTrailRecord<'_>) -> bool {
-    rec.event_source.as_deref() == Some("s3.amazonaws.com")
-        && (rec.event_category.as_deref() == Some("Data")
-            || rec.management_event.as_ref().and_then(|b| b.as_bool()) == Some(false))
-}
-
 /// The S3 AnomalousBehavior type of an S3 data-event API (spec §5.3: discovery, data collection,
 /// delete, permission change, write).
 pub fn s3_tactic(name: &str) -> Option<FindingType> {
@@ -212,7 +205,7 @@ pub struct AnomalousApis {
     /// the heap, so cache misses while the reader streams the log through the caches). Two
     /// pairs sharing a 64-bit hash would hide one new API: with at most [`MAX_SEEN`] pairs the
     /// chance is about one in 10^13 per new API.
-    seen: HashSet<u64>,
+    seen: PairSet,
     /// Newest event time seen: a record older than it may lower a principal's `first_seen_ms`,
     /// so it takes the exact path.
     newest_ms: i64,
@@ -220,32 +213,38 @@ pub struct AnomalousApis {
     api: String,
 }
 
-impl LogDetector for AnomalousApis {
-    fn name(&self) -> &'static str {
-        "ct.anomalous-behavior"
-    }
+/// The (principal, API) of a record, as the fast path worked it out.
+struct Pair<'r> {
+    who: &'r str,
+    /// `eventSource` without `.amazonaws.com`.
+    service: &'r str,
+    name: &'r str,
+    now: i64,
+    /// [`pair_hash`] of the principal and (service, API).
+    hash: u64,
+}
 
-    fn sources(&self) -> &'static [SourceKind] {
-        SOURCES
-    }
-
-    fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
-        let Some(rec) = record(ev) else { return };
-        let (Some(name), Some(now)) = (rec.event_name.as_deref(), ev.time_ms()) else {
-            return;
-        };
-        if by_aws_service(rec) {
-            return;
-        }
-        let who = caller(rec);
-        let source = rec.event_source.as_deref().unwrap_or("");
-        let service = source.strip_suffix(".amazonaws.com").unwrap_or(source);
-        let pair = pair_hash(who, (service, name));
-        let in_order = now >= self.newest_ms;
-        self.newest_ms = self.newest_ms.max(now);
-        if in_order && self.seen.contains(&pair) {
-            return;
-        }
+impl AnomalousApis {
+    /// A pair not known to [`AnomalousApis::seen`] (a new API, or one the cache forgot): the
+    /// exact baseline decides. Kept out of [`LogDetector::on_event`] so the usual record runs
+    /// in a small stack frame.
+    #[inline(never)]
+    fn learn_or_raise(
+        &mut self,
+        ev: &Event<'_>,
+        rec: &CloudTrailRecord<'_>,
+        call: super::Call,
+        ctx: &LogContext<'_>,
+        pair: Pair<'_>,
+        out: &mut Vec<Occurrence>,
+    ) {
+        let Pair {
+            who,
+            service,
+            name,
+            now,
+            hash: pair,
+        } = pair;
         // `service:API` is spelled out only off the fast path.
         self.api.clear();
         self.api.push_str(service);
@@ -279,7 +278,7 @@ impl LogDetector for AnomalousApis {
         if now < learned_until {
             return;
         }
-        let s3 = s3_data_event(rec);
+        let s3 = call.s3_data_event;
         let Some(t) = (if s3 { s3_tactic(name) } else { tactic(name) }) else {
             return;
         };
@@ -302,6 +301,45 @@ impl LogDetector for AnomalousApis {
             d.resource = with_bucket(d.resource, bucket, &ctx.scope.partition);
         }
         out.extend(d.build());
+    }
+}
+
+impl LogDetector for AnomalousApis {
+    fn name(&self) -> &'static str {
+        "ct.anomalous-behavior"
+    }
+
+    fn sources(&self) -> &'static [SourceKind] {
+        SOURCES
+    }
+
+    fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
+        let Some((rec, call)) = record_call(ev) else {
+            return;
+        };
+        let (Some(name), Some(now)) = (rec.event_name.as_deref(), ev.time_ms()) else {
+            return;
+        };
+        if call.by_aws_service {
+            return;
+        }
+        let who = caller(rec);
+        let source = rec.event_source.as_deref().unwrap_or("");
+        let service = source.strip_suffix(".amazonaws.com").unwrap_or(source);
+        let pair = pair_hash(who, (service, name));
+        let in_order = now >= self.newest_ms;
+        self.newest_ms = self.newest_ms.max(now);
+        if in_order && self.seen.contains(pair) {
+            return;
+        }
+        let pair = Pair {
+            who,
+            service,
+            name,
+            now,
+            hash: pair,
+        };
+        self.learn_or_raise(ev, rec, call, ctx, pair, out);
     }
 
     /// Sorted (principals and their APIs), so the saved state is the same for the same input.

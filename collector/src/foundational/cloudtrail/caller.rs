@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 
 use aho_corasick::AhoCorasick;
 
-use super::{SOURCES, api_draft, by_aws_service, record};
+use super::{Call, SOURCES, Service, api_draft, record_call};
 use crate::event::cloudtrail::CloudTrailRecord;
 use crate::event::{Event, SourceKind};
 use crate::findings::{FindingType, Occurrence};
@@ -37,12 +37,11 @@ enum S3Data {
     Impact,
 }
 
-fn s3_data(rec: &CloudTrailRecord<'_>) -> Option<S3Data> {
-    if rec.event_source.as_deref() != Some("s3.amazonaws.com") {
+fn s3_data(rec: &CloudTrailRecord<'_>, call: Call) -> Option<S3Data> {
+    if call.service != Service::S3 {
         return None;
     }
-    let data_event = rec.event_category.as_deref() == Some("Data")
-        || rec.management_event.as_ref().and_then(|b| b.as_bool()) == Some(false);
+    let data_event = call.s3_data_event;
     let name = rec.event_name.as_deref().unwrap_or("");
     let tactic = match name {
         "GetObject"
@@ -80,8 +79,8 @@ fn is_recon(rec: &CloudTrailRecord<'_>) -> bool {
 }
 
 /// The public caller address of a call the principal made itself.
-fn caller_ip(ev: &Event<'_>, rec: &CloudTrailRecord<'_>) -> Option<IpAddr> {
-    if by_aws_service(rec) {
+fn caller_ip(ev: &Event<'_>, call: Call) -> Option<IpAddr> {
+    if call.by_aws_service {
         return None;
     }
     ev.caller_ip().filter(|ip| is_public(*ip))
@@ -89,9 +88,11 @@ fn caller_ip(ev: &Event<'_>, rec: &CloudTrailRecord<'_>) -> Option<IpAddr> {
 
 pub struct CallerIntel;
 
+const CALLER_INTEL: &str = "ct.caller-intel";
+
 impl LogDetector for CallerIntel {
     fn name(&self) -> &'static str {
-        "ct.caller-intel"
+        CALLER_INTEL
     }
 
     fn sources(&self) -> &'static [SourceKind] {
@@ -99,53 +100,75 @@ impl LogDetector for CallerIntel {
     }
 
     fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
-        use FindingType as T;
-        let Some(rec) = record(ev) else { return };
-        let Some(ip) = caller_ip(ev, rec) else { return };
-        let intel = ctx.ip_intel(ip);
-        let s3 = s3_data(rec);
-        let recon = is_recon(rec);
-        let (t, lists, what) = match intel {
-            IpIntel::Clean | IpIntel::Trusted => return,
-            IpIntel::Tor { lists } => {
-                let t = match s3 {
-                    Some(S3Data::Discovery) => T::DiscoveryS3TorIpCaller,
-                    Some(_) => T::UnauthorizedAccessS3TorIpCaller,
-                    None if recon => T::ReconIamUserTorIpCaller,
-                    None => T::UnauthorizedAccessIamUserTorIpCaller,
-                };
-                (t, lists, "An API was called from a Tor exit node")
-            }
-            IpIntel::Curated { lists } => {
-                let t = match s3 {
-                    Some(S3Data::Discovery) => T::DiscoveryS3MaliciousIpCaller,
-                    Some(S3Data::Exfiltration) => T::ExfiltrationS3MaliciousIpCaller,
-                    Some(S3Data::Impact) => T::ImpactS3MaliciousIpCaller,
-                    None if recon => T::ReconIamUserMaliciousIpCaller,
-                    None => T::UnauthorizedAccessIamUserMaliciousIpCaller,
-                };
-                (t, lists, "An API was called from a known malicious address")
-            }
-            IpIntel::Custom { lists } => {
-                let t = match s3 {
-                    Some(S3Data::Discovery) => T::DiscoveryS3MaliciousIpCallerCustom,
-                    Some(_) => T::UnauthorizedAccessS3MaliciousIpCallerCustom,
-                    None if recon => T::ReconIamUserMaliciousIpCallerCustom,
-                    None => T::UnauthorizedAccessIamUserMaliciousIpCallerCustom,
-                };
-                (
-                    t,
-                    lists,
-                    "An API was called from an address on a custom threat list",
-                )
-            }
+        let Some((rec, call)) = record_call(ev) else {
+            return;
         };
-        out.extend(
-            api_draft(t, self.name(), ev, rec, ctx, what)
-                .threat(lists)
-                .build(),
-        );
+        let Some(ip) = caller_ip(ev, call) else {
+            return;
+        };
+        let intel = ctx.ip_intel(ip);
+        if matches!(intel, IpIntel::Clean | IpIntel::Trusted) {
+            return;
+        }
+        raise_listed_caller(intel, ev, rec, call, ctx, out);
     }
+}
+
+/// The finding about a caller on a threat list (kept out of [`CallerIntel`]'s `on_event`, whose
+/// usual record raises nothing).
+#[cold]
+#[inline(never)]
+fn raise_listed_caller(
+    intel: IpIntel,
+    ev: &Event<'_>,
+    rec: &CloudTrailRecord<'_>,
+    call: Call,
+    ctx: &LogContext<'_>,
+    out: &mut Vec<Occurrence>,
+) {
+    use FindingType as T;
+    let s3 = s3_data(rec, call);
+    let recon = is_recon(rec);
+    let (t, lists, what) = match intel {
+        IpIntel::Clean | IpIntel::Trusted => return,
+        IpIntel::Tor { lists } => {
+            let t = match s3 {
+                Some(S3Data::Discovery) => T::DiscoveryS3TorIpCaller,
+                Some(_) => T::UnauthorizedAccessS3TorIpCaller,
+                None if recon => T::ReconIamUserTorIpCaller,
+                None => T::UnauthorizedAccessIamUserTorIpCaller,
+            };
+            (t, lists, "An API was called from a Tor exit node")
+        }
+        IpIntel::Curated { lists } => {
+            let t = match s3 {
+                Some(S3Data::Discovery) => T::DiscoveryS3MaliciousIpCaller,
+                Some(S3Data::Exfiltration) => T::ExfiltrationS3MaliciousIpCaller,
+                Some(S3Data::Impact) => T::ImpactS3MaliciousIpCaller,
+                None if recon => T::ReconIamUserMaliciousIpCaller,
+                None => T::UnauthorizedAccessIamUserMaliciousIpCaller,
+            };
+            (t, lists, "An API was called from a known malicious address")
+        }
+        IpIntel::Custom { lists } => {
+            let t = match s3 {
+                Some(S3Data::Discovery) => T::DiscoveryS3MaliciousIpCallerCustom,
+                Some(_) => T::UnauthorizedAccessS3MaliciousIpCallerCustom,
+                None if recon => T::ReconIamUserMaliciousIpCallerCustom,
+                None => T::UnauthorizedAccessIamUserMaliciousIpCallerCustom,
+            };
+            (
+                t,
+                lists,
+                "An API was called from an address on a custom threat list",
+            )
+        }
+    };
+    out.extend(
+        api_draft(t, CALLER_INTEL, ev, rec, ctx, what)
+            .threat(lists)
+            .build(),
+    );
 }
 
 /// Which penetration-testing distribution a user agent names, if any (case-insensitive, as a
@@ -184,7 +207,48 @@ pub fn pentest_distribution(user_agent: &str) -> Option<&'static str> {
     found.iter().position(|f| *f).map(|i| NAMES[i])
 }
 
-pub struct PenTest;
+/// Slots of [`AgentVerdicts`] (direct-mapped, a power of two).
+const AGENT_SLOTS: usize = 256;
+/// Longer user agents are not remembered (they are checked every time).
+const MAX_REMEMBERED_AGENT: usize = 512;
+
+/// [`pentest_distribution`]'s answer for recently seen user agents. A fleet's calls come from a
+/// few SDK and CLI builds, so nearly every record's user agent is one seen moments ago: its
+/// answer is then a hash of the text and one comparison with the remembered text, not a search.
+/// Exact: a user agent is only answered from a slot holding that very text.
+#[derive(Default)]
+struct AgentVerdicts {
+    /// Indexed by the user agent's hash (top bits): the hash, the text, the answer.
+    slots: Vec<Option<(u64, Box<str>, Option<&'static str>)>>,
+}
+
+impl AgentVerdicts {
+    fn distribution(&mut self, agent: &str) -> Option<&'static str> {
+        use std::hash::BuildHasher;
+        if agent.len() > MAX_REMEMBERED_AGENT {
+            return pentest_distribution(agent);
+        }
+        if self.slots.is_empty() {
+            self.slots.resize(AGENT_SLOTS, None);
+        }
+        let hash = foldhash::fast::FixedState::with_seed(0x5045_4e54).hash_one(agent);
+        let slot = &mut self.slots[(hash >> (64 - AGENT_SLOTS.trailing_zeros())) as usize];
+        if let Some((h, text, answer)) = slot
+            && *h == hash
+            && **text == *agent
+        {
+            return *answer;
+        }
+        let answer = pentest_distribution(agent);
+        *slot = Some((hash, agent.into(), answer));
+        answer
+    }
+}
+
+#[derive(Default)]
+pub struct PenTest {
+    agents: AgentVerdicts,
+}
 
 impl LogDetector for PenTest {
     fn name(&self) -> &'static str {
@@ -196,27 +260,45 @@ impl LogDetector for PenTest {
     }
 
     fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
-        use FindingType as T;
-        let Some(rec) = record(ev) else { return };
-        let Some(distro) = rec.user_agent.as_deref().and_then(pentest_distribution) else {
+        let Some((rec, call)) = record_call(ev) else {
             return;
         };
-        if by_aws_service(rec) {
+        if call.by_aws_service {
             return;
         }
-        let s3 = s3_data(rec).is_some();
-        let t = match (distro, s3) {
-            ("Kali", false) => T::PenTestIamUserKaliLinux,
-            ("Parrot", false) => T::PenTestIamUserParrotLinux,
-            ("Pentoo", false) => T::PenTestIamUserPentooLinux,
-            ("Kali", true) => T::PenTestS3KaliLinux,
-            ("Parrot", true) => T::PenTestS3ParrotLinux,
-            (_, true) => T::PenTestS3PentooLinux,
-            _ => return,
+        let Some(agent) = rec.user_agent.as_deref() else {
+            return;
         };
-        let what = format!("An API was called from a {distro} Linux machine");
-        out.extend(api_draft(t, self.name(), ev, rec, ctx, &what).build());
+        if let Some(distro) = self.agents.distribution(agent) {
+            raise_pentest(distro, ev, rec, call, ctx, out);
+        }
     }
+}
+
+/// The finding about a pentest distribution's call (kept out of [`PenTest`]'s `on_event`).
+#[cold]
+#[inline(never)]
+fn raise_pentest(
+    distro: &str,
+    ev: &Event<'_>,
+    rec: &CloudTrailRecord<'_>,
+    call: Call,
+    ctx: &LogContext<'_>,
+    out: &mut Vec<Occurrence>,
+) {
+    use FindingType as T;
+    let s3 = s3_data(rec, call).is_some();
+    let t = match (distro, s3) {
+        ("Kali", false) => T::PenTestIamUserKaliLinux,
+        ("Parrot", false) => T::PenTestIamUserParrotLinux,
+        ("Pentoo", false) => T::PenTestIamUserPentooLinux,
+        ("Kali", true) => T::PenTestS3KaliLinux,
+        ("Parrot", true) => T::PenTestS3ParrotLinux,
+        (_, true) => T::PenTestS3PentooLinux,
+        _ => return,
+    };
+    let what = format!("An API was called from a {distro} Linux machine");
+    out.extend(api_draft(t, "ct.pentest-user-agent", ev, rec, ctx, &what).build());
 }
 
 #[cfg(test)]
@@ -317,6 +399,34 @@ mod tests {
     }
 
     #[test]
+    fn remembered_user_agents_get_the_answer_a_search_gives() {
+        let mut verdicts = AgentVerdicts::default();
+        // More distinct agents than slots, so slots are taken over, each asked several times
+        // in a shuffled order; some name a distribution, some nearly do.
+        let agents: Vec<String> = (0..1_000)
+            .map(|i| match i % 5 {
+                0 => format!("aws-cli/2.{i} os/linux#6.1-kali-amd64"),
+                1 => format!("aws-cli/2.{i} md/distrib#xkali.{i}"),
+                2 => format!("Boto3/1.{i} Linux/5.10-PARROT"),
+                3 => format!("aws-sdk-go/1.{i} (pentooz)"),
+                _ => format!("aws-sdk-java/1.{i} Linux/5.10"),
+            })
+            .collect();
+        let long = format!("{} kali", "md/x#y ".repeat(100));
+        for round in 0..3 {
+            for i in 0..agents.len() {
+                let a = &agents[(i * 7 + round * 13) % agents.len()];
+                assert_eq!(verdicts.distribution(a), pentest_distribution(a), "{a}");
+            }
+            assert_eq!(verdicts.distribution(&long), Some("Kali"));
+        }
+        assert_eq!(verdicts.distribution(&agents[0]), Some("Kali"));
+        assert_eq!(verdicts.distribution(&agents[1]), None);
+        assert_eq!(verdicts.distribution(&agents[2]), Some("Parrot"));
+        assert_eq!(verdicts.distribution(&agents[3]), None);
+    }
+
+    #[test]
     fn pentest_distributions_are_matched_as_words() {
         let tester = "aws-cli/2.23.6 md/awscrt#1.0.0.dev0 ua/2.0 os/linux#6.12.13-cloud-amd64 md/arch#x86_64 lang/python#3.13.2 md/pyimpl#CPython cfg/retry-mode#standard md/installer#source md/distrib#kali.2025 md/prompt#off md/command#iam.get-user";
         assert_eq!(pentest_distribution(tester), Some("Kali"));
@@ -343,21 +453,21 @@ mod tests {
         );
         assert_eq!(pentest_distribution(&format!("{padding}xkali")), None);
         let mut records = calls();
-        let real = run(&mut PenTest, &records);
+        let real = run(&mut PenTest::default(), &records);
         assert!(
             real.is_empty(),
             "stratus user agents are not pentest distributions"
         );
         records[0]["userAgent"] = tester.into();
         assert_eq!(
-            types(&run(&mut PenTest, &records[..1])),
+            types(&run(&mut PenTest::default(), &records[..1])),
             ["PenTest:IAMUser/KaliLinux"]
         );
         records[0]["eventSource"] = "s3.amazonaws.com".into();
         records[0]["eventName"] = "GetObject".into();
         records[0]["userAgent"] = "aws-cli/2 os/linux#6.1-parrot-amd64".into();
         assert_eq!(
-            types(&run(&mut PenTest, &records[..1])),
+            types(&run(&mut PenTest::default(), &records[..1])),
             ["PenTest:S3/ParrotLinux"]
         );
     }

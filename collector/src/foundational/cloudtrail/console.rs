@@ -17,7 +17,7 @@ use std::net::IpAddr;
 
 use serde_json::{Value, json};
 
-use super::{SOURCES, api_draft, record};
+use super::{Api, SOURCES, api_draft, record_call};
 use crate::event::{Event, SourceKind};
 use crate::findings::{FindingType, Occurrence};
 use crate::foundational::aws_ranges::is_public;
@@ -55,8 +55,10 @@ impl LogDetector for ConsoleLogins {
     }
 
     fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
-        let Some(rec) = record(ev) else { return };
-        if rec.event_name.as_deref() != Some("ConsoleLogin") {
+        let Some((rec, call)) = record_call(ev) else {
+            return;
+        };
+        if call.api != Api::ConsoleLogin {
             return;
         }
         let success = rec

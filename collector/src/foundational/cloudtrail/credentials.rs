@@ -23,14 +23,18 @@
 //!
 //! Learned addresses (at most 8 per instance, 50 000 instances) are persisted.
 
-use foldhash::{HashMap, HashSet};
+use foldhash::HashMap;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{SOURCES, api_draft, by_aws_service, pair_hash, record, restore_keyed, save_keyed};
-use crate::event::cloudtrail::CloudTrailRecord;
+use super::pair_set::PairSet;
+use super::{
+    Api, Call, Identity, SOURCES, Service, api_draft, pair_hash, record_call, restore_keyed,
+    save_keyed,
+};
+use crate::event::cloudtrail::{CloudTrailRecord, UserIdentity};
 use crate::event::{Event, SourceKind};
 use crate::findings::{FindingType, Occurrence};
 use crate::foundational::aws_ranges::is_public;
@@ -45,6 +49,11 @@ pub fn instance_session<'r>(rec: &'r CloudTrailRecord<'_>) -> Option<&'r str> {
     if ui.identity_type.as_deref() != Some("AssumedRole") {
         return None;
     }
+    session_instance(ui)
+}
+
+/// [`instance_session`] once the identity is known to be an `AssumedRole`.
+fn session_instance<'r>(ui: &'r UserIdentity<'_>) -> Option<&'r str> {
     let session = ui
         .arn
         .as_deref()
@@ -60,23 +69,19 @@ pub fn instance_session<'r>(rec: &'r CloudTrailRecord<'_>) -> Option<&'r str> {
         .then_some(session)
 }
 
-/// Calls the SSM agent on the instance makes: their address is the instance's.
-fn from_instance_agent(rec: &CloudTrailRecord<'_>) -> bool {
-    matches!(
-        rec.event_source.as_deref(),
-        Some("ssmmessages.amazonaws.com" | "ec2messages.amazonaws.com")
-    ) || (rec.event_source.as_deref() == Some("ssm.amazonaws.com")
-        && matches!(
-            rec.event_name.as_deref(),
-            Some(
-                "UpdateInstanceInformation"
-                    | "RegisterManagedInstance"
-                    | "UpdateInstanceAssociationStatus"
-                    | "PutInventory"
-                    | "ListInstanceAssociations"
-                    | "PutComplianceItems"
-            )
-        ))
+/// Calls the SSM agent on the instance makes (any `ssmmessages` or `ec2messages` API, the
+/// agent's `ssm` APIs): their address is the instance's.
+fn from_instance_agent(call: Call) -> bool {
+    matches!(call.service, Service::SsmMessages | Service::Ec2Messages) || call.api == Api::SsmAgent
+}
+
+/// Where instance credentials were used from, when that raises a finding.
+enum Elsewhere<'r> {
+    /// Through a VPC endpoint of this other account.
+    Endpoint(&'r str),
+    /// An AWS address that is not the instance's.
+    InsideAws(IpAddr),
+    OutsideAws(IpAddr),
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -95,7 +100,7 @@ pub struct InstanceCredentials {
     /// the instance's entry and then its list of homes, both cold while logs stream through the
     /// caches. A stranger's address sharing a 64-bit hash with a known pair would be taken for a
     /// home: with at most 400,000 pairs, about one chance in 10^13 per call.
-    home_pairs: HashSet<u64>,
+    home_pairs: PairSet,
 }
 
 impl InstanceCredentials {
@@ -117,65 +122,33 @@ impl InstanceCredentials {
     }
 }
 
-impl LogDetector for InstanceCredentials {
-    fn name(&self) -> &'static str {
-        "ct.instance-credential-exfiltration"
-    }
-
-    fn sources(&self) -> &'static [SourceKind] {
-        SOURCES
-    }
-
-    fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
+impl InstanceCredentials {
+    /// The finding (kept out of [`LogDetector::on_event`], whose usual call raises nothing).
+    #[cold]
+    #[inline(never)]
+    fn raise(
+        &self,
+        elsewhere: Elsewhere<'_>,
+        instance: &str,
+        ev: &Event<'_>,
+        rec: &CloudTrailRecord<'_>,
+        ctx: &LogContext<'_>,
+        out: &mut Vec<Occurrence>,
+    ) {
         use FindingType as T;
-        let Some(rec) = record(ev) else { return };
-        let Some(instance) = instance_session(rec) else {
-            return;
-        };
-        if by_aws_service(rec) {
-            return;
-        }
-        let now = ev.time_ms().unwrap_or_default();
-        let recipient = rec.recipient_account_id.as_deref();
-        let endpoint_account = rec.vpc_endpoint_account_id.as_deref();
-        let (t, where_) = if rec.vpc_endpoint_id.is_some() {
-            match (endpoint_account, recipient) {
-                (Some(e), Some(r)) if e != r => (
-                    T::UnauthorizedAccessIamUserInstanceCredentialExfiltrationInsideAws,
-                    format!("through a VPC endpoint of account {e}"),
-                ),
-                _ => return,
-            }
-        } else {
-            let Some(ip) = ev.caller_ip().filter(|ip| is_public(*ip)) else {
-                return;
-            };
-            if from_instance_agent(rec) {
-                self.learn(instance, ip, now);
-                return;
-            }
-            let ranges = &ctx.settings.aws_ranges;
-            if ranges.is_loaded() && ranges.contains(ip) {
-                if self.home_pairs.contains(&pair_hash(instance, ip)) {
-                    return;
-                }
-                let known = self.instances.get(instance);
-                let learning =
-                    known.is_none_or(|i| now < i.first_seen_ms + ctx.settings.learning_period_ms);
-                if learning {
-                    self.learn(instance, ip, now);
-                    return;
-                }
-                (
-                    T::UnauthorizedAccessIamUserInstanceCredentialExfiltrationInsideAws,
-                    format!("from {ip}, an AWS address that is not the instance's"),
-                )
-            } else {
-                (
-                    T::UnauthorizedAccessIamUserInstanceCredentialExfiltrationOutsideAws,
-                    format!("from {ip}, outside AWS"),
-                )
-            }
+        let (t, where_) = match elsewhere {
+            Elsewhere::Endpoint(e) => (
+                T::UnauthorizedAccessIamUserInstanceCredentialExfiltrationInsideAws,
+                format!("through a VPC endpoint of account {e}"),
+            ),
+            Elsewhere::InsideAws(ip) => (
+                T::UnauthorizedAccessIamUserInstanceCredentialExfiltrationInsideAws,
+                format!("from {ip}, an AWS address that is not the instance's"),
+            ),
+            Elsewhere::OutsideAws(ip) => (
+                T::UnauthorizedAccessIamUserInstanceCredentialExfiltrationOutsideAws,
+                format!("from {ip}, outside AWS"),
+            ),
         };
         let what = format!("Credentials of instance {instance} were used {where_}");
         let homes = self
@@ -193,6 +166,63 @@ impl LogDetector for InstanceCredentials {
                 .build(),
         );
     }
+}
+
+impl LogDetector for InstanceCredentials {
+    fn name(&self) -> &'static str {
+        "ct.instance-credential-exfiltration"
+    }
+
+    fn sources(&self) -> &'static [SourceKind] {
+        SOURCES
+    }
+
+    fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
+        let Some((rec, call)) = record_call(ev) else {
+            return;
+        };
+        if call.identity != Identity::AssumedRole || call.by_aws_service {
+            return;
+        }
+        let Some(instance) = rec.user_identity.as_ref().and_then(session_instance) else {
+            return;
+        };
+        let now = ev.time_ms().unwrap_or_default();
+        let elsewhere = if rec.vpc_endpoint_id.is_some() {
+            match (
+                rec.vpc_endpoint_account_id.as_deref(),
+                rec.recipient_account_id.as_deref(),
+            ) {
+                (Some(e), Some(r)) if e != r => Elsewhere::Endpoint(e),
+                _ => return,
+            }
+        } else {
+            let Some(ip) = ev.caller_ip().filter(|ip| is_public(*ip)) else {
+                return;
+            };
+            if from_instance_agent(call) {
+                self.learn(instance, ip, now);
+                return;
+            }
+            let ranges = &ctx.settings.aws_ranges;
+            if ranges.is_loaded() && ranges.contains(ip) {
+                if self.home_pairs.contains(pair_hash(instance, ip)) {
+                    return;
+                }
+                let known = self.instances.get(instance);
+                let learning =
+                    known.is_none_or(|i| now < i.first_seen_ms + ctx.settings.learning_period_ms);
+                if learning {
+                    self.learn(instance, ip, now);
+                    return;
+                }
+                Elsewhere::InsideAws(ip)
+            } else {
+                Elsewhere::OutsideAws(ip)
+            }
+        };
+        self.raise(elsewhere, instance, ev, rec, ctx, out);
+    }
 
     fn save_state(&self) -> Option<Value> {
         Some(save_keyed("instances", &self.instances))
@@ -203,7 +233,7 @@ impl LogDetector for InstanceCredentials {
         self.home_pairs = self
             .instances
             .iter()
-            .flat_map(|(id, i)| i.homes.iter().map(|ip| pair_hash(id.as_str(), ip)))
+            .flat_map(|(id, i)| i.homes.iter().map(|ip| pair_hash(id.as_str(), *ip)))
             .collect();
         Ok(())
     }

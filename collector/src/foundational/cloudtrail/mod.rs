@@ -15,6 +15,7 @@ pub mod anomaly;
 pub mod caller;
 pub mod console;
 pub mod credentials;
+pub mod pair_set;
 pub mod resource_credentials;
 pub mod root;
 pub mod s3;
@@ -26,6 +27,7 @@ use super::occurrence::Draft;
 use super::resource::{access_key, api_call};
 use super::{LogContext, LogDetector};
 use crate::event::cloudtrail::CloudTrailRecord;
+pub use crate::event::cloudtrail::{Api, Call, Identity, Service};
 use crate::event::{Event, Record, SourceKind};
 use crate::findings::{Action, FindingType};
 
@@ -39,7 +41,7 @@ pub fn detectors() -> Vec<Box<dyn LogDetector>> {
         Box::new(root::RootUsage),
         Box::new(s3::BucketExposure),
         Box::new(caller::CallerIntel),
-        Box::new(caller::PenTest),
+        Box::new(caller::PenTest::default()),
         Box::new(credentials::InstanceCredentials::default()),
         Box::new(resource_credentials::ResourceCredentials::default()),
         Box::new(console::ConsoleLogins::default()),
@@ -55,6 +57,12 @@ pub fn record<'a>(ev: &Event<'a>) -> Option<&'a CloudTrailRecord<'a>> {
     }
 }
 
+/// The CloudTrail record of an event with its [`Call`] (classified once per record, shared by
+/// every detector), if it is one.
+pub fn record_call<'a>(ev: &Event<'a>) -> Option<(&'a CloudTrailRecord<'a>, Call)> {
+    Some((record(ev)?, ev.cloudtrail_call()?))
+}
+
 /// The call succeeded (no `errorCode`).
 pub fn succeeded(rec: &CloudTrailRecord<'_>) -> bool {
     rec.error_code.as_deref().is_none_or(str::is_empty)
@@ -68,17 +76,9 @@ pub fn params(rec: &CloudTrailRecord<'_>) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// Made by an AWS service on the caller's behalf (`invokedBy`) or recorded as a service event:
-/// not something the principal's credentials did from an address. The console's own
-/// `invokedBy` values (`signin.amazonaws.com`, `console.amazonaws.com`) are the principal acting
-/// through the browser, so they do not count.
+/// See [`CloudTrailRecord::by_aws_service`] (detectors read it from the record's [`Call`]).
 pub fn by_aws_service(rec: &CloudTrailRecord<'_>) -> bool {
-    rec.user_identity.as_ref().is_some_and(|u| {
-        u.invoked_by
-            .as_deref()
-            .is_some_and(|by| !matches!(by, "signin.amazonaws.com" | "console.amazonaws.com"))
-            || u.identity_type.as_deref() == Some("AWSService")
-    }) || rec.event_type.as_deref() == Some("AwsServiceEvent")
+    rec.by_aws_service()
 }
 
 /// Who made the call, for titles: the ARN, else principal id, else the identity type.
@@ -272,5 +272,245 @@ pub(crate) mod testing {
         occ.iter()
             .map(|o| o.details.finding_type_name.clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod call_tests {
+    //! [`Call`] against the string comparisons each detector made before the classification
+    //! was shared: for every source and API a detector keys on (and near misses), the answer is
+    //! the same.
+    use super::*;
+
+    const SOURCES_SEEN: &[&str] = &[
+        "cloudtrail.amazonaws.com",
+        "s3.amazonaws.com",
+        "s3-control.amazonaws.com",
+        "iam.amazonaws.com",
+        "sts.amazonaws.com",
+        "ssm.amazonaws.com",
+        "ssmmessages.amazonaws.com",
+        "ec2messages.amazonaws.com",
+        "bedrock.amazonaws.com",
+        "signin.amazonaws.com",
+        "ec2.amazonaws.com",
+        "S3.amazonaws.com",
+        ".amazonaws.com",
+        "amazonaws.com",
+        "",
+    ];
+
+    /// Every API some detector keys on, and near misses.
+    const NAMES: &[&str] = &[
+        "CreateTrail",
+        "UpdateTrail",
+        "StopLogging",
+        "DeleteTrail",
+        "PutEventSelectors",
+        "DeleteBucket",
+        "PutBucketLogging",
+        "DeleteBucketPublicAccessBlock",
+        "PutBucketPublicAccessBlock",
+        "DeleteAccountPublicAccessBlock",
+        "PutAccountPublicAccessBlock",
+        "PutBucketPolicy",
+        "PutBucketAcl",
+        "DeleteModelInvocationLoggingConfiguration",
+        "DeleteAccountPasswordPolicy",
+        "UpdateAccountPasswordPolicy",
+        "AssumeRole",
+        "UpdateInstanceInformation",
+        "RegisterManagedInstance",
+        "UpdateInstanceAssociationStatus",
+        "PutInventory",
+        "ListInstanceAssociations",
+        "PutComplianceItems",
+        "ConsoleLogin",
+        "consolelogin",
+        "AssumeRoleWithSAML",
+        "GetObject",
+        "DescribeInstances",
+        "CreateControlChannel",
+        "",
+    ];
+
+    fn record(source: &str, name: &str, extra: &str) -> String {
+        let mut fields = Vec::new();
+        if !source.is_empty() {
+            fields.push(format!(r#""eventSource":"{source}""#));
+        }
+        if !name.is_empty() {
+            fields.push(format!(r#""eventName":"{name}""#));
+        }
+        if !extra.is_empty() {
+            fields.push(extra.to_owned());
+        }
+        format!("{{{}}}", fields.join(","))
+    }
+
+    #[test]
+    fn services_and_apis_are_classified_as_each_detector_compared_them() {
+        for &source in SOURCES_SEEN {
+            for &name in NAMES {
+                let text = record(source, name, "");
+                let rec: CloudTrailRecord<'_> = serde_json::from_str(&text).unwrap();
+                let c = Call::of(&rec);
+                let case = format!("{source} {name}");
+                // stealth::LoggingDisabled
+                let trail = source == "cloudtrail.amazonaws.com";
+                assert_eq!(
+                    trail
+                        && matches!(
+                            name,
+                            "CreateTrail"
+                                | "UpdateTrail"
+                                | "StopLogging"
+                                | "DeleteTrail"
+                                | "PutEventSelectors"
+                        ),
+                    matches!(
+                        c.api,
+                        Api::CreateTrail
+                            | Api::UpdateTrail
+                            | Api::StopLogging
+                            | Api::DeleteTrail
+                            | Api::PutEventSelectors
+                    ),
+                    "{case}"
+                );
+                assert_eq!(
+                    source == "bedrock.amazonaws.com"
+                        && name == "DeleteModelInvocationLoggingConfiguration",
+                    c.api == Api::DeleteModelInvocationLoggingConfiguration,
+                    "{case}"
+                );
+                // s3::BucketExposure (and LoggingDisabled's DeleteBucket, an s3 API)
+                let s3 = matches!(source, "s3.amazonaws.com" | "s3-control.amazonaws.com");
+                assert_eq!(
+                    s3 && matches!(
+                        name,
+                        "PutBucketLogging"
+                            | "DeleteBucketPublicAccessBlock"
+                            | "PutBucketPublicAccessBlock"
+                            | "DeleteAccountPublicAccessBlock"
+                            | "PutAccountPublicAccessBlock"
+                            | "PutBucketPolicy"
+                            | "PutBucketAcl"
+                    ),
+                    matches!(c.service, Service::S3 | Service::S3Control)
+                        && matches!(
+                            c.api,
+                            Api::PutBucketLogging
+                                | Api::DeleteBucketPublicAccessBlock
+                                | Api::PutBucketPublicAccessBlock
+                                | Api::DeleteAccountPublicAccessBlock
+                                | Api::PutAccountPublicAccessBlock
+                                | Api::PutBucketPolicy
+                                | Api::PutBucketAcl
+                        ),
+                    "{case}"
+                );
+                assert_eq!(
+                    s3 && name == "DeleteBucket",
+                    c.api == Api::DeleteBucket,
+                    "{case}"
+                );
+                assert_eq!(
+                    source == "s3.amazonaws.com",
+                    c.service == Service::S3,
+                    "{case}"
+                );
+                // stealth::PasswordPolicy
+                assert_eq!(
+                    source == "iam.amazonaws.com"
+                        && matches!(
+                            name,
+                            "DeleteAccountPasswordPolicy" | "UpdateAccountPasswordPolicy"
+                        ),
+                    matches!(
+                        c.api,
+                        Api::DeleteAccountPasswordPolicy | Api::UpdateAccountPasswordPolicy
+                    ),
+                    "{case}"
+                );
+                // resource_credentials: Lambda's AssumeRole
+                assert_eq!(
+                    source == "sts.amazonaws.com" && name == "AssumeRole",
+                    c.api == Api::AssumeRole,
+                    "{case}"
+                );
+                // credentials: the SSM agent's calls
+                let agent = matches!(
+                    source,
+                    "ssmmessages.amazonaws.com" | "ec2messages.amazonaws.com"
+                ) || (source == "ssm.amazonaws.com"
+                    && matches!(
+                        name,
+                        "UpdateInstanceInformation"
+                            | "RegisterManagedInstance"
+                            | "UpdateInstanceAssociationStatus"
+                            | "PutInventory"
+                            | "ListInstanceAssociations"
+                            | "PutComplianceItems"
+                    ));
+                assert_eq!(
+                    agent,
+                    matches!(c.service, Service::SsmMessages | Service::Ec2Messages)
+                        || c.api == Api::SsmAgent,
+                    "{case}"
+                );
+                // console: by name, whatever the source
+                assert_eq!(name == "ConsoleLogin", c.api == Api::ConsoleLogin, "{case}");
+            }
+        }
+    }
+
+    #[test]
+    fn identity_service_calls_outcome_and_data_events_are_read_once() {
+        let call = |extra: &str| {
+            let text = record("s3.amazonaws.com", "GetObject", extra);
+            let rec: CloudTrailRecord<'_> = serde_json::from_str(&text).unwrap();
+            let c = Call::of(&rec);
+            assert_eq!(c.by_aws_service, by_aws_service(&rec), "{extra}");
+            assert_eq!(c.succeeded, succeeded(&rec), "{extra}");
+            c
+        };
+        assert_eq!(
+            call(r#""userIdentity":{"type":"Root"}"#).identity,
+            Identity::Root
+        );
+        let role = call(r#""userIdentity":{"type":"AssumedRole"}"#);
+        assert_eq!(role.identity, Identity::AssumedRole);
+        assert!(!role.by_aws_service);
+        let service = call(r#""userIdentity":{"type":"AWSService"}"#);
+        assert_eq!(service.identity, Identity::AwsService);
+        assert!(service.by_aws_service);
+        assert_eq!(
+            call(r#""userIdentity":{"type":"IAMUser"}"#).identity,
+            Identity::Other
+        );
+        assert_eq!(call("").identity, Identity::Other);
+        assert!(call(r#""userIdentity":{"invokedBy":"lambda.amazonaws.com"}"#).by_aws_service);
+        assert!(!call(r#""userIdentity":{"invokedBy":"signin.amazonaws.com"}"#).by_aws_service);
+        assert!(
+            call(r#""userIdentity":{"type":"AWSService","invokedBy":"console.amazonaws.com"}"#)
+                .by_aws_service
+        );
+        assert!(call(r#""eventType":"AwsServiceEvent""#).by_aws_service);
+        assert!(call("").succeeded);
+        assert!(call(r#""errorCode":"""#).succeeded);
+        assert!(!call(r#""errorCode":"AccessDenied""#).succeeded);
+        assert!(call(r#""eventCategory":"Data""#).s3_data_event);
+        assert!(call(r#""managementEvent":false"#).s3_data_event);
+        assert!(call(r#""managementEvent":"false""#).s3_data_event);
+        assert!(!call(r#""managementEvent":true"#).s3_data_event);
+        assert!(!call("").s3_data_event);
+        let text = record(
+            "ec2.amazonaws.com",
+            "GetObject",
+            r#""eventCategory":"Data""#,
+        );
+        let rec: CloudTrailRecord<'_> = serde_json::from_str(&text).unwrap();
+        assert!(!Call::of(&rec).s3_data_event, "S3's only");
     }
 }

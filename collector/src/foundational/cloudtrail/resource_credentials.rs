@@ -20,7 +20,7 @@ use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{SOURCES, api_draft, by_aws_service, record, restore_keyed, save_keyed, succeeded};
+use super::{Api, Call, SOURCES, api_draft, record_call, restore_keyed, save_keyed};
 use crate::event::cloudtrail::CloudTrailRecord;
 use crate::event::{Event, SourceKind};
 use crate::findings::{FindingType, Occurrence};
@@ -49,11 +49,9 @@ pub struct ResourceCredentials {
 }
 
 /// `AssumeRole` made by Lambda for a function: the key it issued and what it is for.
-fn issued_by_lambda(rec: &CloudTrailRecord<'_>, now: i64) -> Option<(String, Issued)> {
-    if rec.event_name.as_deref() != Some("AssumeRole")
-        || rec.event_source.as_deref() != Some("sts.amazonaws.com")
-        || !succeeded(rec)
-    {
+fn issued_by_lambda(rec: &CloudTrailRecord<'_>, call: Call, now: i64) -> Option<(String, Issued)> {
+    // `Api::AssumeRole` is sts's.
+    if call.api != Api::AssumeRole || !call.succeeded {
         return None;
     }
     let by_lambda = rec.source_ip_address.as_deref() == Some(LAMBDA)
@@ -132,15 +130,17 @@ impl LogDetector for ResourceCredentials {
 
     fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
         use FindingType as T;
-        let Some(rec) = record(ev) else { return };
+        let Some((rec, call)) = record_call(ev) else {
+            return;
+        };
         let now = ev.time_ms().unwrap_or_default();
-        if let Some((key, issued)) = issued_by_lambda(rec, now) {
+        if let Some((key, issued)) = issued_by_lambda(rec, call, now) {
             if self.keys.len() < MAX_KEYS || self.keys.contains_key(key.as_str()) {
                 self.keys.insert(key.into(), issued);
             }
             return;
         }
-        if self.keys.is_empty() || by_aws_service(rec) {
+        if self.keys.is_empty() || call.by_aws_service {
             return;
         }
         let Some(key) = rec

@@ -5,7 +5,7 @@
 //! `Policy:IAMUser/ShortTermRootCredentialUsage` instead. Failed calls count: they were still made
 //! with root credentials.
 
-use super::{SOURCES, api_draft, by_aws_service, record};
+use super::{Identity, SOURCES, api_draft, record_call};
 use crate::event::{Event, SourceKind};
 use crate::findings::{FindingType, Occurrence};
 use crate::foundational::{LogContext, LogDetector};
@@ -22,13 +22,15 @@ impl LogDetector for RootUsage {
     }
 
     fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
-        let Some(rec) = record(ev) else { return };
+        let Some((rec, call)) = record_call(ev) else {
+            return;
+        };
+        if call.identity != Identity::Root || call.by_aws_service {
+            return;
+        }
         let Some(ui) = rec.user_identity.as_ref() else {
             return;
         };
-        if ui.identity_type.as_deref() != Some("Root") || by_aws_service(rec) {
-            return;
-        }
         let short_term = ui
             .session_context
             .as_ref()

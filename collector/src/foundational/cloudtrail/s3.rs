@@ -15,7 +15,7 @@
 
 use serde_json::Value;
 
-use super::{SOURCES, api_draft, params, record, succeeded};
+use super::{Api, SOURCES, Service, api_draft, params, record_call};
 use crate::event::{Event, SourceKind};
 use crate::findings::{FindingType, Occurrence};
 use crate::foundational::resource::with_bucket;
@@ -136,26 +136,25 @@ impl LogDetector for BucketExposure {
 
     fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
         use FindingType as T;
-        let Some(rec) = record(ev) else { return };
-        let source = rec.event_source.as_deref().unwrap_or("");
-        if !(source == "s3.amazonaws.com" || source == "s3-control.amazonaws.com")
-            || !succeeded(rec)
+        let Some((rec, call)) = record_call(ev) else {
+            return;
+        };
+        if !matches!(call.service, Service::S3 | Service::S3Control)
+            || !matches!(
+                call.api,
+                Api::PutBucketLogging
+                    | Api::DeleteBucketPublicAccessBlock
+                    | Api::PutBucketPublicAccessBlock
+                    | Api::DeleteAccountPublicAccessBlock
+                    | Api::PutAccountPublicAccessBlock
+                    | Api::PutBucketPolicy
+                    | Api::PutBucketAcl
+            )
+            || !call.succeeded
         {
             return;
         }
         let name = rec.event_name.as_deref().unwrap_or("");
-        if !matches!(
-            name,
-            "PutBucketLogging"
-                | "DeleteBucketPublicAccessBlock"
-                | "PutBucketPublicAccessBlock"
-                | "DeleteAccountPublicAccessBlock"
-                | "PutAccountPublicAccessBlock"
-                | "PutBucketPolicy"
-                | "PutBucketAcl"
-        ) {
-            return;
-        }
         let p = params(rec);
         let (t, what, bucket_level) = match name {
             "PutBucketLogging" => {

@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{SOURCES, api_draft, params, record, succeeded};
+use super::{Api, SOURCES, api_draft, params, record_call};
 use crate::event::{Event, SourceKind};
 use crate::findings::{FindingType, Occurrence, Severity};
 use crate::foundational::{LogContext, LogDetector};
@@ -85,8 +85,21 @@ impl LogDetector for LoggingDisabled {
     }
 
     fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
-        let Some(rec) = record(ev) else { return };
-        if !succeeded(rec) {
+        let Some((rec, call)) = record_call(ev) else {
+            return;
+        };
+        if !call.succeeded
+            || !matches!(
+                call.api,
+                Api::CreateTrail
+                    | Api::UpdateTrail
+                    | Api::StopLogging
+                    | Api::DeleteTrail
+                    | Api::PutEventSelectors
+                    | Api::DeleteBucket
+                    | Api::DeleteModelInvocationLoggingConfiguration
+            )
+        {
             return;
         }
         let (source, name) = (
@@ -207,13 +220,13 @@ impl LogDetector for PasswordPolicy {
     }
 
     fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
-        let Some(rec) = record(ev) else { return };
-        if rec.event_source.as_deref() != Some("iam.amazonaws.com")
-            || !matches!(
-                rec.event_name.as_deref(),
-                Some("DeleteAccountPasswordPolicy" | "UpdateAccountPasswordPolicy")
-            )
-            || !succeeded(rec)
+        let Some((rec, call)) = record_call(ev) else {
+            return;
+        };
+        if !matches!(
+            call.api,
+            Api::DeleteAccountPasswordPolicy | Api::UpdateAccountPasswordPolicy
+        ) || !call.succeeded
         {
             return;
         }
