@@ -218,8 +218,15 @@ const MAX_REMEMBERED_AGENT: usize = 512;
 /// Exact: a user agent is only answered from a slot holding that very text.
 #[derive(Default)]
 struct AgentVerdicts {
-    /// Indexed by the user agent's hash (top bits): the hash, the text, the answer.
-    slots: Vec<Option<(u64, Box<str>, Option<&'static str>)>>,
+    /// Indexed by the user agent's hash (top bits).
+    slots: Vec<Option<Verdict>>,
+}
+
+#[derive(Clone)]
+struct Verdict {
+    hash: u64,
+    agent: Box<str>,
+    distribution: Option<&'static str>,
 }
 
 impl AgentVerdicts {
@@ -233,15 +240,19 @@ impl AgentVerdicts {
         }
         let hash = foldhash::fast::FixedState::with_seed(0x5045_4e54).hash_one(agent);
         let slot = &mut self.slots[(hash >> (64 - AGENT_SLOTS.trailing_zeros())) as usize];
-        if let Some((h, text, answer)) = slot
-            && *h == hash
-            && **text == *agent
+        if let Some(v) = slot
+            && v.hash == hash
+            && *v.agent == *agent
         {
-            return *answer;
+            return v.distribution;
         }
-        let answer = pentest_distribution(agent);
-        *slot = Some((hash, agent.into(), answer));
-        answer
+        let distribution = pentest_distribution(agent);
+        *slot = Some(Verdict {
+            hash,
+            agent: agent.into(),
+            distribution,
+        });
+        distribution
     }
 }
 
