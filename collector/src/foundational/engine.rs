@@ -87,6 +87,8 @@ pub struct FoundationalEngine {
     settings: Settings,
     detectors: Vec<Box<dyn LogDetector>>,
     by_source: [Vec<usize>; 3],
+    /// The detectors of `by_source` whose [`LogDetector::prefetch`] does something.
+    prefetch_by_source: [Vec<usize>; 3],
     intel: IntelIndex,
     suppression: SuppressionRules,
     aggregators: HashMap<(String, String), Aggregator>,
@@ -117,9 +119,13 @@ impl FoundationalEngine {
         suppression: SuppressionRules,
     ) -> Self {
         let mut by_source: [Vec<usize>; 3] = Default::default();
+        let mut prefetch_by_source: [Vec<usize>; 3] = Default::default();
         for (i, d) in detectors.iter().enumerate() {
             for s in d.sources() {
                 by_source[source_slot(*s)].push(i);
+                if d.prefetches() {
+                    prefetch_by_source[source_slot(*s)].push(i);
+                }
             }
         }
         Self {
@@ -128,6 +134,7 @@ impl FoundationalEngine {
             settings,
             detectors,
             by_source,
+            prefetch_by_source,
             intel,
             suppression,
             aggregators: HashMap::new(),
@@ -194,7 +201,11 @@ impl FoundationalEngine {
                 scope: &self.scope,
                 settings: &self.settings,
             };
-            for &i in &self.by_source[source_slot(ev.source())] {
+            let source = source_slot(ev.source());
+            for &i in &self.prefetch_by_source[source] {
+                self.detectors[i].prefetch(ev);
+            }
+            for &i in &self.by_source[source] {
                 self.detectors[i].on_event(ev, &ctx, &mut out);
             }
         }
@@ -595,6 +606,67 @@ mod tests {
         fn on_time(&mut self, now_ms: i64, _: &LogContext<'_>, _: &mut Vec<Occurrence>) {
             self.0.lock().unwrap().push(now_ms);
         }
+    }
+
+    /// Logs `prefetch` and `on_event` calls, under its name.
+    struct Order(&'static str, bool, Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl LogDetector for Order {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn sources(&self) -> &'static [SourceKind] {
+            &[SourceKind::CloudTrail]
+        }
+        fn prefetches(&self) -> bool {
+            self.1
+        }
+        fn prefetch(&self, ev: &Event<'_>) {
+            self.2
+                .lock()
+                .unwrap()
+                .push(format!("{} prefetch {}", self.0, ev.origin.line));
+        }
+        fn on_event(&mut self, ev: &Event<'_>, _: &LogContext<'_>, _: &mut Vec<Occurrence>) {
+            self.2
+                .lock()
+                .unwrap()
+                .push(format!("{} event {}", self.0, ev.origin.line));
+        }
+    }
+
+    #[test]
+    fn prefetching_detectors_are_asked_before_any_detector_sees_the_record() {
+        let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut e = FoundationalEngine::new(
+            EngineOptions::default(),
+            Settings::default(),
+            vec![
+                Box::new(Order("a", false, calls.clone())),
+                Box::new(Order("b", true, calls.clone())),
+            ],
+            IntelIndex::default(),
+            SuppressionRules::default(),
+        );
+        feed(
+            &mut e,
+            &[
+                root_call("2024-01-01T00:00:00Z", "203.0.113.9"),
+                root_call("2024-01-01T00:00:01Z", "203.0.113.9"),
+            ],
+        );
+        assert_eq!(
+            *calls.lock().unwrap(),
+            [
+                "b prefetch 1",
+                "a event 1",
+                "b event 1",
+                "b prefetch 2",
+                "a event 2",
+                "b event 2"
+            ],
+            "only the detector that prefetches is asked, before every detector's on_event"
+        );
     }
 
     #[test]

@@ -132,6 +132,18 @@ pub trait LogDetector: Send {
     /// One record; push zero or more occurrences.
     fn on_event(&mut self, event: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>);
 
+    /// Whether [`LogDetector::prefetch`] does anything (asked once, when the engine is built, so
+    /// the others cost nothing).
+    fn prefetches(&self) -> bool {
+        false
+    }
+
+    /// The engine calls this for each record before any detector's [`LogDetector::on_event`]
+    /// for it: a detector whose usual record reads a large table starts loading the cache line
+    /// it will read, so that miss overlaps the other detectors' work. A hint: it changes no
+    /// state and raises nothing.
+    fn prefetch(&self, _event: &Event<'_>) {}
+
     /// Event time has advanced to `now_ms` (Unix milliseconds, the newest record time minus the
     /// allowed lateness): windowed detectors close the windows that ended before it. The engine
     /// calls it when the watermark has moved at least a second since the last call, and at the

@@ -224,6 +224,33 @@ struct Pair<'r> {
     hash: u64,
 }
 
+/// The record's (principal, API), for a record the baseline looks at (a call with a name and a
+/// time, not made by an AWS service).
+fn pair_of<'r>(ev: &Event<'r>) -> Option<(&'r CloudTrailRecord<'r>, super::Call, Pair<'r>)> {
+    let (rec, call) = record_call(ev)?;
+    let (Some(name), Some(now)) = (rec.event_name.as_deref(), ev.time_ms()) else {
+        return None;
+    };
+    if call.by_aws_service {
+        return None;
+    }
+    let who = caller(rec);
+    let source = rec.event_source.as_deref().unwrap_or("");
+    let service = source.strip_suffix(".amazonaws.com").unwrap_or(source);
+    let hash = pair_hash(who, (service, name));
+    Some((
+        rec,
+        call,
+        Pair {
+            who,
+            service,
+            name,
+            now,
+            hash,
+        },
+    ))
+}
+
 impl AnomalousApis {
     /// A pair not known to [`AnomalousApis::seen`] (a new API, or one the cache forgot): the
     /// exact baseline decides. Kept out of [`LogDetector::on_event`] so the usual record runs
@@ -313,32 +340,26 @@ impl LogDetector for AnomalousApis {
         SOURCES
     }
 
+    fn prefetches(&self) -> bool {
+        true
+    }
+
+    /// The record's pair is most likely in `seen`, whose slot is most likely not in cache.
+    fn prefetch(&self, ev: &Event<'_>) {
+        if let Some((_, _, pair)) = pair_of(ev) {
+            self.seen.prefetch(pair.hash);
+        }
+    }
+
     fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
-        let Some((rec, call)) = record_call(ev) else {
+        let Some((rec, call, pair)) = pair_of(ev) else {
             return;
         };
-        let (Some(name), Some(now)) = (rec.event_name.as_deref(), ev.time_ms()) else {
-            return;
-        };
-        if call.by_aws_service {
+        let in_order = pair.now >= self.newest_ms;
+        self.newest_ms = self.newest_ms.max(pair.now);
+        if in_order && self.seen.contains(pair.hash) {
             return;
         }
-        let who = caller(rec);
-        let source = rec.event_source.as_deref().unwrap_or("");
-        let service = source.strip_suffix(".amazonaws.com").unwrap_or(source);
-        let pair = pair_hash(who, (service, name));
-        let in_order = now >= self.newest_ms;
-        self.newest_ms = self.newest_ms.max(now);
-        if in_order && self.seen.contains(pair) {
-            return;
-        }
-        let pair = Pair {
-            who,
-            service,
-            name,
-            now,
-            hash: pair,
-        };
         self.learn_or_raise(ev, rec, call, ctx, pair, out);
     }
 
