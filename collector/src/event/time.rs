@@ -195,16 +195,7 @@ mod tests {
     /// instants, in runs of one minute and in jumps, with bad seconds and bad minutes between.
     #[test]
     fn remembered_minute_gives_the_same_answers() {
-        let format = |t: i64, ms: i64| {
-            let (y, m, d) = civil_from_days(t.div_euclid(86_400));
-            let s = t.rem_euclid(86_400);
-            format!(
-                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-                s / 3600,
-                s / 60 % 60,
-                s % 60
-            )
-        };
+        let format = |t: i64, ms: i64| crate::findings::time::format_millis(t * 1000 + ms);
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut next = || {
             x ^= x << 13;

@@ -3,8 +3,9 @@
 //! Findings keep their timestamps as the strings found on the wire so a parsed finding re-serialises
 //! byte-for-byte (`2020-08-03T23:21:57Z` stays without milliseconds). Ward itself always writes
 //! `YYYY-MM-DDTHH:MM:SS.mmmZ`. Arithmetic (aggregation, suppression comparisons) is done on epoch
-//! milliseconds. The civil-date conversion is written out here rather than pulling in a date crate:
-//! it is the only calendar maths the findings core needs.
+//! milliseconds. The civil-date conversion is the log readers' ([`crate::event::time`]): no date crate.
+
+use crate::event::time::{civil_from_days, days_from_civil};
 
 /// Milliseconds since 1970-01-01T00:00:00Z.
 pub type EpochMillis = i64;
@@ -120,35 +121,6 @@ fn days_in_month(year: i64, month: i64) -> i64 {
         4 | 6 | 9 | 11 => 30,
         _ => 31,
     }
-}
-
-// Howard Hinnant's days-from-civil algorithm (public-domain description), proleptic Gregorian.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let shifted_month = (month + 9) % 12;
-    let day_of_year = (153 * shifted_month + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
