@@ -1,43 +1,14 @@
 //! The transport's counters, rendered as Prometheus text on `GET /metrics`.
 
-use std::fmt::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use ward_metrics::{Buckets, Histogram, write_scalar};
 
 /// Upper bounds (seconds) of the batch-latency histogram: seal to acknowledgement.
-const LATENCY_BOUNDS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
+pub struct SealToAck;
 
-#[derive(Default)]
-pub struct Histogram {
-    buckets: [AtomicU64; LATENCY_BOUNDS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
-}
-
-impl Histogram {
-    pub fn observe(&self, secs: f64) {
-        if let Some(i) = LATENCY_BOUNDS.iter().position(|b| secs <= *b) {
-            self.buckets[i].fetch_add(1, Relaxed);
-        }
-        self.count.fetch_add(1, Relaxed);
-        self.sum_micros.fetch_add((secs * 1e6) as u64, Relaxed);
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (b, n) in LATENCY_BOUNDS.iter().zip(&self.buckets) {
-            cumulative += n.load(Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
-        }
-        let count = self.count.load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
-    }
+impl Buckets for SealToAck {
+    const UPPER: &'static [f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
 }
 
 #[derive(Default)]
@@ -62,7 +33,7 @@ pub struct Metrics {
     pub connected: AtomicU64,
     pub spool_bytes: AtomicU64,
     pub spool_batches: AtomicU64,
-    pub batch_latency: Histogram,
+    pub batch_latency: Histogram<SealToAck>,
 }
 
 impl Metrics {
@@ -136,11 +107,7 @@ impl Metrics {
             } else {
                 "gauge"
             };
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
-                v.load(Relaxed)
-            );
+            write_scalar(&mut out, name, help, kind, v.load(Relaxed));
         }
         for (name, help, v) in [
             (
@@ -154,11 +121,7 @@ impl Metrics {
                 &self.spool_batches,
             ),
         ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
-                v.load(Relaxed)
-            );
+            write_scalar(&mut out, name, help, "gauge", v.load(Relaxed));
         }
         self.batch_latency.render(
             &mut out,
@@ -166,48 +129,5 @@ impl Metrics {
             "From sealing a batch to its acknowledgement.",
         );
         out
-    }
-}
-
-/// Serves `GET /metrics` until the task is dropped. A deliberately small HTTP/1.1 responder: one
-/// request per connection, anything else is 404.
-pub async fn serve(listener: TcpListener, render: Arc<dyn Fn() -> String + Send + Sync>) {
-    loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
-            continue;
-        };
-        let render = render.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            let mut n = 0;
-            // Read the request head (bounded); a slow client gets 5 s.
-            let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-                while n < buf.len() {
-                    match sock.read(&mut buf[n..]).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(k) => n += k,
-                    }
-                    if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-                        break;
-                    }
-                }
-            })
-            .await;
-            if read.is_err() {
-                return;
-            }
-            let (status, body) = if buf[..n].starts_with(b"GET /metrics ") {
-                ("200 OK", render())
-            } else {
-                ("404 Not Found", "not found\n".to_string())
-            };
-            let head = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = sock.write_all(head.as_bytes()).await;
-            let _ = sock.write_all(body.as_bytes()).await;
-            let _ = sock.shutdown().await;
-        });
     }
 }

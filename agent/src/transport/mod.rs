@@ -235,7 +235,7 @@ pub fn start(config: TransportConfig) -> anyhow::Result<(TransportSink, Transpor
                 if let Some(listener) = metrics_listener {
                     let listener = tokio::net::TcpListener::from_std(listener)?;
                     let m = m.clone();
-                    tokio::spawn(metrics::serve(listener, Arc::new(move || m.render())));
+                    tokio::spawn(ward_metrics::serve(listener, Arc::new(move || m.render())));
                 }
                 let spool = Arc::new(Mutex::new(spool));
                 let sealed = Arc::new(tokio::sync::Notify::new());

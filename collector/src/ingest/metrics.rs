@@ -1,65 +1,22 @@
 //! The ingest service's counters, rendered as Prometheus text on `GET /metrics`.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use ward_metrics::Buckets;
 
-#[derive(Default)]
-pub struct Counter(AtomicU64);
+pub use ward_metrics::{Counter, write_labelled, write_scalar};
 
-impl Counter {
-    pub fn inc(&self) {
-        self.add(1);
-    }
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Relaxed);
-    }
-    pub fn dec(&self) {
-        self.0.fetch_sub(1, Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.0.load(Relaxed)
-    }
+/// Upper bounds (seconds) of the collector's latency histograms (group commit, batch receipt to
+/// acknowledgement).
+pub struct Latency;
+
+impl Buckets for Latency {
+    const UPPER: &'static [f64] = &[
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0,
+    ];
 }
 
-const BOUNDS: [f64; 10] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0,
-];
-
-#[derive(Default)]
-pub struct Histogram {
-    buckets: [AtomicU64; BOUNDS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
-}
-
-impl Histogram {
-    pub fn observe(&self, secs: f64) {
-        if let Some(i) = BOUNDS.iter().position(|b| secs <= *b) {
-            self.buckets[i].fetch_add(1, Relaxed);
-        }
-        self.count.fetch_add(1, Relaxed);
-        self.sum_micros.fetch_add((secs * 1e6) as u64, Relaxed);
-    }
-
-    /// Appends the histogram in Prometheus text format.
-    pub fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (b, n) in BOUNDS.iter().zip(&self.buckets) {
-            cumulative += n.load(Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
-        }
-        let count = self.count.load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
-    }
-}
+pub type Histogram = ward_metrics::Histogram<Latency>;
 
 /// Why a batch or a stream was refused (the `reason` label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,74 +184,5 @@ impl Metrics {
             "From receiving a batch to acknowledging it.",
         );
         out
-    }
-}
-
-/// Appends one unlabelled counter or gauge in Prometheus text format.
-pub fn write_scalar(out: &mut String, name: &str, help: &str, kind: &str, value: u64) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-    );
-}
-
-/// Appends one labelled counter or gauge family: a `name{label="value"} n` line per series, label
-/// values escaped as the text format requires.
-pub fn write_labelled<'a>(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    kind: &str,
-    label: &str,
-    series: impl IntoIterator<Item = (&'a str, u64)>,
-) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    for (value, n) in series {
-        let value = value
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n");
-        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
-    }
-}
-
-/// Serves `GET /metrics` until the task is dropped: one request per connection, anything else is 404.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
-    loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            let mut n = 0;
-            let read = tokio::time::timeout(Duration::from_secs(5), async {
-                while n < buf.len() {
-                    match sock.read(&mut buf[n..]).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(k) => n += k,
-                    }
-                    if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-                        break;
-                    }
-                }
-            })
-            .await;
-            if read.is_err() {
-                return;
-            }
-            let (status, body) = if buf[..n].starts_with(b"GET /metrics ") {
-                ("200 OK", metrics.render())
-            } else {
-                ("404 Not Found", "not found\n".to_string())
-            };
-            let head = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = sock.write_all(head.as_bytes()).await;
-            let _ = sock.write_all(body.as_bytes()).await;
-            let _ = sock.shutdown().await;
-        });
     }
 }

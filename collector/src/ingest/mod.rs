@@ -177,7 +177,10 @@ pub async fn start_with_store(
             let addr = l.local_addr()?;
             (
                 Some(addr),
-                Some(tokio::spawn(metrics::serve(l, metrics.clone()))),
+                Some(tokio::spawn(ward_metrics::serve(l, {
+                    let metrics = metrics.clone();
+                    Arc::new(move || metrics.render())
+                }))),
             )
         }
         None => (None, None),
