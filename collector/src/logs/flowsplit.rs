@@ -49,33 +49,75 @@ impl Split {
         let mut before = 1u64;
         let mut k = 0;
         for base in (0..=len).step_by(64) {
-            let s = separator_word(line, base);
-            let t = s ^ ((s << 1) | before);
-            before = s >> 63;
-            let n = t.count_ones() as usize;
-            if k + n > 2 * MAX_FIELDS {
+            if !self.add_word(separator_word(line, base), base, &mut before, &mut k) {
                 return None;
             }
-            // The word's set bits to positions, eight per step rather than a branch per bit
-            // (positions past the last bit are junk, overwritten next or never read).
-            let mut m = t;
-            let mut j = 0;
-            loop {
-                let out: &mut [u16; 8] = (&mut self.bounds[k + j..k + j + 8])
-                    .try_into()
-                    .expect("8 bounds");
-                for o in out {
-                    *o = base as u16 + m.trailing_zeros() as u16;
-                    m &= m.wrapping_sub(1);
-                }
-                j += 8;
-                if j >= n {
-                    break;
-                }
-            }
-            k += n;
         }
         Some(k / 2)
+    }
+
+    /// Finds the end of the line starting at `text[start]` (the next `\n`, or the end of
+    /// `text`) in the same pass that splits it: returns the line's length (up to the `\n`) and
+    /// its number of fields, with bounds relative to `start`. `None` when the line is longer than
+    /// [`MAX_LEN`] or has more than [`MAX_FIELDS`] fields; the caller then finds its end itself.
+    #[inline(always)]
+    pub(crate) fn split_line(&mut self, text: &[u8], start: usize) -> Option<(usize, usize)> {
+        let mut before = 1u64;
+        let mut k = 0;
+        let mut base = 0;
+        loop {
+            let (mut seps, newlines) = classify64(text, start + base);
+            let end = if newlines != 0 {
+                // Everything from the newline on is past the line: separators.
+                let at = newlines.trailing_zeros();
+                seps |= !0u64 << at;
+                Some(base + at as usize)
+            } else {
+                None
+            };
+            if !self.add_word(seps, base, &mut before, &mut k) {
+                return None;
+            }
+            if let Some(end) = end {
+                return (end <= MAX_LEN).then_some((end, k / 2));
+            }
+            base += 64;
+            if base > MAX_LEN {
+                return None;
+            }
+        }
+    }
+
+    /// Adds the field bounds of the 64 bytes at `base` (their separator bits `seps`) after the
+    /// `k` found so far; `before` is the class of the byte before them. False when there are
+    /// more than [`MAX_FIELDS`] fields.
+    #[inline(always)]
+    fn add_word(&mut self, seps: u64, base: usize, before: &mut u64, k: &mut usize) -> bool {
+        let t = seps ^ ((seps << 1) | *before);
+        *before = seps >> 63;
+        let n = t.count_ones() as usize;
+        if *k + n > 2 * MAX_FIELDS {
+            return false;
+        }
+        // The word's set bits to positions, eight per step rather than a branch per bit
+        // (positions past the last bit are junk, overwritten next or never read).
+        let mut m = t;
+        let mut j = 0;
+        loop {
+            let out: &mut [u16; 8] = (&mut self.bounds[*k + j..*k + j + 8])
+                .try_into()
+                .expect("8 bounds");
+            for o in out {
+                *o = base as u16 + m.trailing_zeros() as u16;
+                m &= m.wrapping_sub(1);
+            }
+            j += 8;
+            if j >= n {
+                break;
+            }
+        }
+        *k += n;
+        true
     }
 
     /// Start and end (exclusive) of field `k` of the last line split; `k` below its count.
@@ -106,6 +148,39 @@ fn separator_word(line: &[u8], base: usize) -> u64 {
         word |= u64::from(bits) << (16 * q);
     }
     word
+}
+
+/// Separator bits and newline bits of `text[at..at + 64]`; the end of `text` (`at <= len`)
+/// counts as a newline, and the bytes after it as separators.
+#[inline(always)]
+fn classify64(text: &[u8], at: usize) -> (u64, u64) {
+    let classify = |chunk: &[u8; 64]| {
+        let (mut seps, mut newlines) = (0, 0);
+        for q in 0..4 {
+            let (s, n) = seps_newlines16(chunk[16 * q..16 * q + 16].try_into().expect("16"));
+            seps |= u64::from(s) << (16 * q);
+            newlines |= u64::from(n) << (16 * q);
+        }
+        (seps, newlines)
+    };
+    match text.get(at..at + 64) {
+        Some(chunk) => classify(chunk.try_into().expect("64 bytes")),
+        None => classify64_tail(text, at, classify),
+    }
+}
+
+/// [`classify64`] near the end of `text`: the bytes copied after a run of newlines. Once per
+/// block, so out of line.
+#[inline(never)]
+fn classify64_tail(
+    text: &[u8],
+    at: usize,
+    classify: impl Fn(&[u8; 64]) -> (u64, u64),
+) -> (u64, u64) {
+    let mut pad = [b'\n'; 64];
+    let rest = &text[at..];
+    pad[..rest.len()].copy_from_slice(rest);
+    classify(&pad)
 }
 
 /// As [`sep16`] for the fewer than 16 bytes `line[at..]`; the bits past the line are set.
@@ -142,6 +217,40 @@ fn sep16(chunk: &[u8; 16]) -> u16 {
 #[inline(always)]
 fn sep16(chunk: &[u8; 16]) -> u16 {
     sep16_portable(chunk)
+}
+
+/// Bit `i` of the first mask set when byte `i` is a separator (as [`sep16`]), of the second
+/// when it is `\n`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn seps_newlines16(chunk: &[u8; 16]) -> (u16, u16) {
+    use std::arch::x86_64::*;
+    // SAFETY: as in `sep16`.
+    unsafe {
+        let v = _mm_loadu_si128(chunk.as_ptr().cast());
+        let le = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(b' ' as i8)), v);
+        let nl = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8));
+        (_mm_movemask_epi8(le) as u16, _mm_movemask_epi8(nl) as u16)
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn seps_newlines16(chunk: &[u8; 16]) -> (u16, u16) {
+    seps_newlines16_portable(chunk)
+}
+
+/// [`seps_newlines16`] byte by byte.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[inline(always)]
+fn seps_newlines16_portable(chunk: &[u8; 16]) -> (u16, u16) {
+    (
+        sep16_portable(chunk),
+        chunk
+            .iter()
+            .enumerate()
+            .fold(0, |m, (i, &c)| m | (u16::from(c == b'\n') << i)),
+    )
 }
 
 /// Bit `i` of the first mask set when byte `i` is an ASCII digit, of the second when it is `.`.
@@ -247,6 +356,10 @@ mod tests {
                     let mut chunk = [fill; 16];
                     chunk[pos] = c;
                     assert_eq!(sep16(&chunk), sep16_portable(&chunk), "{c:#x} at {pos}");
+                    let (seps, newlines) = seps_newlines16(&chunk);
+                    assert_eq!((seps, newlines), seps_newlines16_portable(&chunk), "{c:#x}");
+                    assert_eq!(seps, sep16(&chunk));
+                    assert_eq!(newlines >> pos & 1 == 1, c == b'\n', "{c:#x}");
                     assert_eq!(sep16(&chunk) >> pos & 1 == 1, is_sep(c), "{c:#x}");
                     let (digits, dots) = digits_dots16(&chunk);
                     assert_eq!((digits, dots), digits_dots16_portable(&chunk), "{c:#x}");
@@ -305,6 +418,62 @@ mod tests {
                 ),
             }
         }
+    }
+
+    /// `split_line` on every line of generated blocks (lines of any length, blank lines,
+    /// `\r\n`, a block ending with or without a newline) agrees with the byte-by-byte split.
+    #[test]
+    fn line_ends_and_boundaries_match_byte_by_byte_in_generated_blocks() {
+        let mut rng = Rng(0xb10c_5eed);
+        let mut split = Split::default();
+        let bytes: &[u8] = &[
+            b' ', b' ', b'\t', b'\r', 0x0b, b'\n', b'1', b'a', b'.', b'-', 0x80, 0xff, b'Z',
+        ];
+        let (mut fast, mut total) = (0, 0);
+        for round in 0..3_000 {
+            let mut text = Vec::new();
+            let target = rng.below(if round % 3 == 0 { 200 } else { 1_500 }) as usize;
+            while text.len() < target {
+                // Mostly field bytes, newlines often enough for lines of every length.
+                let c = match rng.below(40) {
+                    0 => b'\n',
+                    1..=5 => b' ',
+                    6 if round % 2 == 0 => bytes[rng.below(bytes.len() as u64) as usize],
+                    _ => b'0' + rng.below(10) as u8,
+                };
+                text.push(c);
+            }
+            let mut start = 0;
+            loop {
+                let end = text[start..]
+                    .iter()
+                    .position(|&c| c == b'\n')
+                    .map_or(text.len(), |i| start + i);
+                let line = &text[start..end];
+                let slow = fields_slow(line);
+                total += 1;
+                match split.split_line(&text, start) {
+                    Some((len, n)) => {
+                        fast += 1;
+                        assert_eq!(start + len, end, "{text:?} at {start}");
+                        let got: Vec<_> = (0..n).map(|k| split.field(k)).collect();
+                        assert_eq!(got, slow, "{line:?}");
+                    }
+                    None => assert!(
+                        line.len() > MAX_LEN || slow.len() > MAX_FIELDS,
+                        "refused {line:?}"
+                    ),
+                }
+                if end == text.len() {
+                    break;
+                }
+                start = end + 1;
+            }
+        }
+        assert!(
+            fast > total / 2,
+            "{fast} of {total} lines split in one pass"
+        );
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub struct Chunked<R> {
     error: Option<io::Error>,
     /// Bytes consumed before `start`, for offsets in error reports.
     consumed: u64,
+    /// Bytes asked for per `read` (more when a pending line needs it).
+    read_size: usize,
 }
 
 /// Largest buffer kept for the next object read on the same thread.
@@ -77,7 +79,14 @@ impl<R: Read> Chunked<R> {
             eof: false,
             error: None,
             consumed: 0,
+            read_size: CHUNK,
         }
+    }
+
+    /// Bytes asked for per `read` from now on (at least 4 KiB). A parser that makes several
+    /// passes over what it reads keeps them in cache with reads smaller than the default 1 MiB.
+    pub fn set_read_size(&mut self, n: usize) {
+        self.read_size = n.max(4 << 10);
     }
 
     pub fn data(&self) -> &[u8] {
@@ -121,7 +130,7 @@ impl<R: Read> Chunked<R> {
         }
         // Grow geometrically (callers re-scan the pending bytes after each fill, so doubling keeps
         // the total re-scan cost linear), but never beyond the limit.
-        let want = have.max(CHUNK).min(limit - have);
+        let want = have.max(self.read_size).min(limit - have);
         if self.start > 0 && self.buf.len() - self.end < want {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -291,13 +300,96 @@ pub enum TextLine<'a> {
     Truncated,
 }
 
-/// Like [`for_each_line`], but hands out `&str`. UTF-8 is checked once per buffered block of
-/// whole lines rather than once per line (a per-line check was a tenth of flow-log parse time);
-/// only a block that fails is checked line by line, to name the bad line.
-pub fn for_each_text_line<R: Read>(
+/// One item of [`for_each_text_block`].
+pub enum TextBlock<'b, 'a> {
+    /// Whole lines of checked UTF-8, handed out one by one (lines left unread are skipped).
+    Lines(&'b mut BlockLines<'a>),
+    /// One line that is not part of a checked block: a line of a block that failed the UTF-8
+    /// check, an over-long line, or the last line of the input.
+    Line(u64, TextLine<'a>),
+}
+
+/// The lines of a [`TextBlock::Lines`] block with their numbers, as [`for_each_text_line`]
+/// hands them out: without a trailing `\r`, over-long ones as [`TextLine::TooLong`]. Counting
+/// them here spares the block a pass of its own just for line numbers.
+pub struct BlockLines<'a> {
+    text: &'a str,
+    /// Where the next line starts.
+    start: usize,
+    /// Number of the next line.
+    line_no: u64,
+    max_line: usize,
+    done: bool,
+}
+
+impl<'a> BlockLines<'a> {
+    /// `text` holds whole lines joined by `\n`, the first numbered `first`.
+    fn new(text: &'a str, first: u64, max_line: usize) -> Self {
+        BlockLines {
+            text,
+            start: 0,
+            line_no: first,
+            max_line,
+            done: false,
+        }
+    }
+}
+
+impl<'a> BlockLines<'a> {
+    /// The block's text and where its next line starts, unless every line was handed out.
+    #[inline(always)]
+    pub fn pending(&self) -> Option<(&'a str, usize)> {
+        (!self.done).then_some((self.text, self.start))
+    }
+
+    /// Hands out the next line, which the caller found to end at `end`: the index of the first
+    /// `\n` from where it starts ([`BlockLines::pending`]), or the text's length if there is none.
+    #[inline(always)]
+    pub fn take_line(&mut self, end: usize) -> (u64, TextLine<'a>) {
+        debug_assert!(!self.done);
+        debug_assert_eq!(
+            Some(end),
+            memchr::memchr(b'\n', &self.text.as_bytes()[self.start..])
+                .map(|i| self.start + i)
+                .or(Some(self.text.len()))
+        );
+        self.done = end == self.text.len();
+        let start = std::mem::replace(&mut self.start, end + 1);
+        let n = self.line_no;
+        self.line_no += 1;
+        if end - start > self.max_line {
+            return (
+                n,
+                TextLine::TooLong {
+                    len: (end - start) as u64,
+                },
+            );
+        }
+        let line = &self.text[start..end];
+        (n, TextLine::Text(line.strip_suffix('\r').unwrap_or(line)))
+    }
+}
+
+impl<'a> Iterator for BlockLines<'a> {
+    type Item = (u64, TextLine<'a>);
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<(u64, TextLine<'a>)> {
+        let (text, start) = self.pending()?;
+        let end =
+            memchr::memchr(b'\n', &text.as_bytes()[start..]).map_or(text.len(), |i| start + i);
+        Some(self.take_line(end))
+    }
+}
+
+/// Like [`for_each_line`], but hands out `&str`, a block of whole lines at a time. UTF-8 is
+/// checked once per buffered block rather than once per line (a per-line check was a tenth of
+/// flow-log parse time), and a block lets the caller set up per-line state once; only a block
+/// that fails the check is handed out line by line, to name the bad line.
+pub fn for_each_text_block<R: Read>(
     input: &mut Chunked<R>,
     max_line: usize,
-    mut f: impl FnMut(u64, TextLine<'_>),
+    mut f: impl FnMut(TextBlock<'_, '_>),
 ) {
     let mut line_no = 0u64;
     loop {
@@ -306,47 +398,32 @@ pub fn for_each_text_line<R: Read>(
             let block = &data[..last];
             match std::str::from_utf8(block) {
                 Ok(text) => {
-                    let mut start = 0;
-                    for end in memchr::memchr_iter(b'\n', block).chain([block.len()]) {
-                        line_no += 1;
-                        if end - start > max_line {
-                            f(
-                                line_no,
-                                TextLine::TooLong {
-                                    len: (end - start) as u64,
-                                },
-                            );
-                        } else {
-                            let line = &text[start..end];
-                            f(
-                                line_no,
-                                TextLine::Text(line.strip_suffix('\r').unwrap_or(line)),
-                            );
-                        }
-                        start = end + 1;
-                    }
+                    let mut lines = BlockLines::new(text, line_no + 1, max_line);
+                    f(TextBlock::Lines(&mut lines));
+                    lines.by_ref().for_each(drop);
+                    line_no = lines.line_no - 1;
                 }
                 Err(_) => {
                     for line in block.split(|&b| b == b'\n') {
                         line_no += 1;
                         if line.len() > max_line {
-                            f(
+                            f(TextBlock::Line(
                                 line_no,
                                 TextLine::TooLong {
                                     len: line.len() as u64,
                                 },
-                            );
+                            ));
                             continue;
                         }
                         let line = line.strip_suffix(b"\r").unwrap_or(line);
                         match std::str::from_utf8(line) {
-                            Ok(t) => f(line_no, TextLine::Text(t)),
-                            Err(e) => f(
+                            Ok(t) => f(TextBlock::Line(line_no, TextLine::Text(t))),
+                            Err(e) => f(TextBlock::Line(
                                 line_no,
                                 TextLine::NotUtf8 {
                                     valid_up_to: e.valid_up_to(),
                                 },
-                            ),
+                            )),
                         }
                     }
                 }
@@ -358,12 +435,12 @@ pub fn for_each_text_line<R: Read>(
         if data.len() > max_line {
             line_no += 1;
             let (skipped, found) = input.skip_line();
-            f(
+            f(TextBlock::Line(
                 line_no,
                 TextLine::TooLong {
                     len: skipped - u64::from(found),
                 },
-            );
+            ));
             continue;
         }
         if input.fill(max_line + 1) == 0 {
@@ -372,17 +449,17 @@ pub fn for_each_text_line<R: Read>(
                 line_no += 1;
                 let n = data.len();
                 if input.error.is_some() {
-                    f(line_no, TextLine::Truncated);
+                    f(TextBlock::Line(line_no, TextLine::Truncated));
                 } else {
                     let line = data.strip_suffix(b"\r").unwrap_or(data);
                     match std::str::from_utf8(line) {
-                        Ok(t) => f(line_no, TextLine::Text(t)),
-                        Err(e) => f(
+                        Ok(t) => f(TextBlock::Line(line_no, TextLine::Text(t))),
+                        Err(e) => f(TextBlock::Line(
                             line_no,
                             TextLine::NotUtf8 {
                                 valid_up_to: e.valid_up_to(),
                             },
-                        ),
+                        )),
                     }
                 }
                 input.consume(n);
@@ -390,6 +467,22 @@ pub fn for_each_text_line<R: Read>(
             return;
         }
     }
+}
+
+/// [`for_each_text_block`] one line at a time.
+pub fn for_each_text_line<R: Read>(
+    input: &mut Chunked<R>,
+    max_line: usize,
+    mut f: impl FnMut(u64, TextLine<'_>),
+) {
+    for_each_text_block(input, max_line, |block| match block {
+        TextBlock::Lines(lines) => {
+            for (n, line) in lines {
+                f(n, line);
+            }
+        }
+        TextBlock::Line(n, line) => f(n, line),
+    });
 }
 
 #[cfg(test)]
