@@ -178,9 +178,7 @@ impl DnsDetector {
                         self.config.exfil_min_entropy,
                     ),
                 };
-                if name.len() <= MAX_DNS_NAME {
-                    self.recent.put(name, generation, facts);
-                }
+                self.recent.put(name, generation, facts);
                 facts
             }
         };
@@ -311,9 +309,6 @@ impl DnsDetector {
         self.dga.retain(|_, w| (w.window + 1) * secs >= now);
     }
 }
-
-/// Longest valid DNS name (RFC 1035): longer ones are analysed but not remembered.
-const MAX_DNS_NAME: usize = 255;
 
 fn hash(name: &str) -> u64 {
     use std::hash::BuildHasher;

@@ -8,6 +8,8 @@
 
 use std::hash::BuildHasher;
 
+const _: () = assert!(std::mem::size_of::<Slot>() == 64);
+
 use foldhash::fast::FixedState;
 
 /// Facts about one name. Whether it can match a list holds for one generation of the intel index
@@ -24,25 +26,46 @@ pub struct NameFacts {
     pub encoded: bool,
 }
 
+/// One remembered name, in one cache line: the name is kept inline, so a lookup touches the slot
+/// and nothing else (a `String` would add a second miss, on its heap buffer).
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
 struct Slot {
-    name: String,
+    /// 0: empty (intel index generations start at 1).
     generation: u64,
-    facts: NameFacts,
+    registrable: u8,
+    unlisted: bool,
+    encoded: bool,
+    len: u8,
+    name: [u8; MAX_NAME],
 }
+
+/// Longest name remembered. Ordinary names are shorter; the long ones are mostly encoded data
+/// (tunnels, exfiltration), which never repeats.
+pub const MAX_NAME: usize = 52;
+
+const EMPTY: Slot = Slot {
+    generation: 0,
+    registrable: 0,
+    unlisted: false,
+    encoded: false,
+    len: 0,
+    name: [0; MAX_NAME],
+};
 
 /// A direct-mapped table of the last name seen per slot.
 pub struct RecentNames {
-    slots: Box<[Option<Slot>]>,
+    slots: Box<[Slot]>,
     hasher: FixedState,
 }
 
-/// 4,096 slots: about 200 KB, which stays in a core's L2 next to the log text.
+/// 4,096 slots of 64 bytes: 256 KiB, which stays in a core's L2 next to the log text.
 const SLOT_BITS: u32 = 12;
 
 impl Default for RecentNames {
     fn default() -> Self {
         Self {
-            slots: (0..1 << SLOT_BITS).map(|_| None).collect(),
+            slots: vec![EMPTY; 1 << SLOT_BITS].into_boxed_slice(),
             hasher: FixedState::with_seed(0x444e_535f_6e61_6d65),
         }
     }
@@ -55,30 +78,33 @@ impl RecentNames {
 
     /// The facts remembered for `name` under this intel generation.
     pub fn get(&self, name: &str, generation: u64) -> Option<NameFacts> {
-        match &self.slots[self.index(name)] {
-            Some(s) if s.generation == generation && s.name == name => Some(s.facts),
-            _ => None,
-        }
+        let s = &self.slots[self.index(name)];
+        let hit =
+            s.generation == generation && s.name.get(..usize::from(s.len)) == Some(name.as_bytes());
+        hit.then_some(NameFacts {
+            unlisted: s.unlisted,
+            registrable: usize::from(s.registrable),
+            encoded: s.encoded,
+        })
     }
 
-    /// Remembers `facts` for `name`, in place of whatever shared its slot.
+    /// Remembers `facts` for `name` (if it is short enough to keep), in place of whatever shared
+    /// its slot.
     pub fn put(&mut self, name: &str, generation: u64, facts: NameFacts) {
+        let (Some(name_bytes), Ok(registrable)) = (
+            (name.len() <= MAX_NAME).then_some(name.as_bytes()),
+            u8::try_from(facts.registrable),
+        ) else {
+            return;
+        };
         let i = self.index(name);
-        match &mut self.slots[i] {
-            Some(s) => {
-                // The slot's string keeps its capacity: a new name is a copy, not an allocation.
-                s.name.replace_range(.., name);
-                s.generation = generation;
-                s.facts = facts;
-            }
-            empty => {
-                *empty = Some(Slot {
-                    name: name.to_owned(),
-                    generation,
-                    facts,
-                })
-            }
-        }
+        let s = &mut self.slots[i];
+        s.generation = generation;
+        s.registrable = registrable;
+        s.unlisted = facts.unlisted;
+        s.encoded = facts.encoded;
+        s.len = name_bytes.len() as u8;
+        s.name[..name_bytes.len()].copy_from_slice(name_bytes);
     }
 }
 
@@ -89,7 +115,7 @@ mod tests {
     fn facts(n: u32) -> NameFacts {
         NameFacts {
             unlisted: n.is_multiple_of(2),
-            registrable: n as usize,
+            registrable: (n % 200) as usize,
             encoded: n.is_multiple_of(3),
         }
     }
@@ -107,6 +133,14 @@ mod tests {
         recent.put("example.com", 2, facts(7));
         assert_eq!(recent.get("example.com", 2), Some(facts(7)));
         assert_eq!(recent.get("example.com", 1), None);
+
+        // Too long to keep inline: analysed every time, never remembered.
+        let long = format!("{}.example.com", "a".repeat(MAX_NAME));
+        recent.put(&long, 1, facts(4));
+        assert_eq!(recent.get(&long, 1), None);
+        let longest = "b".repeat(MAX_NAME);
+        recent.put(&longest, 1, facts(6));
+        assert_eq!(recent.get(&longest, 1), Some(facts(6)));
 
         // Many names: each answer is either the name's own latest facts or nothing.
         let names: Vec<String> = (0..20_000).map(|i| format!("h{i}.example.org")).collect();
