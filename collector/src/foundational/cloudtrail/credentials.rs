@@ -54,15 +54,13 @@ pub fn instance_session<'r>(rec: &'r CloudTrailRecord<'_>) -> Option<&'r str> {
 
 /// [`instance_session`] once the identity is known to be an `AssumedRole`.
 fn session_instance<'r>(ui: &'r UserIdentity<'_>) -> Option<&'r str> {
-    let session = ui
-        .arn
-        .as_deref()
-        .and_then(|a| a.rsplit('/').next())
-        .or_else(|| {
-            ui.principal_id
-                .as_deref()
-                .and_then(|p| p.rsplit(':').next())
-        })?;
+    let session = match ui.arn.as_deref() {
+        Some(arn) => short_session(arn)?,
+        None => ui
+            .principal_id
+            .as_deref()
+            .and_then(|p| p.rsplit(':').next())?,
+    };
     let id = session.strip_prefix("i-")?;
     // Real ids are 8 or 17 lower-case hex digits; anonymised logs mix in upper case. Checked
     // without an early exit: on random hex digits, a branch per byte mispredicts half the time.
@@ -71,6 +69,24 @@ fn session_instance<'r>(ui: &'r UserIdentity<'_>) -> Option<&'r str> {
         .fold(0u8, |n, b| n | u8::from(!b.is_ascii_alphanumeric()));
     ((8..=17).contains(&id.len()) && not_alphanumeric == 0).then_some(session)
 }
+
+/// The session part of an ARN (after its last `/`, all of it without one) when it is short
+/// enough to be an instance's. Only the last [`LONGEST_SESSION`] + 1 bytes are searched: a short
+/// backwards loop instead of a general search, on every role session's ARN.
+fn short_session(arn: &str) -> Option<&str> {
+    let b = arn.as_bytes();
+    let from = b.len().saturating_sub(LONGEST_SESSION + 1);
+    match b[from..].iter().rposition(|&c| c == b'/') {
+        // Just after a `/`: a character boundary.
+        Some(i) => Some(&arn[from + i + 1..]),
+        None if from == 0 => Some(arn),
+        // The session is longer than any instance's.
+        None => None,
+    }
+}
+
+/// `i-` and the longest instance id (17 characters).
+const LONGEST_SESSION: usize = 19;
 
 /// Calls the SSM agent on the instance makes (any `ssmmessages` or `ec2messages` API, the
 /// agent's `ssm` APIs): their address is the instance's.
@@ -208,8 +224,12 @@ impl LogDetector for InstanceCredentials {
                 return;
             }
             let ranges = &ctx.settings.aws_ranges;
+            // The usual call is the instance's own address: its slot starts loading while the
+            // ranges are searched.
+            let home = pair_hash(instance, ip);
+            self.home_pairs.prefetch(home);
             if ranges.is_loaded() && ranges.contains(ip) {
-                if self.home_pairs.contains(pair_hash(instance, ip)) {
+                if self.home_pairs.contains(home) {
                     return;
                 }
                 let known = self.instances.get(instance);
@@ -283,6 +303,23 @@ mod tests {
         for id in ["i-0123456789abcdef0", "i-12345678", "i-786a3A8B5C0d92eF4"] {
             assert_eq!(session(&format!("{role}/{id}"), "").as_deref(), Some(id));
         }
+        assert_eq!(session("i-12345678", "").as_deref(), Some("i-12345678"));
+        assert_eq!(
+            session("arn:aws:sts::1:assumed-role/Rôle/i-0123456789abcdef0", "").as_deref(),
+            Some("i-0123456789abcdef0")
+        );
+        assert_eq!(session(&format!("{role}/{}", "é".repeat(15)), ""), None);
+        assert_eq!(session(&format!("{role}/i-0123456789abcdef0x"), ""), None);
+        assert_eq!(
+            session(&format!("{role}/i-0123456789abcdef0"), "AROA:i-99999999").as_deref(),
+            Some("i-0123456789abcdef0"),
+            "the ARN's session, not the principal id's"
+        );
+        assert_eq!(
+            session(&format!("{role}/app-session"), "AROA:i-99999999"),
+            None,
+            "no fallback to the principal id when the ARN names another session"
+        );
         for not in [
             "i-1234567",
             "i-0123456789abcdef01",
