@@ -15,6 +15,7 @@
 //! attacker partly chooses (role-session names): where a member's probe starts is therefore
 //! mixed again with a seed drawn per set, so nobody can line members up on one slot.
 
+use crate::foundational::prefetch;
 use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
@@ -112,19 +113,6 @@ impl PairSet {
             self.insert(key);
         }
     }
-}
-
-/// Asks the CPU to start loading the cache line of `value` (nothing on other targets).
-fn prefetch<T>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults and has no effect but on the cache; SSE, which has it, is
-    // part of the x86_64 baseline.
-    unsafe {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
 }
 
 impl FromIterator<u64> for PairSet {

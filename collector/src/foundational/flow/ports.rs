@@ -3,6 +3,7 @@
 //! cache line, so a lookup usually touches one line (a general-purpose set touches its control
 //! bytes and then its slot).
 
+use crate::foundational::prefetch;
 use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
@@ -91,19 +92,6 @@ impl PortSet {
             self.slots[free] = key;
         }
     }
-}
-
-/// Asks the CPU to start loading the cache line of `value` (a hint; nothing on other targets).
-fn prefetch<T>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults and has no effect but on the cache; SSE, which has it, is
-    // part of the x86_64 baseline.
-    unsafe {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
 }
 
 #[cfg(test)]
