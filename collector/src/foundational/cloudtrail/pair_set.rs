@@ -15,10 +15,11 @@
 //! attacker partly chooses (role-session names): where a member's probe starts is therefore
 //! mixed again with a seed drawn per set, so nobody can line members up on one slot.
 
-use crate::foundational::prefetch;
 use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
+
+use crate::foundational::prefetch;
 
 /// Smallest table allocated (slots).
 const MIN_SLOTS: usize = 16;

@@ -3,10 +3,11 @@
 //! cache line, so a lookup usually touches one line (a general-purpose set touches its control
 //! bytes and then its slot).
 
-use crate::foundational::prefetch;
 use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
+
+use crate::foundational::prefetch;
 
 /// A set of `u32` keys. The empty slot is 0; a key of 0 is kept aside.
 #[derive(Debug, Default)]
