@@ -18,19 +18,6 @@ pub fn parse_iso8601_ms(s: &str) -> Option<i64> {
     if sec > 60 {
         return None;
     }
-    // The usual shape (`.mmmZ`, as Resolver and most exporters write) in one step.
-    if let [b'.', m1, m2, m3, b'Z'] = b[19..] {
-        let (m1, m2, m3) = (
-            m1.wrapping_sub(b'0'),
-            m2.wrapping_sub(b'0'),
-            m3.wrapping_sub(b'0'),
-        );
-        if m1 <= 9 && m2 <= 9 && m3 <= 9 {
-            let millis = i64::from(m1) * 100 + i64::from(m2) * 10 + i64::from(m3);
-            return Some((minute + sec) * 1000 + millis);
-        }
-        return None;
-    }
     let mut i = 19;
     let mut millis = 0i64;
     if i < b.len() && b[i] == b'.' {
