@@ -319,9 +319,9 @@ pub fn metadata_rebind<'a>(
 /// and ends with a printable ASCII byte and so has nothing to trim (every answer of every query
 /// comes through here).
 fn trim_answer(answer: &str) -> &str {
-    match answer.as_bytes() {
-        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => answer,
-        [only] if only.is_ascii_graphic() => answer,
+    let b = answer.as_bytes();
+    match (b.first(), b.last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => answer,
         _ => answer.trim(),
     }
 }

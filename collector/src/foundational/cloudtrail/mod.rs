@@ -397,17 +397,7 @@ mod call_tests {
                             | "PutBucketPolicy"
                             | "PutBucketAcl"
                     ),
-                    matches!(c.service, Service::S3 | Service::S3Control)
-                        && matches!(
-                            c.api,
-                            Api::PutBucketLogging
-                                | Api::DeleteBucketPublicAccessBlock
-                                | Api::PutBucketPublicAccessBlock
-                                | Api::DeleteAccountPublicAccessBlock
-                                | Api::PutAccountPublicAccessBlock
-                                | Api::PutBucketPolicy
-                                | Api::PutBucketAcl
-                        ),
+                    s3::is_exposure_call(&c),
                     "{case}"
                 );
                 assert_eq!(

@@ -15,7 +15,7 @@
 
 use serde_json::Value;
 
-use super::{Api, SOURCES, Service, api_draft, params, record_call};
+use super::{Api, Call, SOURCES, Service, api_draft, params, record_call};
 use crate::event::{Event, SourceKind};
 use crate::findings::{FindingType, Occurrence};
 use crate::foundational::resource::with_bucket;
@@ -125,6 +125,22 @@ fn bpa_weakened(config: Option<&Value>) -> bool {
     })
 }
 
+/// An S3 (or S3 Control) call that can change a bucket's exposure or its access logging: the
+/// calls [`BucketExposure`] looks into.
+pub(super) fn is_exposure_call(call: &Call) -> bool {
+    matches!(call.service, Service::S3 | Service::S3Control)
+        && matches!(
+            call.api,
+            Api::PutBucketLogging
+                | Api::DeleteBucketPublicAccessBlock
+                | Api::PutBucketPublicAccessBlock
+                | Api::DeleteAccountPublicAccessBlock
+                | Api::PutAccountPublicAccessBlock
+                | Api::PutBucketPolicy
+                | Api::PutBucketAcl
+        )
+}
+
 impl LogDetector for BucketExposure {
     fn name(&self) -> &'static str {
         "ct.s3-exposure"
@@ -139,19 +155,7 @@ impl LogDetector for BucketExposure {
         let Some((rec, call)) = record_call(ev) else {
             return;
         };
-        if !matches!(call.service, Service::S3 | Service::S3Control)
-            || !matches!(
-                call.api,
-                Api::PutBucketLogging
-                    | Api::DeleteBucketPublicAccessBlock
-                    | Api::PutBucketPublicAccessBlock
-                    | Api::DeleteAccountPublicAccessBlock
-                    | Api::PutAccountPublicAccessBlock
-                    | Api::PutBucketPolicy
-                    | Api::PutBucketAcl
-            )
-            || !call.succeeded
-        {
+        if !is_exposure_call(&call) || !call.succeeded {
             return;
         }
         let name = rec.event_name.as_deref().unwrap_or("");

@@ -8,8 +8,6 @@
 
 use std::hash::BuildHasher;
 
-const _: () = assert!(std::mem::size_of::<Slot>() == 64);
-
 use foldhash::fast::FixedState;
 
 /// Facts about one name. Whether it can match a list holds for one generation of the intel index
@@ -39,6 +37,8 @@ struct Slot {
     len: u8,
     name: [u8; MAX_NAME],
 }
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 64);
 
 /// Longest name remembered. Ordinary names are shorter; the long ones are mostly encoded data
 /// (tunnels, exfiltration), which never repeats.
@@ -91,20 +91,18 @@ impl RecentNames {
     /// Remembers `facts` for `name` (if it is short enough to keep), in place of whatever shared
     /// its slot.
     pub fn put(&mut self, name: &str, generation: u64, facts: NameFacts) {
-        let (Some(name_bytes), Ok(registrable)) = (
-            (name.len() <= MAX_NAME).then_some(name.as_bytes()),
-            u8::try_from(facts.registrable),
-        ) else {
+        if name.len() > MAX_NAME {
             return;
-        };
+        }
         let i = self.index(name);
         let s = &mut self.slots[i];
         s.generation = generation;
-        s.registrable = registrable;
+        // The registrable domain starts inside the name, so it and the length fit a byte.
+        s.registrable = facts.registrable as u8;
         s.unlisted = facts.unlisted;
         s.encoded = facts.encoded;
-        s.len = name_bytes.len() as u8;
-        s.name[..name_bytes.len()].copy_from_slice(name_bytes);
+        s.len = name.len() as u8;
+        s.name[..name.len()].copy_from_slice(name.as_bytes());
     }
 }
 
