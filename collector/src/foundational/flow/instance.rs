@@ -198,6 +198,14 @@ impl FlowDetector {
         &self.config
     }
 
+    /// Peers kept, all instances, and the room their maps have.
+    #[cfg(test)]
+    pub(super) fn peers_kept(&self) -> (usize, usize) {
+        self.instances.iter().fold((0, 0), |(n, room), i| {
+            (n + i.peers.len(), room + i.peers.capacity())
+        })
+    }
+
     pub(super) fn swept_at(&self) -> u64 {
         self.swept_at
     }
@@ -298,7 +306,14 @@ impl FlowDetector {
         let volume = c.sending && c.remote_public && c.accepted;
         let mut em = em;
         if !self.hits.is_empty() || brute.is_some() || scan || dos || volume {
-            let peer = inst.peers.entry(u32::from(c.remote)).or_default();
+            let remote = u32::from(c.remote);
+            if inst.peers.len() == inst.peers.capacity() && !inst.peers.contains_key(&remote) {
+                // The map is about to grow: first drop what the last sweep would have.
+                let (window_secs, swept) = (cfg.window_secs, self.swept_at);
+                inst.peers
+                    .retain(|_, p| !peer_expired(p, window_secs, swept));
+            }
+            let peer = inst.peers.entry(remote).or_default();
             let current = peer.roll(window);
             if !self.hits.is_empty() && peer.intel_window() != window + 1 {
                 peer.set_intel_window(window + 1);
@@ -457,15 +472,16 @@ impl FlowDetector {
         }
     }
 
-    /// Drops windows that ended before `now` (Unix seconds); baselines stay.
+    /// Drops windows that ended before `now` (Unix seconds); baselines stay. An instance's peers
+    /// are dropped by the same rule ([`peer_expired`]) when their map is full, not here: most
+    /// sweeps would visit every peer of the fleet to free little, and a peer of an ended window
+    /// starts over when its next record rolls it anyway.
     pub fn sweep(&mut self, now: u64) {
         self.since_sweep = 0;
         self.swept_at = now;
         let window_secs = self.config.window_secs;
         let probe_secs = self.config.probe_window_secs;
         for inst in &mut self.instances {
-            inst.peers
-                .retain(|_, p| (p.window + 1) * window_secs >= now || (p.hour + 1) * 3600 >= now);
             inst.probes
                 .retain(|_, p| (p.window + 1) * probe_secs >= now);
             inst.sweeps
@@ -550,6 +566,12 @@ fn learned_port(c: &Conn<'_>) -> Option<u32> {
         Opener::Remote => Some(2 << 24 | u32::from(c.protocol) << 16 | u32::from(c.local_port)),
         Opener::Unknown => None,
     }
+}
+
+/// Whether the windows of `peer` (brute force, scan and DoS; volume hour) ended before `swept`
+/// (the last sweep's time, Unix seconds).
+fn peer_expired(peer: &Peer, window_secs: u64, swept: u64) -> bool {
+    (peer.window + 1) * window_secs < swept && (peer.hour + 1) * 3600 < swept
 }
 
 /// The slot of the state kept under `key`, made (first seen at `start`) if there is none.

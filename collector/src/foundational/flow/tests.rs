@@ -989,3 +989,70 @@ fn state_follows_the_instance_when_an_interface_moves() {
         [Some(80)]
     );
 }
+
+/// Uploads from one instance to `n` public addresses (numbered from `first`) at `start`.
+fn uploads(first: u32, n: u32, start: u64) -> Vec<String> {
+    (first..first + n)
+        .map(|i| {
+            let remote = std::net::Ipv4Addr::from(0x3400_0000 | i).to_string();
+            v2(
+                "eni-a", "10.0.0.5", &remote, 50000, 443, 6, 10, 5000, start, "ACCEPT",
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn peers_of_ended_windows_are_dropped_when_their_map_needs_room() {
+    let mut run = Run::new(Settings::default());
+    let t0 = 1_700_000_000 / 3600 * 3600;
+    run.feed(&uploads(0, 2_000, t0));
+    let (kept, room) = run.detector.peers_kept();
+    assert_eq!(kept, 2_000);
+    // Two hours on, a sweep: the old peers' windows and hour ended; they are dropped only when
+    // the map is full again, and then it does not grow.
+    run.detector.sweep(t0 + 2 * 3600);
+    assert_eq!(
+        run.detector.peers_kept().0,
+        2_000,
+        "not dropped by the sweep"
+    );
+    run.feed(&uploads(10_000, 2_000, t0 + 2 * 3600));
+    let (kept_after, room_after) = run.detector.peers_kept();
+    assert_eq!(kept_after, 2_000, "only the new peers are kept");
+    // (Room left by removed entries is not counted until the map is next rehashed.)
+    assert!(
+        room_after <= room,
+        "the map did not grow: {room_after} > {room}"
+    );
+    // Without a sweep that ended their windows, peers are kept and the map grows.
+    run.feed(&uploads(20_000, 2_000, t0 + 2 * 3600 + 60));
+    let (kept_now, room_now) = run.detector.peers_kept();
+    assert_eq!(kept_now, kept_after + 2_000);
+    assert!(room_now > room);
+}
+
+#[test]
+fn a_peer_kept_past_its_window_starts_over_in_the_next() {
+    // 15 attempts, then (after the window ended and a sweep) 15 more: no brute force, whether or
+    // not the peer's state was dropped in between.
+    let mut run = Run::new(Settings::default());
+    let first = ssh_attempts(15, 5);
+    assert!(run.feed(&first).is_empty());
+    run.detector.sweep(1_604_266_200 + 3 * 3600);
+    let later: Vec<String> = ssh_attempts(15, 5)
+        .iter()
+        .map(|l| {
+            let t: u64 = l.split(' ').nth(10).unwrap().parse().unwrap();
+            with_field(l, 10, t + 3 * 3600)
+        })
+        .collect();
+    assert!(run.feed(&later).is_empty(), "the counts started over");
+    let more: Vec<String> = later
+        .iter()
+        .take(5)
+        .map(|l| with_field(l, 5, 60000))
+        .collect();
+    let found = run.feed(&more);
+    assert_eq!(types(&found), ["UnauthorizedAccess:EC2/SSHBruteForce"]);
+}
