@@ -102,6 +102,9 @@ struct Instance {
     /// Learned ports: direction (1 out, 2 in) << 24 | protocol << 16 | port.
     ports: PortSet,
     peers: HashMap<u32, Peer>,
+    /// The sweep time (`FlowDetector::swept_at`) `peers` was last cleared for: until the next
+    /// sweep, nothing more in it can have expired.
+    peers_swept: u64,
     /// The key the instance's state is kept under (instance id, else interface id).
     key: StateKey,
     probes: HashMap<u32, Probe>,
@@ -123,6 +126,7 @@ impl Instance {
             peak_hour_bytes: 0,
             ports: PortSet::default(),
             peers: HashMap::new(),
+            peers_swept: 0,
             key,
             probes: HashMap::new(),
             resolvers: Vec::new(),
@@ -307,11 +311,15 @@ impl FlowDetector {
         let mut em = em;
         if !self.hits.is_empty() || brute.is_some() || scan || dos || volume {
             let remote = u32::from(c.remote);
-            if inst.peers.len() == inst.peers.capacity() && !inst.peers.contains_key(&remote) {
+            if inst.peers_swept < self.swept_at
+                && inst.peers.len() == inst.peers.capacity()
+                && !inst.peers.contains_key(&remote)
+            {
                 // The map is about to grow: first drop what the last sweep would have.
                 let (window_secs, swept) = (cfg.window_secs, self.swept_at);
                 inst.peers
                     .retain(|_, p| !peer_expired(p, window_secs, swept));
+                inst.peers_swept = swept;
             }
             let peer = inst.peers.entry(remote).or_default();
             let current = peer.roll(window);
