@@ -99,6 +99,8 @@ pub struct FoundationalEngine {
     pending: Vec<Occurrence>,
     /// Scope of the record being processed (reused between records).
     scope: Scope,
+    /// Whether `scope` passes the account/Region filter (worked out when `scope` changes).
+    scope_in: bool,
     stats: EngineStats,
 }
 
@@ -128,8 +130,10 @@ impl FoundationalEngine {
                 }
             }
         }
+        let scope = options.default_scope.clone();
         Self {
-            scope: options.default_scope.clone(),
+            scope_in: in_scope(&options, &scope.account_id, &scope.region),
+            scope,
             options,
             settings,
             detectors,
@@ -166,12 +170,6 @@ impl FoundationalEngine {
         self.aggregators.values().flat_map(Aggregator::findings)
     }
 
-    fn in_scope(&self, account: &str, region: &str) -> bool {
-        let o = &self.options;
-        (o.only_accounts.is_empty() || o.only_accounts.iter().any(|a| a == account))
-            && (o.only_regions.is_empty() || o.only_regions.iter().any(|r| r == region))
-    }
-
     /// Runs every detection for the record's source and returns the findings it created or
     /// updated (including any closed by the watermark moving).
     pub fn process(&mut self, ev: &Event<'_>) -> Vec<Emitted> {
@@ -181,20 +179,20 @@ impl FoundationalEngine {
             return Vec::new();
         };
         let (account, region) = record_scope(&self.options.default_scope, ev);
-        if !self.in_scope(account, region) {
-            self.stats.out_of_scope += 1;
-            return Vec::new();
-        }
         // Records of one account and Region come in runs (one log object each): the scope is
-        // rebuilt only when they change, not allocated per record.
-        if self.scope.account_id != account || self.scope.region != region {
+        // rebuilt, and checked against the filter, only when they change.
+        if !same_text(&self.scope.account_id, account) || !same_text(&self.scope.region, region) {
             self.scope.account_id.replace_range(.., account);
             self.scope.region.replace_range(.., region);
+            self.scope_in = in_scope(&self.options, account, region);
+        }
+        if !self.scope_in {
+            self.stats.out_of_scope += 1;
+            return Vec::new();
         }
         if t < self.watermark_ms {
             self.stats.late += 1;
         }
-        let mut out = std::mem::take(&mut self.pending);
         {
             let ctx = LogContext {
                 intel: &self.intel,
@@ -203,23 +201,29 @@ impl FoundationalEngine {
             };
             let source = source_slot(ev.source());
             for &i in &self.prefetch_by_source[source] {
-                self.detectors[i].prefetch(ev);
+                self.detectors[i].prefetch(ev, &ctx);
             }
             for &i in &self.by_source[source] {
-                self.detectors[i].on_event(ev, &ctx, &mut out);
+                self.detectors[i].on_event(ev, &ctx, &mut self.pending);
             }
         }
         let mut emitted = Vec::new();
-        self.fold(&mut out, &mut emitted);
+        // The usual record raises nothing: then there is nothing to fold.
+        if !self.pending.is_empty() {
+            let mut out = std::mem::take(&mut self.pending);
+            self.fold(&mut out, &mut emitted);
+            self.pending = out;
+        }
         if self.newest_ms.is_none_or(|n| t > n) {
             self.newest_ms = Some(t);
             let wm = t.saturating_sub(self.options.lateness_ms);
             self.watermark_ms = self.watermark_ms.max(wm);
             if wm >= self.told_ms.saturating_add(TIME_STEP_MS) {
+                let mut out = std::mem::take(&mut self.pending);
                 self.advance(wm, &mut out, &mut emitted);
+                self.pending = out;
             }
         }
-        self.pending = out;
         emitted
     }
 
@@ -338,6 +342,26 @@ impl FoundationalEngine {
         }
         Ok(())
     }
+}
+
+fn in_scope(o: &EngineOptions, account: &str, region: &str) -> bool {
+    (o.only_accounts.is_empty() || o.only_accounts.iter().any(|a| a == account))
+        && (o.only_regions.is_empty() || o.only_regions.iter().any(|r| r == region))
+}
+
+/// `a == b`, without a call to `memcmp` for the 8 to 16 bytes account ids and Region names
+/// have (two overlapping word compares): the engine compares both on every record.
+fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if !(8..=16).contains(&n) {
+        return a == b;
+    }
+    let word = |s: &[u8], at: usize| u64::from_ne_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8)
 }
 
 /// The account and Region a record belongs to (`default`'s where it names none).
@@ -621,7 +645,7 @@ mod tests {
         fn prefetches(&self) -> bool {
             self.1
         }
-        fn prefetch(&self, ev: &Event<'_>) {
+        fn prefetch(&self, ev: &Event<'_>, _: &LogContext<'_>) {
             self.2
                 .lock()
                 .unwrap()
@@ -701,5 +725,110 @@ mod tests {
         );
         assert_eq!(e.watermark_ms(), t0 + 2401);
         assert_eq!(e.stats().late, 1);
+    }
+
+    #[test]
+    fn short_text_equality_is_equality() {
+        let words = [
+            "",
+            "a",
+            "1234567",
+            "12345678",
+            "123456789012",
+            "123456789013",
+            "023456789012",
+            "us-east-1",
+            "us-east-2",
+            "eu-west-1",
+            "ap-southeast-1",
+            "ap-southeast-2",
+            "bp-southeast-1",
+            "ap-southeast-12",
+            "1234567890123456",
+            "1234567890123457",
+            "12345678901234567",
+            "12345678901234568",
+            "ünïcode-région",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(same_text(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
+        // Every single-byte change at every position of the lengths with the word path.
+        for n in 8..=16 {
+            let a: String = (0..n).map(|i| char::from(b'a' + i as u8)).collect();
+            for at in 0..n {
+                let mut b = a.clone().into_bytes();
+                b[at] = b'Z';
+                let b = String::from_utf8(b).unwrap();
+                assert!(!same_text(&a, &b), "{a} {b}");
+                assert!(same_text(&a, &a.clone()));
+            }
+        }
+    }
+
+    /// The scope and its filter verdict are remembered from one record to the next: records that
+    /// switch between accounts and Regions (in and out of the filter, and back) are each counted
+    /// and filed as their own.
+    #[test]
+    fn scope_changes_between_records_are_each_honoured() {
+        let at = |account: &str, region: &str, ip: &str, second: u32| {
+            let mut r = root_call(&format!("2024-01-01T10:00:{second:02}Z"), ip);
+            r["recipientAccountId"] = account.into();
+            r["awsRegion"] = region.into();
+            r
+        };
+        let options = EngineOptions {
+            only_accounts: vec!["111111111111".into(), "222222222222".into()],
+            only_regions: vec!["us-east-1".into(), "eu-west-1".into()],
+            ..EngineOptions::default()
+        };
+        let mut e = engine(IntelIndex::default(), "", options);
+        let records = [
+            at("111111111111", "us-east-1", "198.51.100.1", 0),
+            at("111111111111", "us-east-1", "198.51.100.2", 1),
+            at("111111111111", "us-west-2", "198.51.100.3", 2), // Region filtered
+            at("111111111111", "us-west-2", "198.51.100.4", 3), // Region filtered
+            at("333333333333", "us-east-1", "198.51.100.5", 4), // account filtered
+            at("222222222222", "eu-west-1", "198.51.100.6", 5),
+            at("111111111111", "us-east-1", "198.51.100.7", 6),
+            at("222222222222", "us-east-1", "198.51.100.8", 7),
+        ];
+        let out = feed(&mut e, &records);
+        assert_eq!(e.stats().out_of_scope, 3);
+        assert_eq!(out.len(), 5);
+        let mut filed: Vec<(String, String, u64)> = e
+            .findings()
+            .map(|f| (f.account_id.clone(), f.region.clone(), f.service.count))
+            .collect();
+        filed.sort();
+        assert_eq!(
+            filed,
+            [
+                ("111111111111".into(), "us-east-1".into(), 3),
+                ("222222222222".into(), "eu-west-1".into(), 1),
+                ("222222222222".into(), "us-east-1".into(), 1),
+            ]
+        );
+        // A filter that excludes the default scope: a first record naming no account is out.
+        let options = EngineOptions {
+            only_accounts: vec!["111111111111".into()],
+            ..EngineOptions::default()
+        };
+        let mut e = engine(IntelIndex::default(), "", options);
+        let mut anonymous = root_call("2024-01-01T10:00:00Z", "198.51.100.1");
+        anonymous["recipientAccountId"] = serde_json::Value::Null;
+        anonymous["userIdentity"]["accountId"] = serde_json::Value::Null;
+        let out = feed(
+            &mut e,
+            &[
+                anonymous.clone(),
+                at("111111111111", "us-east-1", "198.51.100.2", 1),
+                anonymous,
+            ],
+        );
+        assert_eq!(e.stats().out_of_scope, 2);
+        assert_eq!(out.len(), 1);
     }
 }

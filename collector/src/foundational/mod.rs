@@ -154,9 +154,9 @@ pub trait LogDetector: Send {
 
     /// The engine calls this for each record before any detector's [`LogDetector::on_event`]
     /// for it: a detector whose usual record reads a large table starts loading the cache line
-    /// it will read, so that miss overlaps the other detectors' work. A hint: it changes no
-    /// state and raises nothing.
-    fn prefetch(&self, _event: &Event<'_>) {}
+    /// it will read (its own tables, or the lists' through `ctx.intel`), so that miss overlaps
+    /// the other detectors' work. A hint: it changes no state and raises nothing.
+    fn prefetch(&self, _event: &Event<'_>, _ctx: &LogContext<'_>) {}
 
     /// Event time has advanced to `now_ms` (Unix milliseconds, the newest record time minus the
     /// allowed lateness): windowed detectors close the windows that ended before it. The engine

@@ -93,6 +93,17 @@ impl IntelIndex {
         self.verdict(|list| list.contains_ip(ip))
     }
 
+    /// Starts loading what [`IntelIndex::check_ip`] of `ip` reads first into the cache (a hint
+    /// for a caller that knows the address before it needs the verdict; it changes nothing).
+    pub fn prefetch_ip(&self, ip: Ipv4Addr) {
+        if self.public_only && !is_publicly_routable(ip) {
+            return;
+        }
+        for list in &self.lists {
+            list.prefetch_ip(ip);
+        }
+    }
+
     /// Domain lookup for DNS findings. Only entity lists apply (GuardDuty's IP lists do not
     /// apply to DNS findings, and cannot hold domains anyway).
     pub fn check_domain(&self, domain: &str) -> Verdict<'_> {

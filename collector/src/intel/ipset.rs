@@ -1,21 +1,117 @@
 //! A set of IPv4 addresses, CIDR blocks and ranges with fast membership tests.
 //!
-//! Single addresses go into a hash set; blocks and ranges become `[start, end]` intervals that are
-//! sorted and merged once at build time, so a lookup is one hash probe plus one binary search,
-//! whatever the mix. 250k entries (GuardDuty's threat-list cap) cost a few MB.
+//! Single addresses go into a flat hash table; blocks and ranges become `[start, end]` intervals
+//! that are sorted and merged once at build time, so a lookup is one table probe plus one binary
+//! search, whatever the mix. 250k entries (GuardDuty's threat-list cap) cost a few MB.
+//!
+//! The table is open-addressed (linear probing, at most half full, 4-byte slots): a lookup reads
+//! one slot and rarely the next, one cache line, where a general hash set reads a control group
+//! and then the bucket it points to. Where a lookup starts is known before it reads anything, so
+//! a caller that knows an address early can [`IpSet::prefetch`] it and overlap the cache miss
+//! with other work (the CloudTrail caller check does, once per record).
 
+use std::hash::BuildHasher;
 use std::net::Ipv4Addr;
 
 use foldhash::HashSet;
+use foldhash::fast::RandomState;
 
 use super::indicator::Indicator;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IpSet {
-    addresses: HashSet<u32>,
+    addresses: AddressTable,
     /// Sorted, non-overlapping, non-adjacent inclusive intervals.
     intervals: Vec<(u32, u32)>,
 }
+
+/// Single addresses in a flat table. Slot value 0 marks an empty slot, so 0.0.0.0 itself is kept
+/// in `has_zero`.
+#[derive(Debug, Clone, Default)]
+struct AddressTable {
+    /// Power-of-two length, at least twice `len` (empty when there are no addresses but 0).
+    slots: Box<[u32]>,
+    /// Addresses in `slots` (0.0.0.0 not counted).
+    len: usize,
+    has_zero: bool,
+    /// Places an address's first slot; seeded per table, so list entries cannot be chosen to
+    /// pile up on one slot.
+    hasher: RandomState,
+}
+
+impl AddressTable {
+    fn with(addresses: &HashSet<u32>) -> Self {
+        let len = addresses.iter().filter(|a| **a != 0).count();
+        let slots = if len == 0 {
+            0
+        } else {
+            (2 * len).next_power_of_two().max(16)
+        };
+        let mut table = Self {
+            slots: vec![0; slots].into_boxed_slice(),
+            len,
+            has_zero: addresses.contains(&0),
+            hasher: RandomState::default(),
+        };
+        for &a in addresses.iter().filter(|a| **a != 0) {
+            let mut i = table.home(a);
+            while table.slots[i] != 0 {
+                i = (i + 1) & (slots - 1);
+            }
+            table.slots[i] = a;
+        }
+        table
+    }
+
+    /// The slot a lookup of `a` starts at (the table has slots).
+    fn home(&self, a: u32) -> usize {
+        self.hasher.hash_one(a) as usize & (self.slots.len() - 1)
+    }
+
+    fn contains(&self, a: u32) -> bool {
+        if a == 0 {
+            return self.has_zero;
+        }
+        if self.len == 0 {
+            return false;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(a);
+        // At most half full: an empty slot ends every probe run.
+        loop {
+            match self.slots[i] {
+                s if s == a => return true,
+                0 => return false,
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    fn prefetch(&self, a: u32) {
+        if self.len > 0 {
+            crate::foundational::prefetch(&self.slots[self.home(a)]);
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        let zero = self.has_zero.then_some(0);
+        zero.into_iter()
+            .chain(self.slots.iter().copied().filter(|s| *s != 0))
+    }
+
+    fn count(&self) -> usize {
+        self.len + usize::from(self.has_zero)
+    }
+}
+
+/// Same members (the layout depends on each table's seed).
+impl PartialEq for AddressTable {
+    fn eq(&self, other: &Self) -> bool {
+        self.count() == other.count() && self.iter().all(|a| other.contains(a))
+    }
+}
+
+impl Eq for AddressTable {}
 
 /// Collects entries; [`IpSetBuilder::build`] sorts and merges them.
 #[derive(Debug, Default)]
@@ -62,7 +158,7 @@ impl IpSetBuilder {
         let covered = |ip: &u32| interval_contains(&merged, *ip);
         self.addresses.retain(|ip| !covered(ip));
         IpSet {
-            addresses: self.addresses,
+            addresses: AddressTable::with(&self.addresses),
             intervals: merged,
         }
     }
@@ -77,16 +173,22 @@ fn interval_contains(intervals: &[(u32, u32)], ip: u32) -> bool {
 impl IpSet {
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
         let ip = u32::from(ip);
-        self.addresses.contains(&ip) || interval_contains(&self.intervals, ip)
+        self.addresses.contains(ip) || interval_contains(&self.intervals, ip)
+    }
+
+    /// Starts loading the table slot a lookup of `ip` reads first into the cache (a hint: it
+    /// changes nothing).
+    pub fn prefetch(&self, ip: Ipv4Addr) {
+        self.addresses.prefetch(u32::from(ip));
     }
 
     /// Number of stored single addresses plus merged intervals.
     pub fn len(&self) -> usize {
-        self.addresses.len() + self.intervals.len()
+        self.addresses.count() + self.intervals.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.addresses.is_empty() && self.intervals.is_empty()
+        self.len() == 0
     }
 }
 
@@ -140,7 +242,7 @@ mod tests {
         b.add(&Indicator::Range(ip("10.0.0.10"), ip("10.0.0.20")));
         b.add(&Indicator::Ip(ip("10.0.0.15")));
         let s2 = b.build();
-        assert!(s2.addresses.is_empty(), "covered address dropped");
+        assert_eq!(s2.addresses.count(), 0, "covered address dropped");
         assert!(
             s2.contains(ip("10.0.0.15"))
                 && s2.contains(ip("10.0.0.20"))
@@ -177,6 +279,77 @@ mod tests {
             assert!(s.contains(Ipv4Addr::from(base)));
             if i % 2 == 1 {
                 assert!(s.contains(Ipv4Addr::from(base + 15)));
+            }
+        }
+    }
+
+    /// The flat table against a general hash set: the same answers for members, neighbours of
+    /// members and random addresses, at sizes from empty to well past a resize boundary, with
+    /// 0.0.0.0 (the empty-slot marker) and 255.255.255.255 among them or not.
+    #[test]
+    fn address_table_answers_as_a_hash_set_does() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u32
+        };
+        for (size, edges) in [
+            (0, false),
+            (0, true),
+            (1, false),
+            (7, true),
+            (8, false),
+            (9, true),
+            (5_000, true),
+            (70_000, false),
+        ] {
+            let mut members: HashSet<u32> = HashSet::default();
+            // Half random, half one dense block: consecutive addresses make long probe runs.
+            while members.len() < size / 2 {
+                members.insert(next());
+            }
+            let base = next() & 0xfff0_0000;
+            for k in 0..(size - size / 2) as u32 {
+                members.insert(base + k);
+            }
+            if edges {
+                members.insert(0);
+                members.insert(u32::MAX);
+            }
+            let mut b = IpSetBuilder::default();
+            for m in &members {
+                b.add(&Indicator::Ip(Ipv4Addr::from(*m)));
+            }
+            let s = b.build();
+            assert_eq!(s.len(), members.len(), "size {size}");
+            let mut probes: Vec<u32> = members.iter().copied().collect();
+            probes.extend(members.iter().map(|m| m.wrapping_add(1)));
+            probes.extend(members.iter().map(|m| m.wrapping_sub(1)));
+            probes.extend((0..2_000).map(|_| next()));
+            probes.extend([0, 1, u32::MAX, u32::MAX - 1]);
+            for p in probes {
+                s.prefetch(Ipv4Addr::from(p));
+                assert_eq!(
+                    s.contains(Ipv4Addr::from(p)),
+                    members.contains(&p),
+                    "size {size}, address {}",
+                    Ipv4Addr::from(p)
+                );
+            }
+            // Equality is by members, whatever each table's seed put where.
+            let mut again = IpSetBuilder::default();
+            for m in &members {
+                again.add(&Indicator::Ip(Ipv4Addr::from(*m)));
+            }
+            assert_eq!(again.build(), s);
+            if !members.is_empty() {
+                let mut fewer = IpSetBuilder::default();
+                for m in members.iter().skip(1) {
+                    fewer.add(&Indicator::Ip(Ipv4Addr::from(*m)));
+                }
+                assert_ne!(fewer.build(), s);
             }
         }
     }

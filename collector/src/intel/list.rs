@@ -134,6 +134,11 @@ impl IntelList {
         self.ips.contains(ip)
     }
 
+    /// Starts loading what [`IntelList::contains_ip`] of `ip` reads first (a hint).
+    pub fn prefetch_ip(&self, ip: Ipv4Addr) {
+        self.ips.prefetch(ip);
+    }
+
     pub fn contains_domain(&self, domain: &str) -> bool {
         self.domains.contains(domain)
     }

@@ -99,6 +99,21 @@ impl LogDetector for CallerIntel {
         SOURCES
     }
 
+    fn prefetches(&self) -> bool {
+        true
+    }
+
+    /// The caller's address is looked up on every list for nearly every record, and the lists'
+    /// address tables are too large to stay in cache next to the log text: the lookup's slot
+    /// starts loading now.
+    fn prefetch(&self, ev: &Event<'_>, ctx: &LogContext<'_>) {
+        if let Some((_, call)) = record_call(ev)
+            && let Some(IpAddr::V4(ip)) = caller_ip(ev, call)
+        {
+            ctx.intel.prefetch_ip(ip);
+        }
+    }
+
     fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
         let Some((rec, call)) = record_call(ev) else {
             return;

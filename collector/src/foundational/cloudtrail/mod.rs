@@ -251,6 +251,10 @@ pub(crate) mod testing {
                 },
                 Record::CloudTrail(&rec),
             );
+            // As the engine does: prefetch (which may leave work for on_event) first.
+            if det.prefetches() {
+                det.prefetch(&ev, &ctx);
+            }
             det.on_event(&ev, &ctx, &mut out);
             newest = newest.max(ev.time_ms().unwrap_or(newest));
         }

@@ -157,7 +157,8 @@ impl DnsDetector {
         let classify = |hits: &mut Vec<Hit>| {
             classify_domain(name, ctx.intel, &category, AffectedResource::Ec2, hits);
         };
-        let facts = match self.recent.get(name, generation) {
+        let slot = self.recent.slot(name);
+        let facts = match self.recent.get(slot, name, generation) {
             Some(facts) => {
                 if !facts.unlisted {
                     classify(&mut self.hits);
@@ -178,7 +179,7 @@ impl DnsDetector {
                         self.config.exfil_min_entropy,
                     ),
                 };
-                self.recent.put(name, generation, facts);
+                self.recent.put(slot, name, generation, facts);
                 facts
             }
         };

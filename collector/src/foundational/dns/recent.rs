@@ -71,14 +71,20 @@ impl Default for RecentNames {
     }
 }
 
+/// The slot a name is remembered in ([`RecentNames::slot`]): found once, for a lookup and the
+/// store that follows a miss (the name is hashed once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotOf(usize);
+
 impl RecentNames {
-    fn index(&self, name: &str) -> usize {
-        (self.hasher.hash_one(name) >> (64 - SLOT_BITS)) as usize
+    pub fn slot(&self, name: &str) -> SlotOf {
+        SlotOf((self.hasher.hash_one(name) >> (64 - SLOT_BITS)) as usize)
     }
 
-    /// The facts remembered for `name` under this intel generation.
-    pub fn get(&self, name: &str, generation: u64) -> Option<NameFacts> {
-        let s = &self.slots[self.index(name)];
+    /// The facts remembered for `name` (whose slot is `at`) under this intel generation.
+    pub fn get(&self, at: SlotOf, name: &str, generation: u64) -> Option<NameFacts> {
+        debug_assert_eq!(at, self.slot(name));
+        let s = &self.slots[at.0];
         let hit =
             s.generation == generation && s.name.get(..usize::from(s.len)) == Some(name.as_bytes());
         hit.then_some(NameFacts {
@@ -88,14 +94,14 @@ impl RecentNames {
         })
     }
 
-    /// Remembers `facts` for `name` (if it is short enough to keep), in place of whatever shared
-    /// its slot.
-    pub fn put(&mut self, name: &str, generation: u64, facts: NameFacts) {
+    /// Remembers `facts` for `name` (whose slot is `at`) if it is short enough to keep, in place
+    /// of whatever shared its slot.
+    pub fn put(&mut self, at: SlotOf, name: &str, generation: u64, facts: NameFacts) {
+        debug_assert_eq!(at, self.slot(name));
         if name.len() > MAX_NAME {
             return;
         }
-        let i = self.index(name);
-        let s = &mut self.slots[i];
+        let s = &mut self.slots[at.0];
         s.generation = generation;
         // The registrable domain starts inside the name, so it and the length fit a byte.
         s.registrable = facts.registrable as u8;
@@ -118,36 +124,44 @@ mod tests {
         }
     }
 
+    fn get(recent: &RecentNames, name: &str, generation: u64) -> Option<NameFacts> {
+        recent.get(recent.slot(name), name, generation)
+    }
+
+    fn put(recent: &mut RecentNames, name: &str, generation: u64, facts: NameFacts) {
+        recent.put(recent.slot(name), name, generation, facts);
+    }
+
     #[test]
     fn remembers_names_per_generation_and_forgets_what_a_slot_lost() {
         let mut recent = RecentNames::default();
-        assert_eq!(recent.get("example.com", 1), None);
-        recent.put("example.com", 1, facts(4));
-        assert_eq!(recent.get("example.com", 1), Some(facts(4)));
+        assert_eq!(get(&recent, "example.com", 1), None);
+        put(&mut recent, "example.com", 1, facts(4));
+        assert_eq!(get(&recent, "example.com", 1), Some(facts(4)));
         // Another intel generation, another name, a prefix of the name: not the same facts.
-        assert_eq!(recent.get("example.com", 2), None);
-        assert_eq!(recent.get("example.co", 1), None);
-        assert_eq!(recent.get("www.example.com", 1), None);
-        recent.put("example.com", 2, facts(7));
-        assert_eq!(recent.get("example.com", 2), Some(facts(7)));
-        assert_eq!(recent.get("example.com", 1), None);
+        assert_eq!(get(&recent, "example.com", 2), None);
+        assert_eq!(get(&recent, "example.co", 1), None);
+        assert_eq!(get(&recent, "www.example.com", 1), None);
+        put(&mut recent, "example.com", 2, facts(7));
+        assert_eq!(get(&recent, "example.com", 2), Some(facts(7)));
+        assert_eq!(get(&recent, "example.com", 1), None);
 
         // Too long to keep inline: analysed every time, never remembered.
         let long = format!("{}.example.com", "a".repeat(MAX_NAME));
-        recent.put(&long, 1, facts(4));
-        assert_eq!(recent.get(&long, 1), None);
+        put(&mut recent, &long, 1, facts(4));
+        assert_eq!(get(&recent, &long, 1), None);
         let longest = "b".repeat(MAX_NAME);
-        recent.put(&longest, 1, facts(6));
-        assert_eq!(recent.get(&longest, 1), Some(facts(6)));
+        put(&mut recent, &longest, 1, facts(6));
+        assert_eq!(get(&recent, &longest, 1), Some(facts(6)));
 
         // Many names: each answer is either the name's own latest facts or nothing.
         let names: Vec<String> = (0..20_000).map(|i| format!("h{i}.example.org")).collect();
         for (i, name) in names.iter().enumerate() {
-            recent.put(name, 3, facts(i as u32));
+            put(&mut recent, name, 3, facts(i as u32));
         }
         let mut remembered = 0;
         for (i, name) in names.iter().enumerate() {
-            if let Some(f) = recent.get(name, 3) {
+            if let Some(f) = get(&recent, name, 3) {
                 assert_eq!(f, facts(i as u32), "{name}");
                 remembered += 1;
             }
