@@ -136,16 +136,17 @@ impl IntelIndex {
         {
             return Verdict::Trusted { list: &list.name };
         }
-        let lists: Vec<&str> = self
+        // The usual answer is Clean: found without setting up a collection.
+        let mut threats = self
             .lists
             .iter()
             .filter(|l| l.role == ListRole::Threat && matches(l))
-            .map(|l| l.name.as_str())
-            .collect();
-        if lists.is_empty() {
-            Verdict::Clean
-        } else {
-            Verdict::Threat { lists }
-        }
+            .map(|l| l.name.as_str());
+        let Some(first) = threats.next() else {
+            return Verdict::Clean;
+        };
+        let mut lists = vec![first];
+        lists.extend(threats);
+        Verdict::Threat { lists }
     }
 }

@@ -71,12 +71,12 @@ fn session_instance<'r>(ui: &'r UserIdentity<'_>) -> Option<&'r str> {
 }
 
 /// The session part of an ARN (after its last `/`, all of it without one) when it is short
-/// enough to be an instance's. Only the last [`LONGEST_SESSION`] + 1 bytes are searched: a short
-/// backwards loop instead of a general search, on every role session's ARN.
+/// enough to be an instance's. Only the last [`LONGEST_SESSION`] + 1 bytes are searched (with
+/// `memrchr`, a 16-byte step, rather than a byte loop: every role session's ARN comes here).
 fn short_session(arn: &str) -> Option<&str> {
     let b = arn.as_bytes();
     let from = b.len().saturating_sub(LONGEST_SESSION + 1);
-    match b[from..].iter().rposition(|&c| c == b'/') {
+    match memchr::memrchr(b'/', &b[from..]) {
         // Just after a `/`: a character boundary.
         Some(i) => Some(&arn[from + i + 1..]),
         None if from == 0 => Some(arn),
