@@ -14,10 +14,11 @@
 //! as `scan` and `serve` run it: routing, event time, aggregation and suppression included.
 //!
 //! Measured in a release build of this program (`--inner`), single-threaded: rates are per core of
-//! CPU time (this thread's, so time the shared machine gave other processes does not count), best
-//! of `--runs`, parse-only and parse + detect runs alternating. The `wall/cpu` column shows how
-//! contended the machine was (1.0: not at all). `det ns/rec` is detection's own CPU time per
-//! record: the ratio alone moves when the readers get faster, this does not.
+//! CPU time (this thread's, so time the shared machine gave other processes does not count), summed
+//! over `--runs`, each object read parse-only and parse + detect in turn (see [`measure`]). The
+//! `wall/cpu` column shows how contended the machine was (1.0: not at all). `det ns/rec` is
+//! detection's own CPU time per record: the ratio alone moves when the readers get faster, this
+//! does not.
 
 use anyhow::Context as _;
 use std::io::Cursor;
@@ -41,8 +42,8 @@ pub struct Args {
     /// Entries in the threat list (half IPv4 addresses, half domains).
     #[arg(long, default_value_t = 100_000)]
     list_entries: usize,
-    /// Runs per measurement; the fastest is reported.
-    #[arg(long, default_value_t = 3)]
+    /// Runs per measurement (times summed; each run starts a new engine).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
     /// Instances (flow: network interfaces) in the generated fleet. Their state, and their
     /// peers', outgrows the CPU caches at the default; a fleet of 20 keeps it cached, which shows
@@ -272,17 +273,7 @@ fn threat_list(rng: &mut Rng, entries: usize) -> Arc<IntelList> {
     ))
 }
 
-/// How much of the pipeline a measurement runs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    /// Parse only.
-    Parse,
-    /// Parse, then the engine with every built-in detector (routing, event time, aggregation,
-    /// suppression): what `scan` and `serve` do.
-    Engine,
-}
-
-/// Counts records and, at [`Stage::Engine`], runs them through the foundational engine.
+/// Counts records and, with an engine, runs them through it.
 struct Bench {
     engine: Option<FoundationalEngine>,
     records: u64,
@@ -302,13 +293,35 @@ impl Sink for Bench {
     }
 }
 
-struct Measure {
-    /// Fastest run, CPU time of this thread (what the ratio is computed from: the machine is
-    /// shared, and wall time includes the time other processes had the CPU).
-    best: Duration,
-    /// Wall time of that run.
+/// Time one stage took, summed over objects and runs.
+#[derive(Default)]
+struct Spent {
+    /// CPU time of this thread (what the ratio is computed from: the machine is shared, and wall
+    /// time includes the time other processes had the CPU).
+    cpu: Duration,
     wall: Duration,
+}
+
+impl Spent {
+    fn time<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        let (wall, cpu) = (Instant::now(), thread_cpu());
+        let out = f();
+        self.cpu += thread_cpu() - cpu;
+        self.wall += wall.elapsed();
+        out
+    }
+}
+
+/// Both stages over every object, `runs` times.
+struct Measure {
+    /// Parse only.
+    parse: Spent,
+    /// Parse, then the engine with every built-in detector (routing, event time, aggregation,
+    /// suppression): what `scan` and `serve` do.
+    both: Spent,
+    /// Records read per stage and run.
     records: u64,
+    /// Findings of the last run.
     findings: usize,
 }
 
@@ -324,17 +337,32 @@ fn thread_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-/// One run of `stage` over `objects`.
+/// Reads every object twice per run, parse only and parse + detect (one engine per run, fed the
+/// objects in order), the two in turn object by object and in alternating order. The machine is
+/// shared and its speed drifts from second to second; measured this way, a slow spell falls on
+/// both stages alike (whole-run timings of one stage against the other moved the ratio by tens of
+/// percent), and so does whichever pass finds the object already in cache.
 fn measure(
     source: SourceKind,
     objects: &[Vec<u8>],
-    stage: Stage,
     intel: &IntelIndex,
+    runs: u32,
 ) -> anyhow::Result<Measure> {
-    let copies: Vec<Vec<u8>> = objects.to_vec();
-    let mut sink = Bench {
-        engine: (stage == Stage::Engine).then(|| {
-            FoundationalEngine::new(
+    let opts = ReadOptions::default();
+    let mut m = Measure {
+        parse: Spent::default(),
+        both: Spent::default(),
+        records: 0,
+        findings: 0,
+    };
+    for _ in 0..runs {
+        let mut parse = Bench {
+            engine: None,
+            records: 0,
+            malformed: 0,
+        };
+        let mut both = Bench {
+            engine: Some(FoundationalEngine::new(
                 EngineOptions::default(),
                 Settings {
                     aws_ranges: aws_ranges(),
@@ -343,39 +371,37 @@ fn measure(
                 builtin(),
                 intel.clone(),
                 RuleSet::default(),
-            )
-        }),
-        records: 0,
-        malformed: 0,
-    };
-    let opts = ReadOptions::default();
-    let start = Instant::now();
-    let cpu = thread_cpu();
-    for (i, object) in copies.into_iter().enumerate() {
-        read_object(
-            source,
-            &format!("bench-{i}"),
-            Cursor::new(object),
-            &opts,
-            &mut sink,
+            )),
+            records: 0,
+            malformed: 0,
+        };
+        for (i, object) in objects.iter().enumerate() {
+            let name = format!("bench-{i}");
+            // The reader takes ownership of its input: copies are made outside the timing.
+            let (a, b) = (object.clone(), object.clone());
+            let read = |sink: &mut Bench, text: Vec<u8>| {
+                read_object(source, &name, Cursor::new(text), &opts, sink)
+            };
+            if i % 2 == 0 {
+                m.parse.time(|| read(&mut parse, a));
+                m.both.time(|| read(&mut both, b));
+            } else {
+                m.both.time(|| read(&mut both, a));
+                m.parse.time(|| read(&mut parse, b));
+            }
+        }
+        let engine = both.engine.as_mut().expect("engine stage");
+        m.both.time(|| std::hint::black_box(engine.finish()));
+        anyhow::ensure!(
+            parse.malformed == 0 && both.malformed == 0,
+            "{source}: {} malformed records",
+            parse.malformed.max(both.malformed)
         );
+        anyhow::ensure!(parse.records == both.records, "record counts differ");
+        m.records = parse.records;
+        m.findings = engine.findings().count();
     }
-    if let Some(engine) = &mut sink.engine {
-        std::hint::black_box(engine.finish());
-    }
-    let best = thread_cpu() - cpu;
-    let wall = start.elapsed();
-    anyhow::ensure!(
-        sink.malformed == 0,
-        "{source}: {} malformed records",
-        sink.malformed
-    );
-    Ok(Measure {
-        best,
-        wall,
-        records: sink.records,
-        findings: sink.engine.as_ref().map_or(0, |e| e.findings().count()),
-    })
+    Ok(m)
 }
 
 fn inner(args: &Args) -> anyhow::Result<()> {
@@ -409,7 +435,7 @@ fn inner(args: &Args) -> anyhow::Result<()> {
         .filter(|(k, _)| only.is_none_or(|o| o == *k))
         .collect();
     println!(
-        "bench foundational: {} records per source, fleet of {}, threat list of {} entries, best of {} runs, 1 thread",
+        "bench foundational: {} records per source, fleet of {}, threat list of {} entries, {} runs, 1 thread",
         args.records, args.fleet, args.list_entries, args.runs
     );
     println!(
@@ -426,49 +452,36 @@ fn inner(args: &Args) -> anyhow::Result<()> {
     );
     for (source, objects) in &sources {
         let bytes: usize = objects.iter().map(Vec::len).sum();
-        // Parse-only and parse + detect runs alternate, so drift in the machine's load hits both.
-        let mut parse = measure(*source, objects, Stage::Parse, &intel)?;
-        let mut both = measure(*source, objects, Stage::Engine, &intel)?;
-        for _ in 1..args.runs {
-            let p = measure(*source, objects, Stage::Parse, &intel)?;
-            let b = measure(*source, objects, Stage::Engine, &intel)?;
-            if p.best < parse.best {
-                parse = p;
-            }
-            if b.best < both.best {
-                both = b;
-            }
-        }
+        let m = measure(*source, objects, &intel, args.runs)?;
         let detectors = builtin()
             .iter()
             .filter(|d| d.sources().contains(source))
             .count();
-        anyhow::ensure!(parse.records == both.records, "record counts differ");
-        let rate = |m: &Measure| m.records as f64 / m.best.as_secs_f64();
+        let read = m.records as f64 * f64::from(args.runs);
+        let rate = |s: &Spent| read / s.cpu.as_secs_f64();
         let added = if detectors == 0 {
             "no detectors".to_owned()
         } else {
             format!(
                 "{:+.1} %",
-                (both.best.as_secs_f64() / parse.best.as_secs_f64() - 1.0) * 100.0
+                (m.both.cpu.as_secs_f64() / m.parse.cpu.as_secs_f64() - 1.0) * 100.0
             )
         };
-        let detection_ns =
-            (both.best.as_secs_f64() - parse.best.as_secs_f64()) * 1e9 / parse.records as f64;
+        let detection_ns = (m.both.cpu.as_secs_f64() - m.parse.cpu.as_secs_f64()) * 1e9 / read;
         println!(
             "  {:<11} {:>9} {:>10.1} {:>14.0} {:>14.0} {:>10} {:>11.0} {:>9} {:>12}",
             source.name(),
-            parse.records,
+            m.records,
             bytes as f64 / 1e6,
-            rate(&parse),
-            rate(&both),
+            rate(&m.parse),
+            rate(&m.both),
             added,
             detection_ns,
-            both.findings,
+            m.findings,
             format!(
                 "{:.2}/{:.2}",
-                parse.wall.as_secs_f64() / parse.best.as_secs_f64(),
-                both.wall.as_secs_f64() / both.best.as_secs_f64()
+                m.parse.wall.as_secs_f64() / m.parse.cpu.as_secs_f64(),
+                m.both.wall.as_secs_f64() / m.both.cpu.as_secs_f64()
             )
         );
     }
