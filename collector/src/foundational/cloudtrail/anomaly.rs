@@ -516,20 +516,26 @@ mod tests {
         assert_eq!(s3_tactic("AbortMultipartUpload"), None);
     }
 
-    #[test]
-    fn new_apis_after_learning_raise_once_and_the_baseline_persists() {
+    /// A detector with a one-day learning period that learned a principal's real calls
+    /// (Stratus) on day one, with those calls.
+    fn learned_day_one() -> (AnomalousApis, Vec<Value>, IntelIndex, Settings) {
         let settings = Settings {
             learning_period_ms: 24 * 3600 * 1000,
             ..Settings::default()
         };
         let intel = IntelIndex::default();
-        // A principal's real calls (Stratus), learned on day one.
         let day1 = stratus("aws.credential-access.secretsmanager-retrieve-secrets");
         let mut d = AnomalousApis::default();
         assert!(
             run_with(&mut d, &day1, &intel, &settings).is_empty(),
             "learning"
         );
+        (d, day1, intel, settings)
+    }
+
+    #[test]
+    fn new_apis_after_learning_raise_once_and_the_baseline_persists() {
+        let (mut d, day1, intel, settings) = learned_day_one();
         // Eight days later: the same calls are known, a new one is not.
         let later = |r: &Value, name: &str| {
             let mut r = r.clone();
@@ -584,14 +590,7 @@ mod tests {
     /// record's new API.
     #[test]
     fn a_prefetched_hash_serves_only_its_own_record() {
-        let settings = Settings {
-            learning_period_ms: 24 * 3600 * 1000,
-            ..Settings::default()
-        };
-        let intel = IntelIndex::default();
-        let day1 = stratus("aws.credential-access.secretsmanager-retrieve-secrets");
-        let mut d = AnomalousApis::default();
-        assert!(run_with(&mut d, &day1, &intel, &settings).is_empty());
+        let (mut d, day1, intel, settings) = learned_day_one();
         let later = |name: &str| {
             let known = day1
                 .iter()
