@@ -7,6 +7,7 @@ pub mod correlate;
 pub mod detect;
 pub mod event;
 pub mod findings;
+pub mod flat_set;
 pub mod foundational;
 pub mod ingest;
 pub mod intel;

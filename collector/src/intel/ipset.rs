@@ -4,19 +4,18 @@
 //! that are sorted and merged once at build time, so a lookup is one table probe plus one binary
 //! search, whatever the mix. 250k entries (GuardDuty's threat-list cap) cost a few MB.
 //!
-//! The table is open-addressed (linear probing, at most half full, 4-byte slots): a lookup reads
-//! one slot and rarely the next, one cache line, where a general hash set reads a control group
-//! and then the bucket it points to. Where a lookup starts is known before it reads anything, so
-//! a caller that knows an address early can [`IpSet::prefetch`] it and overlap the cache miss
-//! with other work (the CloudTrail caller check does, once per record).
+//! The table ([`U32Set`]) is open-addressed: a lookup reads one cache line, where a general hash
+//! set reads a control group and then the bucket it points to, and where it starts is known
+//! before it reads anything, so a caller that knows an address early can [`IpSet::prefetch`] it
+//! and overlap the cache miss with other work (the CloudTrail caller check does, once per record).
 
-use std::hash::BuildHasher;
 use std::net::Ipv4Addr;
 
 use foldhash::HashSet;
 use foldhash::fast::RandomState;
 
 use super::indicator::Indicator;
+use crate::flat_set::U32Set;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IpSet {
@@ -25,89 +24,40 @@ pub struct IpSet {
     intervals: Vec<(u32, u32)>,
 }
 
-/// Single addresses in a flat table. Slot value 0 marks an empty slot, so 0.0.0.0 itself is kept
-/// in `has_zero`.
+/// Single addresses in a flat table ([`U32Set`]) with the seed that places them, drawn per table,
+/// so list entries cannot be chosen to pile up on one slot.
 #[derive(Debug, Clone, Default)]
 struct AddressTable {
-    /// Power-of-two length, at least twice `len` (empty when there are no addresses but 0).
-    slots: Box<[u32]>,
-    /// Addresses in `slots` (0.0.0.0 not counted).
-    len: usize,
-    has_zero: bool,
-    /// Places an address's first slot; seeded per table, so list entries cannot be chosen to
-    /// pile up on one slot.
+    set: U32Set,
     hasher: RandomState,
 }
 
 impl AddressTable {
     fn with(addresses: &HashSet<u32>) -> Self {
-        let len = addresses.iter().filter(|a| **a != 0).count();
-        let slots = if len == 0 {
-            0
-        } else {
-            (2 * len).next_power_of_two().max(16)
-        };
-        let mut table = Self {
-            slots: vec![0; slots].into_boxed_slice(),
-            len,
-            has_zero: addresses.contains(&0),
-            hasher: RandomState::default(),
-        };
-        for &a in addresses.iter().filter(|a| **a != 0) {
-            let mut i = table.home(a);
-            while table.slots[i] != 0 {
-                i = (i + 1) & (slots - 1);
-            }
-            table.slots[i] = a;
+        let mut table = Self::default();
+        for &a in addresses {
+            table.set.insert(a, &table.hasher);
         }
         table
     }
 
-    /// The slot a lookup of `a` starts at (the table has slots).
-    fn home(&self, a: u32) -> usize {
-        self.hasher.hash_one(a) as usize & (self.slots.len() - 1)
-    }
-
     fn contains(&self, a: u32) -> bool {
-        if a == 0 {
-            return self.has_zero;
-        }
-        if self.len == 0 {
-            return false;
-        }
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(a);
-        // At most half full: an empty slot ends every probe run.
-        loop {
-            match self.slots[i] {
-                s if s == a => return true,
-                0 => return false,
-                _ => i = (i + 1) & mask,
-            }
-        }
+        self.set.contains(a, &self.hasher)
     }
 
     fn prefetch(&self, a: u32) {
-        if self.len > 0 {
-            crate::foundational::prefetch(&self.slots[self.home(a)]);
-        }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        let zero = self.has_zero.then_some(0);
-        zero.into_iter()
-            .chain(self.slots.iter().copied().filter(|s| *s != 0))
+        self.set.prefetch(a, &self.hasher);
     }
 
     fn count(&self) -> usize {
-        self.len + usize::from(self.has_zero)
+        self.set.len()
     }
 }
 
 /// Same members (the layout depends on each table's seed).
 impl PartialEq for AddressTable {
     fn eq(&self, other: &Self) -> bool {
-        self.count() == other.count() && self.iter().all(|a| other.contains(a))
+        self.count() == other.count() && self.set.iter().all(|a| other.contains(a))
     }
 }
 

@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use super::conn::{Conn, Interfaces, NO_SLOT, Opener};
 use super::finding::{Ec2Draft, local_ip_details, port_details, protocol_name, remote_ip_details};
 use super::peers::Peer;
-use super::ports::PortSet;
 use super::resolvers::{self, DnsKind};
 use super::{EMR_PORTS, FlowConfig, TCP_ONLY_PORTS};
 use crate::event::{Event, FlowRecord};
@@ -19,6 +18,7 @@ use crate::findings::{
     Action, AffectedResource, FindingType, NetworkConnectionAction, Occurrence, PortProbeAction,
     PortProbeDetail, SeverityLevel,
 };
+use crate::flat_set::U32Set;
 use crate::foundational::{LogContext, StateKey};
 use crate::intel::classify::{Hit, IndicatorUse, classify_ip};
 
@@ -100,7 +100,7 @@ struct Instance {
     first_seen: u64,
     peak_hour_bytes: u64,
     /// Learned ports: direction (1 out, 2 in) << 24 | protocol << 16 | port.
-    ports: PortSet,
+    ports: U32Set,
     peers: HashMap<u32, Peer>,
     /// The sweep time (`FlowDetector::swept_at`) `peers` was last cleared for: until the next
     /// sweep, nothing more in it can have expired.
@@ -124,7 +124,7 @@ impl Instance {
         Self {
             first_seen,
             peak_hour_bytes: 0,
-            ports: PortSet::default(),
+            ports: U32Set::default(),
             peers: HashMap::new(),
             peers_swept: 0,
             key,

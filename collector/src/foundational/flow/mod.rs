@@ -41,7 +41,6 @@ pub mod conn;
 pub mod finding;
 mod instance;
 mod peers;
-mod ports;
 pub mod resolvers;
 
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,12 @@
-//! The ports one instance has used (its learned baseline): a set of `u32` keys looked up by most
-//! flow records. Open addressing over the keys themselves, at most half full: sixteen keys share a
-//! cache line, so a lookup usually touches one line (a general-purpose set touches its control
-//! bytes and then its slot).
+//! A set of `u32` keys in one flat table, for sets probed once per record while log text streams
+//! through the caches: a flow instance's learned ports, a threat list's single addresses.
+//! Open addressing over the keys themselves, at most half full: sixteen keys share a cache line,
+//! so a lookup usually touches one line (a general-purpose set touches its control bytes and then
+//! its slot), and where it starts is known before anything is read, so a caller that knows the key
+//! early can [`U32Set::prefetch`] it.
+//!
+//! The hasher is the caller's, passed to each call (one seed serves many small sets, as a flow
+//! detector's instances have), and seeded, so keys an attacker picks cannot be made to collide.
 
 use std::hash::BuildHasher;
 
@@ -10,8 +15,8 @@ use foldhash::fast::RandomState;
 use crate::foundational::prefetch;
 
 /// A set of `u32` keys. The empty slot is 0; a key of 0 is kept aside.
-#[derive(Debug, Default)]
-pub struct PortSet {
+#[derive(Debug, Clone, Default)]
+pub struct U32Set {
     slots: Box<[u32]>,
     len: u32,
     zero: bool,
@@ -19,12 +24,15 @@ pub struct PortSet {
 
 const MIN_SLOTS: usize = 16;
 
-impl PortSet {
+impl U32Set {
     pub fn len(&self) -> usize {
         self.len as usize + usize::from(self.zero)
     }
 
-    /// `hasher` is the detector's: seeded, so ports an attacker probes cannot be made to collide.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn contains(&self, key: u32, hasher: &RandomState) -> bool {
         if key == 0 {
             return self.zero;
@@ -102,7 +110,7 @@ mod tests {
     #[test]
     fn inserted_keys_and_only_those_are_contained_across_growth() {
         let h = RandomState::default();
-        let mut s = PortSet::default();
+        let mut s = U32Set::default();
         assert!(!s.contains(5, &h));
         let keys: Vec<u32> = (0..4096u32)
             .map(|i| (1 + i % 2) << 24 | 6 << 16 | (i * 7))
@@ -127,7 +135,7 @@ mod tests {
     #[test]
     fn zero_is_a_key_like_any_other() {
         let h = RandomState::default();
-        let mut s = PortSet::default();
+        let mut s = U32Set::default();
         assert!(!s.contains(0, &h));
         assert!(s.insert(0, &h));
         assert!(!s.insert(0, &h));
