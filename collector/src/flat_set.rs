@@ -1,47 +1,56 @@
-//! A set of `u32` keys in one flat table, for sets probed once per record while log text streams
-//! through the caches: a flow instance's learned ports, a threat list's single addresses.
-//! Open addressing over the keys themselves, at most half full: sixteen keys share a cache line,
-//! so a lookup usually touches one line (a general-purpose set touches its control bytes and then
-//! its slot), and where it starts is known before anything is read, so a caller that knows the key
-//! early can [`U32Set::prefetch`] it.
+//! A set of integer keys in one flat table, for sets probed once per record while log text streams
+//! through the caches: a flow instance's learned ports, a threat list's single addresses, the
+//! CloudTrail detectors' "seen before" hashes. Open addressing over the keys themselves, at most
+//! half full: a lookup usually touches one cache line (a general-purpose set touches its control
+//! bytes and then its slot), and where it starts is known before anything is read, so a caller
+//! that knows the key early can [`FlatSet::prefetch`] it.
 //!
 //! The hasher is the caller's, passed to each call (one seed serves many small sets, as a flow
 //! detector's instances have), and seeded, so keys an attacker picks cannot be made to collide.
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash};
 
 use foldhash::fast::RandomState;
 
 use crate::foundational::prefetch;
 
-/// A set of `u32` keys. The empty slot is 0; a key of 0 is kept aside.
+/// A key type: its default (0) marks an empty slot.
+pub trait Key: Copy + Eq + Hash + Default {}
+
+impl Key for u32 {}
+impl Key for u64 {}
+
+/// A set of keys. The empty slot is 0; a key of 0 is kept aside.
 #[derive(Debug, Clone, Default)]
-pub struct U32Set {
-    slots: Box<[u32]>,
-    len: u32,
+pub struct FlatSet<K> {
+    slots: Box<[K]>,
+    len: usize,
     zero: bool,
 }
 
-const MIN_SLOTS: usize = 16;
+pub type U32Set = FlatSet<u32>;
 
-impl U32Set {
+/// Smallest table allocated (slots).
+pub(crate) const MIN_SLOTS: usize = 16;
+
+impl<K: Key> FlatSet<K> {
     pub fn len(&self) -> usize {
-        self.len as usize + usize::from(self.zero)
+        self.len + usize::from(self.zero)
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    pub fn contains(&self, key: u32, hasher: &RandomState) -> bool {
-        if key == 0 {
+    pub fn contains(&self, key: K, hasher: &RandomState) -> bool {
+        if key == K::default() {
             return self.zero;
         }
-        self.find(key, hasher.hash_one(key)).is_ok()
+        self.len > 0 && self.find(key, hasher.hash_one(key)).is_ok()
     }
 
     /// Starts loading the slot where `key`'s lookup begins into the cache.
-    pub fn prefetch(&self, key: u32, hasher: &RandomState) {
+    pub fn prefetch(&self, key: K, hasher: &RandomState) {
         if !self.slots.is_empty() {
             let at = hasher.hash_one(key) as usize & (self.slots.len() - 1);
             prefetch(&self.slots[at]);
@@ -49,15 +58,15 @@ impl U32Set {
     }
 
     /// Adds `key`; false if it was there.
-    pub fn insert(&mut self, key: u32, hasher: &RandomState) -> bool {
-        if key == 0 {
+    pub fn insert(&mut self, key: K, hasher: &RandomState) -> bool {
+        if key == K::default() {
             return !std::mem::replace(&mut self.zero, true);
         }
         let hash = hasher.hash_one(key);
         let Err(mut free) = self.find(key, hash) else {
             return false;
         };
-        if (self.len as usize + 1) * 2 > self.slots.len() {
+        if (self.len + 1) * 2 > self.slots.len() {
             self.grow(hasher);
             free = self.find(key, hash).unwrap_err();
         }
@@ -66,17 +75,30 @@ impl U32Set {
         true
     }
 
+    /// Empties the set, keeping its table.
+    pub fn clear(&mut self) {
+        self.slots.fill(K::default());
+        self.len = 0;
+        self.zero = false;
+    }
+
     /// The keys, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = K> + '_ {
         self.zero
-            .then_some(0)
+            .then_some(K::default())
             .into_iter()
-            .chain(self.slots.iter().copied().filter(|k| *k != 0))
+            .chain(self.slots.iter().copied().filter(|k| *k != K::default()))
+    }
+
+    /// Slots in the table (at least twice the keys in it).
+    #[cfg(test)]
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
     }
 
     /// `Ok(slot)` of `key` (not 0), or `Err(free slot)` where it would go (`Err(0)` when the set
     /// has no slots yet).
-    fn find(&self, key: u32, hash: u64) -> Result<usize, usize> {
+    fn find(&self, key: K, hash: u64) -> Result<usize, usize> {
         if self.slots.is_empty() {
             return Err(0);
         }
@@ -84,8 +106,8 @@ impl U32Set {
         let mut at = hash as usize & mask;
         loop {
             match self.slots[at] {
-                0 => return Err(at),
                 k if k == key => return Ok(at),
+                k if k == K::default() => return Err(at),
                 _ => at = (at + 1) & mask,
             }
         }
@@ -93,8 +115,8 @@ impl U32Set {
 
     fn grow(&mut self, hasher: &RandomState) {
         let size = (self.slots.len() * 2).max(MIN_SLOTS);
-        let old = std::mem::replace(&mut self.slots, vec![0; size].into_boxed_slice());
-        for key in old.iter().copied().filter(|k| *k != 0) {
+        let old = std::mem::replace(&mut self.slots, vec![K::default(); size].into_boxed_slice());
+        for key in old.iter().copied().filter(|k| *k != K::default()) {
             let free = self
                 .find(key, hasher.hash_one(key))
                 .expect_err("keys are unique");
