@@ -222,7 +222,7 @@ pub enum Api {
     /// `ListInstanceAssociations`, `PutComplianceItems`).
     SsmAgent,
     ConsoleLogin,
-    /// Any other API, or an API above under another service.
+    /// Any other API, or an API above under another service. Last: [`Api::COUNT`] counts on it.
     Other,
 }
 
@@ -248,6 +248,9 @@ impl Service {
 }
 
 impl Api {
+    /// Number of variants (`Other` is the last).
+    pub const COUNT: usize = Api::Other as usize + 1;
+
     /// The API `name` of `service`: only that service's APIs are compared, so the usual record
     /// (an API no detection keys on) costs a few length comparisons.
     pub fn of(service: Service, name: Option<&str>) -> Api {
@@ -314,8 +317,47 @@ pub enum Identity {
     Root,
     AssumedRole,
     AwsService,
-    /// Any other type, or no identity.
+    /// Any other type, or no identity. Last: [`Identity::COUNT`] counts on it.
     Other,
+}
+
+impl Identity {
+    /// Number of variants (`Other` is the last).
+    pub const COUNT: usize = Identity::Other as usize + 1;
+}
+
+/// Which CloudTrail records a detector can act on, told by their [`Call`]. The engine asks each
+/// detector once and then shows a record only to the detectors its call concerns: most detectors
+/// act on a few APIs, and most records are calls none of those few detectors wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Calls {
+    All,
+    /// Calls of these APIs.
+    Apis(&'static [Api]),
+    /// Calls made with this identity type.
+    Identity(Identity),
+}
+
+impl Calls {
+    /// Whether a call of `api` made with `identity` is one of these.
+    pub fn admits(self, api: Api, identity: Identity) -> bool {
+        match self {
+            Calls::All => true,
+            Calls::Apis(apis) => apis.contains(&api),
+            Calls::Identity(i) => i == identity,
+        }
+    }
+
+    /// Where a call's detectors are listed in a table indexed by API and identity (see
+    /// [`Calls::route_count`]).
+    pub fn route(call: &Call) -> usize {
+        call.api as usize * Identity::COUNT + call.identity as usize
+    }
+
+    /// Entries of a table indexed by [`Calls::route`].
+    pub const fn route_count() -> usize {
+        Api::COUNT * Identity::COUNT
+    }
 }
 
 /// What Ward's CloudTrail detections ask of every record before anything else, worked out once

@@ -1,7 +1,8 @@
 //! The foundational engine: cloud-log records in, findings out.
 //!
 //! Per record: the record's scope (account and Region it belongs to) is worked out and checked
-//! against the configured scope filter; the detectors registered for its source see it; every
+//! against the configured scope filter; the detectors registered for its source see it (a
+//! CloudTrail record, only those whose [`LogDetector::calls`] admit its call); every
 //! occurrence about a trusted address or domain is dropped before a finding exists; the rest are
 //! folded into their findings (one aggregator per account/Region) and suppression rules archive
 //! what they match.
@@ -27,7 +28,7 @@ use std::net::IpAddr;
 
 use serde_json::{Value, json};
 
-use super::{LogContext, LogDetector, Settings};
+use super::{Calls, LogContext, LogDetector, Settings};
 use crate::event::{Event, Record, SourceKind};
 use crate::findings::{Aggregator, Finding, Occurrence, Scope};
 use crate::intel::{IntelIndex, Verdict};
@@ -86,9 +87,10 @@ pub struct FoundationalEngine {
     options: EngineOptions,
     settings: Settings,
     detectors: Vec<Box<dyn LogDetector>>,
-    by_source: [Vec<usize>; 3],
-    /// The detectors of `by_source` whose [`LogDetector::prefetch`] does something.
-    prefetch_by_source: [Vec<usize>; 3],
+    /// What each detector asked for when the engine was built (by index in `detectors`).
+    wants: Vec<Wants>,
+    /// The detectors of each route ([`route_of`]), worked out when its first record arrives.
+    routes: Vec<Option<Route>>,
     intel: IntelIndex,
     suppression: SuppressionRules,
     aggregators: HashMap<(String, String), Aggregator>,
@@ -104,11 +106,52 @@ pub struct FoundationalEngine {
     stats: EngineStats,
 }
 
-fn source_slot(s: SourceKind) -> usize {
-    match s {
-        SourceKind::CloudTrail => 0,
-        SourceKind::VpcFlow => 1,
-        SourceKind::Dns => 2,
+/// What a detector asked for when the engine was built.
+struct Wants {
+    sources: &'static [SourceKind],
+    calls: Calls,
+    prefetches: bool,
+}
+
+/// The detectors a record of one route goes to, in registration order.
+struct Route {
+    /// Those whose [`LogDetector::prefetch`] does something.
+    prefetch: Vec<usize>,
+    detect: Vec<usize>,
+}
+
+/// Routes: one per VPC Flow and DNS, and one per CloudTrail API and identity ([`Calls::route`]),
+/// so a CloudTrail record goes only to the detectors its call concerns.
+const ROUTES: usize = 2 + Calls::route_count();
+
+fn route_of(ev: &Event<'_>) -> usize {
+    match ev.record {
+        Record::Flow(_) => 0,
+        Record::Dns(_) => 1,
+        Record::CloudTrail(_) => 2 + ev.cloudtrail_call().map_or(0, |c| Calls::route(&c)),
+    }
+}
+
+impl Route {
+    /// The detectors that want `ev`'s records (all records of a route are alike to them).
+    fn of(wants: &[Wants], ev: &Event<'_>) -> Route {
+        let source = ev.source();
+        let call = ev.cloudtrail_call();
+        let detect: Vec<usize> = (0..wants.len())
+            .filter(|&i| {
+                let w = &wants[i];
+                w.sources.contains(&source)
+                    && call.is_none_or(|c| w.calls.admits(c.api, c.identity))
+            })
+            .collect();
+        Route {
+            prefetch: detect
+                .iter()
+                .copied()
+                .filter(|&i| wants[i].prefetches)
+                .collect(),
+            detect,
+        }
     }
 }
 
@@ -120,16 +163,14 @@ impl FoundationalEngine {
         intel: IntelIndex,
         suppression: SuppressionRules,
     ) -> Self {
-        let mut by_source: [Vec<usize>; 3] = Default::default();
-        let mut prefetch_by_source: [Vec<usize>; 3] = Default::default();
-        for (i, d) in detectors.iter().enumerate() {
-            for s in d.sources() {
-                by_source[source_slot(*s)].push(i);
-                if d.prefetches() {
-                    prefetch_by_source[source_slot(*s)].push(i);
-                }
-            }
-        }
+        let wants = detectors
+            .iter()
+            .map(|d| Wants {
+                sources: d.sources(),
+                calls: d.calls(),
+                prefetches: d.prefetches(),
+            })
+            .collect();
         let scope = options.default_scope.clone();
         Self {
             scope_in: in_scope(&options, &scope.account_id, &scope.region),
@@ -137,8 +178,8 @@ impl FoundationalEngine {
             options,
             settings,
             detectors,
-            by_source,
-            prefetch_by_source,
+            wants,
+            routes: (0..ROUTES).map(|_| None).collect(),
             intel,
             suppression,
             aggregators: HashMap::new(),
@@ -199,11 +240,11 @@ impl FoundationalEngine {
                 scope: &self.scope,
                 settings: &self.settings,
             };
-            let source = source_slot(ev.source());
-            for &i in &self.prefetch_by_source[source] {
+            let route = self.routes[route_of(ev)].get_or_insert_with(|| Route::of(&self.wants, ev));
+            for &i in &route.prefetch {
                 self.detectors[i].prefetch(ev, &ctx);
             }
-            for &i in &self.by_source[source] {
+            for &i in &route.detect {
                 self.detectors[i].on_event(ev, &ctx, &mut self.pending);
             }
         }
@@ -691,6 +732,89 @@ mod tests {
             ],
             "only the detector that prefetches is asked, before every detector's on_event"
         );
+    }
+
+    /// Logs the records it is shown, under its name; wants the calls it is given.
+    struct Picky(&'static str, Calls, Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl LogDetector for Picky {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn sources(&self) -> &'static [SourceKind] {
+            &[SourceKind::CloudTrail]
+        }
+        fn calls(&self) -> Calls {
+            self.1
+        }
+        fn on_event(&mut self, ev: &Event<'_>, _: &LogContext<'_>, _: &mut Vec<Occurrence>) {
+            self.2
+                .lock()
+                .unwrap()
+                .push(format!("{} {}", self.0, ev.origin.line));
+        }
+    }
+
+    #[test]
+    fn cloudtrail_records_reach_only_the_detectors_their_call_concerns() {
+        use crate::event::cloudtrail::{Api, Identity};
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let picky =
+            |name, calls| -> Box<dyn LogDetector> { Box::new(Picky(name, calls, seen.clone())) };
+        let mut e = FoundationalEngine::new(
+            EngineOptions::default(),
+            Settings::default(),
+            vec![
+                picky("all", Calls::All),
+                picky("login", Calls::Apis(&[Api::ConsoleLogin])),
+                picky("root", Calls::Identity(Identity::Root)),
+                picky("trail", Calls::Apis(&[Api::StopLogging, Api::DeleteTrail])),
+            ],
+            IntelIndex::default(),
+            SuppressionRules::default(),
+        );
+        let root_login = {
+            let mut r = root_call("2024-01-01T00:00:00Z", "203.0.113.9");
+            r["eventName"] = "ConsoleLogin".into();
+            r["eventSource"] = "signin.amazonaws.com".into();
+            r
+        };
+        let role_stop = {
+            let mut r = root_call("2024-01-01T00:00:01Z", "203.0.113.9");
+            r["userIdentity"]["type"] = "AssumedRole".into();
+            r["eventName"] = "StopLogging".into();
+            r["eventSource"] = "cloudtrail.amazonaws.com".into();
+            r
+        };
+        let root_describe = {
+            let mut r = root_call("2024-01-01T00:00:02Z", "203.0.113.9");
+            r["eventName"] = "DescribeInstances".into();
+            r["eventSource"] = "ec2.amazonaws.com".into();
+            r
+        };
+        // Each record twice: the second of a kind takes the route the first worked out.
+        feed(
+            &mut e,
+            &[
+                root_login.clone(),
+                role_stop.clone(),
+                root_describe.clone(),
+                root_login,
+                role_stop,
+                root_describe,
+            ],
+        );
+        let seen = seen.lock().unwrap().clone();
+        let by = |name: &str| -> Vec<String> {
+            seen.iter()
+                .filter_map(|s| s.strip_prefix(name).map(|l| l.trim().to_owned()))
+                .collect()
+        };
+        // `feed` numbers records from 1.
+        assert_eq!(by("all"), ["1", "2", "3", "4", "5", "6"]);
+        assert_eq!(by("login"), ["1", "4"]);
+        assert_eq!(by("root"), ["1", "3", "4", "6"]);
+        assert_eq!(by("trail"), ["2", "5"]);
     }
 
     #[test]

@@ -29,6 +29,7 @@ use crate::event::{Event, SourceKind};
 use crate::findings::{Occurrence, Scope};
 use crate::intel::{IntelIndex, Verdict};
 
+pub use crate::event::cloudtrail::Calls;
 pub use aws_ranges::AwsRanges;
 
 /// Asks the CPU to start loading the cache line of `value` (a hint; nothing on other targets):
@@ -142,6 +143,12 @@ pub trait LogDetector: Send {
 
     /// The sources whose records this detector wants.
     fn sources(&self) -> &'static [SourceKind];
+
+    /// The CloudTrail calls this detector can act on (asked once, when the engine is built): the
+    /// engine does not show it the others. Detectors of other sources leave it at `All`.
+    fn calls(&self) -> Calls {
+        Calls::All
+    }
 
     /// One record; push zero or more occurrences.
     fn on_event(&mut self, event: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>);

@@ -21,7 +21,7 @@ use super::{Api, SOURCES, api_draft, record_call};
 use crate::event::{Event, SourceKind};
 use crate::findings::{FindingType, Occurrence};
 use crate::foundational::aws_ranges::is_public;
-use crate::foundational::{LogContext, LogDetector};
+use crate::foundational::{Calls, LogContext, LogDetector};
 
 const WINDOW_MS: i64 = 15 * 60 * 1000;
 /// Sign-ins kept per principal (a burst beyond this keeps the newest).
@@ -52,6 +52,10 @@ impl LogDetector for ConsoleLogins {
 
     fn sources(&self) -> &'static [SourceKind] {
         SOURCES
+    }
+
+    fn calls(&self) -> Calls {
+        Calls::Apis(&[Api::ConsoleLogin])
     }
 
     fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {

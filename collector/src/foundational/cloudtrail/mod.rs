@@ -251,12 +251,19 @@ pub(crate) mod testing {
                 },
                 Record::CloudTrail(&rec),
             );
-            // As the engine does: prefetch (which may leave work for on_event) first.
+            newest = newest.max(ev.time_ms().unwrap_or(newest));
+            // As the engine does: only the calls the detector asked for, and prefetch (which
+            // may leave work for on_event) first.
+            if ev
+                .cloudtrail_call()
+                .is_some_and(|c| !det.calls().admits(c.api, c.identity))
+            {
+                continue;
+            }
             if det.prefetches() {
                 det.prefetch(&ev, &ctx);
             }
             det.on_event(&ev, &ctx, &mut out);
-            newest = newest.max(ev.time_ms().unwrap_or(newest));
         }
         det.on_time(newest.saturating_add(1), &ctx, &mut out);
         out

@@ -8,7 +8,7 @@
 use super::{Identity, SOURCES, api_draft, record_call};
 use crate::event::{Event, SourceKind};
 use crate::findings::{FindingType, Occurrence};
-use crate::foundational::{LogContext, LogDetector};
+use crate::foundational::{Calls, LogContext, LogDetector};
 
 pub struct RootUsage;
 
@@ -19,6 +19,10 @@ impl LogDetector for RootUsage {
 
     fn sources(&self) -> &'static [SourceKind] {
         SOURCES
+    }
+
+    fn calls(&self) -> Calls {
+        Calls::Identity(Identity::Root)
     }
 
     fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {

@@ -19,7 +19,7 @@ use super::{Api, Call, SOURCES, Service, api_draft, params, record_call};
 use crate::event::{Event, SourceKind};
 use crate::findings::{FindingType, Occurrence};
 use crate::foundational::resource::with_bucket;
-use crate::foundational::{LogContext, LogDetector};
+use crate::foundational::{Calls, LogContext, LogDetector};
 
 pub struct BucketExposure;
 
@@ -128,18 +128,19 @@ fn bpa_weakened(config: Option<&Value>) -> bool {
 /// An S3 (or S3 Control) call that can change a bucket's exposure or its access logging: the
 /// calls [`BucketExposure`] looks into.
 pub(super) fn is_exposure_call(call: &Call) -> bool {
-    matches!(call.service, Service::S3 | Service::S3Control)
-        && matches!(
-            call.api,
-            Api::PutBucketLogging
-                | Api::DeleteBucketPublicAccessBlock
-                | Api::PutBucketPublicAccessBlock
-                | Api::DeleteAccountPublicAccessBlock
-                | Api::PutAccountPublicAccessBlock
-                | Api::PutBucketPolicy
-                | Api::PutBucketAcl
-        )
+    matches!(call.service, Service::S3 | Service::S3Control) && EXPOSURE_APIS.contains(&call.api)
 }
+
+/// The APIs [`BucketExposure`] looks at.
+const EXPOSURE_APIS: &[Api] = &[
+    Api::PutBucketLogging,
+    Api::DeleteBucketPublicAccessBlock,
+    Api::PutBucketPublicAccessBlock,
+    Api::DeleteAccountPublicAccessBlock,
+    Api::PutAccountPublicAccessBlock,
+    Api::PutBucketPolicy,
+    Api::PutBucketAcl,
+];
 
 impl LogDetector for BucketExposure {
     fn name(&self) -> &'static str {
@@ -148,6 +149,10 @@ impl LogDetector for BucketExposure {
 
     fn sources(&self) -> &'static [SourceKind] {
         SOURCES
+    }
+
+    fn calls(&self) -> Calls {
+        Calls::Apis(EXPOSURE_APIS)
     }
 
     fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {

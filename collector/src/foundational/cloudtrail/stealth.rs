@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 use super::{Api, SOURCES, api_draft, params, record_call};
 use crate::event::{Event, SourceKind};
 use crate::findings::{FindingType, Occurrence, Severity};
-use crate::foundational::{LogContext, LogDetector};
+use crate::foundational::{Calls, LogContext, LogDetector};
 
 /// Trail delivery buckets learned from trail creation and updates.
 #[derive(Default)]
@@ -75,6 +75,17 @@ fn update_weakens_trail(p: &Value) -> bool {
         || p.get("s3BucketName").is_some()
 }
 
+/// The calls [`LoggingDisabled`] looks at.
+const LOGGING_APIS: &[Api] = &[
+    Api::CreateTrail,
+    Api::UpdateTrail,
+    Api::StopLogging,
+    Api::DeleteTrail,
+    Api::PutEventSelectors,
+    Api::DeleteBucket,
+    Api::DeleteModelInvocationLoggingConfiguration,
+];
+
 impl LogDetector for LoggingDisabled {
     fn name(&self) -> &'static str {
         "ct.logging-disabled"
@@ -84,22 +95,15 @@ impl LogDetector for LoggingDisabled {
         SOURCES
     }
 
+    fn calls(&self) -> Calls {
+        Calls::Apis(LOGGING_APIS)
+    }
+
     fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
         let Some((rec, call)) = record_call(ev) else {
             return;
         };
-        if !call.succeeded
-            || !matches!(
-                call.api,
-                Api::CreateTrail
-                    | Api::UpdateTrail
-                    | Api::StopLogging
-                    | Api::DeleteTrail
-                    | Api::PutEventSelectors
-                    | Api::DeleteBucket
-                    | Api::DeleteModelInvocationLoggingConfiguration
-            )
-        {
+        if !call.succeeded || !LOGGING_APIS.contains(&call.api) {
             return;
         }
         let (source, name) = (
@@ -210,6 +214,12 @@ pub struct PasswordPolicy {
     last: BTreeMap<String, Value>,
 }
 
+/// The calls [`PasswordPolicy`] looks at.
+const PASSWORD_POLICY_APIS: &[Api] = &[
+    Api::DeleteAccountPasswordPolicy,
+    Api::UpdateAccountPasswordPolicy,
+];
+
 impl LogDetector for PasswordPolicy {
     fn name(&self) -> &'static str {
         "ct.password-policy-change"
@@ -219,15 +229,15 @@ impl LogDetector for PasswordPolicy {
         SOURCES
     }
 
+    fn calls(&self) -> Calls {
+        Calls::Apis(PASSWORD_POLICY_APIS)
+    }
+
     fn on_event(&mut self, ev: &Event<'_>, ctx: &LogContext<'_>, out: &mut Vec<Occurrence>) {
         let Some((rec, call)) = record_call(ev) else {
             return;
         };
-        if !matches!(
-            call.api,
-            Api::DeleteAccountPasswordPolicy | Api::UpdateAccountPasswordPolicy
-        ) || !call.succeeded
-        {
+        if !PASSWORD_POLICY_APIS.contains(&call.api) || !call.succeeded {
             return;
         }
         let account = ctx.scope.account_id.clone();
