@@ -246,14 +246,13 @@ struct Verdict {
 
 impl AgentVerdicts {
     fn distribution(&mut self, agent: &str) -> Option<&'static str> {
-        use std::hash::BuildHasher;
         if agent.len() > MAX_REMEMBERED_AGENT {
             return pentest_distribution(agent);
         }
         if self.slots.is_empty() {
             self.slots.resize(AGENT_SLOTS, None);
         }
-        let hash = foldhash::fast::FixedState::with_seed(0x5045_4e54).hash_one(agent);
+        let hash = agent_fingerprint(agent);
         let slot = &mut self.slots[(hash >> (64 - AGENT_SLOTS.trailing_zeros())) as usize];
         if let Some(v) = slot
             && v.hash == hash
@@ -269,6 +268,30 @@ impl AgentVerdicts {
         });
         distribution
     }
+}
+
+/// Where [`AgentVerdicts`] looks a user agent up: a hash of its length and 40 of its bytes (the
+/// first 16, 8 from the middle, the last 16) rather than of all of it, which took as long as the
+/// rest of the lookup. A slot answers only for the very text it holds, so this decides speed, not
+/// answers; a fleet's user agents differ in their versions (near the start) and in the command
+/// or SDK details (at the end).
+fn agent_fingerprint(agent: &str) -> u64 {
+    use std::hash::BuildHasher;
+    let hasher = foldhash::fast::FixedState::with_seed(0x5045_4e54);
+    let b = agent.as_bytes();
+    let n = b.len();
+    if n < 16 {
+        return hasher.hash_one(agent);
+    }
+    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    hasher.hash_one((
+        n,
+        word(0),
+        word(8),
+        word(n / 2 - 4),
+        word(n - 16),
+        word(n - 8),
+    ))
 }
 
 #[derive(Default)]
@@ -450,6 +473,15 @@ mod tests {
         assert_eq!(verdicts.distribution(&agents[1]), None);
         assert_eq!(verdicts.distribution(&agents[2]), Some("Parrot"));
         assert_eq!(verdicts.distribution(&agents[3]), None);
+        // Same length and same sampled bytes (see `agent_fingerprint`), so the same slot: each
+        // is still answered for its own text.
+        let twin = |word: &str| format!("aws-cli/2.15.30 x {word} {}", "y".repeat(37));
+        let (kali, kalx) = (twin("kali"), twin("kalx"));
+        assert_eq!(agent_fingerprint(&kali), agent_fingerprint(&kalx));
+        for _ in 0..2 {
+            assert_eq!(verdicts.distribution(&kali), Some("Kali"));
+            assert_eq!(verdicts.distribution(&kalx), None);
+        }
     }
 
     #[test]
