@@ -34,7 +34,10 @@ struct AddressTable {
 
 impl AddressTable {
     fn with(addresses: &HashSet<u32>) -> Self {
-        let mut table = Self::default();
+        let mut table = Self {
+            set: U32Set::with_capacity(addresses.len()),
+            hasher: RandomState::default(),
+        };
         for &a in addresses {
             table.set.insert(a, &table.hasher);
         }
