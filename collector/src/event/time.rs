@@ -40,8 +40,15 @@ pub fn parse_iso8601_ms(s: &str) -> Option<i64> {
         [] | [b'Z'] | [b'z'] => 0,
         [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] | [sign @ (b'+' | b'-'), h1, h2, m1, m2] => {
             let d = |c: &u8| c.is_ascii_digit().then(|| i64::from(c - b'0'));
-            let m = (d(h1)? * 10 + d(h2)?) * 60 + d(m1)? * 10 + d(m2)?;
-            if *sign == b'+' { m } else { -m }
+            let (h, m) = (d(h1)? * 10 + d(h2)?, d(m1)? * 10 + d(m2)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            if *sign == b'+' {
+                h * 60 + m
+            } else {
+                -(h * 60 + m)
+            }
         }
         _ => return None,
     };
@@ -75,7 +82,7 @@ fn minute_secs(b: &[u8; 16]) -> Option<i64> {
     if not_digit
         || b[4] != b'-'
         || b[7] != b'-'
-        || !(b[10] == b'T' || b[10] == b' ')
+        || !matches!(b[10], b'T' | b't' | b' ')
         || b[13] != b':'
     {
         return None;

@@ -5,7 +5,7 @@
 //! `YYYY-MM-DDTHH:MM:SS.mmmZ`. Arithmetic (aggregation, suppression comparisons) is done on epoch
 //! milliseconds. The civil-date conversion is the log readers' ([`crate::event::time`]): no date crate.
 
-use crate::event::time::{civil_from_days, days_from_civil};
+use crate::event::time::{civil_from_days, parse_iso8601_ms};
 
 /// Milliseconds since 1970-01-01T00:00:00Z.
 pub type EpochMillis = i64;
@@ -38,69 +38,21 @@ pub fn format_nanos(epoch_ns: u64) -> String {
 /// Parses an RFC 3339 / ISO-8601 timestamp (`2020-08-22T09:34:34.146Z`, `2020-08-03T23:21:57Z`,
 /// `2023-06-01T15:31:22+02:00`, fractional digits beyond milliseconds truncated) to epoch ms.
 /// Returns `None` for anything that is not such a timestamp, so callers can use it as a test.
+///
+/// The log readers' parser ([`parse_iso8601_ms`]) reads it; RFC 3339 asks more than log
+/// exporters give, and that is checked here: a zone (`Z` or `±HH:MM`) and a day the month has.
 pub fn parse_millis(text: &str) -> Option<EpochMillis> {
-    let bytes = text.as_bytes();
-    if bytes.len() < 20 {
+    let b = text.as_bytes();
+    let zoned = matches!(b, [.., b'Z' | b'z'])
+        || matches!(b, [.., b'+' | b'-', _, _, b':', _, _] if b.len() >= 25);
+    if !zoned || b.len() < 20 {
         return None;
     }
-    let year = digits(bytes, 0, 4)?;
-    let month = digits(bytes, 5, 2)?;
-    let day = digits(bytes, 8, 2)?;
-    let hour = digits(bytes, 11, 2)?;
-    let minute = digits(bytes, 14, 2)?;
-    let second = digits(bytes, 17, 2)?;
-    if bytes[4] != b'-'
-        || bytes[7] != b'-'
-        || !matches!(bytes[10], b'T' | b't' | b' ')
-        || bytes[13] != b':'
-        || bytes[16] != b':'
-    {
+    let (year, month, day) = (digits(b, 0, 4)?, digits(b, 5, 2)?, digits(b, 8, 2)?);
+    if !(1..=12).contains(&month) || day > days_in_month(year, month) {
         return None;
     }
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let mut pos = 19;
-    let mut millis = 0i64;
-    if bytes[pos] == b'.' {
-        pos += 1;
-        let start = pos;
-        while pos < bytes.len() && bytes[pos].is_ascii_digit() {
-            if pos - start < 3 {
-                millis = millis * 10 + i64::from(bytes[pos] - b'0');
-            }
-            pos += 1;
-        }
-        let fraction_digits = pos - start;
-        if fraction_digits == 0 {
-            return None;
-        }
-        for _ in fraction_digits..3 {
-            millis *= 10;
-        }
-    }
-    let offset_minutes = match bytes.get(pos)? {
-        b'Z' | b'z' if pos + 1 == bytes.len() => 0,
-        sign @ (b'+' | b'-') if pos + 6 == bytes.len() && bytes[pos + 3] == b':' => {
-            let hours = digits(bytes, pos + 1, 2)?;
-            let minutes = digits(bytes, pos + 4, 2)?;
-            if hours > 23 || minutes > 59 {
-                return None;
-            }
-            let total = hours * 60 + minutes;
-            if *sign == b'-' { -total } else { total }
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(year, month, day);
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
-    Some(seconds * 1000 + millis)
+    parse_iso8601_ms(text)
 }
 
 fn digits(bytes: &[u8], start: usize, len: usize) -> Option<i64> {
@@ -175,6 +127,11 @@ mod tests {
     #[test]
     fn rejects_malformed_timestamps() {
         for bad in [
+            "2020-08-22 09:34:34",
+            "2020-08-22T09:34:34+0200",
+            "2020-08-22T09:34:34+24:00",
+            "2020-08-22T09:34:34+02:60",
+            "2020-04-31T00:00:00Z",
             "",
             "2020-08-22",
             "2020-08-22T09:34:34",
