@@ -673,8 +673,23 @@ mod tests {
         }
     }
 
-    /// Logs `prefetch` and `on_event` calls, under its name.
-    struct Order(&'static str, bool, Arc<std::sync::Mutex<Vec<String>>>);
+    /// Logs `prefetch` and `on_event` calls, under its name: (name, prefetches, the calls it
+    /// wants, the log).
+    struct Order(
+        &'static str,
+        bool,
+        Calls,
+        Arc<std::sync::Mutex<Vec<String>>>,
+    );
+
+    impl Order {
+        fn log(&self, what: &str, ev: &Event<'_>) {
+            self.3
+                .lock()
+                .unwrap()
+                .push(format!("{} {what} {}", self.0, ev.origin.line));
+        }
+    }
 
     impl LogDetector for Order {
         fn name(&self) -> &'static str {
@@ -683,20 +698,17 @@ mod tests {
         fn sources(&self) -> &'static [SourceKind] {
             &[SourceKind::CloudTrail]
         }
+        fn calls(&self) -> Calls {
+            self.2
+        }
         fn prefetches(&self) -> bool {
             self.1
         }
         fn prefetch(&self, ev: &Event<'_>, _: &LogContext<'_>) {
-            self.2
-                .lock()
-                .unwrap()
-                .push(format!("{} prefetch {}", self.0, ev.origin.line));
+            self.log("prefetch", ev);
         }
         fn on_event(&mut self, ev: &Event<'_>, _: &LogContext<'_>, _: &mut Vec<Occurrence>) {
-            self.2
-                .lock()
-                .unwrap()
-                .push(format!("{} event {}", self.0, ev.origin.line));
+            self.log("event", ev);
         }
     }
 
@@ -707,8 +719,8 @@ mod tests {
             EngineOptions::default(),
             Settings::default(),
             vec![
-                Box::new(Order("a", false, calls.clone())),
-                Box::new(Order("b", true, calls.clone())),
+                Box::new(Order("a", false, Calls::All, calls.clone())),
+                Box::new(Order("b", true, Calls::All, calls.clone())),
             ],
             IntelIndex::default(),
             SuppressionRules::default(),
@@ -734,33 +746,13 @@ mod tests {
         );
     }
 
-    /// Logs the records it is shown, under its name; wants the calls it is given.
-    struct Picky(&'static str, Calls, Arc<std::sync::Mutex<Vec<String>>>);
-
-    impl LogDetector for Picky {
-        fn name(&self) -> &'static str {
-            self.0
-        }
-        fn sources(&self) -> &'static [SourceKind] {
-            &[SourceKind::CloudTrail]
-        }
-        fn calls(&self) -> Calls {
-            self.1
-        }
-        fn on_event(&mut self, ev: &Event<'_>, _: &LogContext<'_>, _: &mut Vec<Occurrence>) {
-            self.2
-                .lock()
-                .unwrap()
-                .push(format!("{} {}", self.0, ev.origin.line));
-        }
-    }
-
     #[test]
     fn cloudtrail_records_reach_only_the_detectors_their_call_concerns() {
         use crate::event::cloudtrail::{Api, Identity};
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let picky =
-            |name, calls| -> Box<dyn LogDetector> { Box::new(Picky(name, calls, seen.clone())) };
+        let picky = |name, calls| -> Box<dyn LogDetector> {
+            Box::new(Order(name, false, calls, seen.clone()))
+        };
         let mut e = FoundationalEngine::new(
             EngineOptions::default(),
             Settings::default(),
@@ -807,7 +799,7 @@ mod tests {
         let seen = seen.lock().unwrap().clone();
         let by = |name: &str| -> Vec<String> {
             seen.iter()
-                .filter_map(|s| s.strip_prefix(name).map(|l| l.trim().to_owned()))
+                .filter_map(|s| s.strip_prefix(&format!("{name} event ")).map(str::to_owned))
                 .collect()
         };
         // `feed` numbers records from 1.
