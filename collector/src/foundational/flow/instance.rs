@@ -277,23 +277,6 @@ impl FlowDetector {
             out,
         };
 
-        // Threat lists.
-        self.hits.clear();
-        let usage = if c.opener == Opener::Remote {
-            IndicatorUse::Inbound
-        } else {
-            IndicatorUse::Outbound
-        };
-        let categories = &ctx.settings.threat_categories;
-        classify_ip(
-            c.remote,
-            usage,
-            ctx.intel,
-            &|list: &str| categories.get(list).copied(),
-            AffectedResource::Ec2,
-            &mut self.hits,
-        );
-
         let in_request = c.opener == Opener::Remote && !c.sending;
         let out_request = c.opener == Opener::Local && c.sending;
         let brute = BRUTE_FORCE.iter().position(|(lo, hi, _, _)| {
@@ -309,19 +292,52 @@ impl FlowDetector {
         let dos = c.sending && c.remote_public && c.opener != Opener::Remote;
         let volume = c.sending && c.remote_public && c.accepted;
         let mut em = em;
-        if !self.hits.is_empty() || brute.is_some() || scan || dos || volume {
-            let remote = u32::from(c.remote);
-            if inst.peers_swept < self.swept_at
-                && inst.peers.len() == inst.peers.capacity()
-                && !inst.peers.contains_key(&remote)
+        let remote = u32::from(c.remote);
+        let (window_secs, swept) = (cfg.window_secs, self.swept_at);
+        let mut peer = (brute.is_some() || scan || dos || volume).then(|| {
+            peer_of(
+                &mut inst.peers,
+                &mut inst.peers_swept,
+                remote,
+                window_secs,
+                swept,
+            )
+        });
+
+        // Threat lists, unless the peer is known to be on none of this generation's.
+        self.hits.clear();
+        let unlisted = unlisted_stamp(ctx.intel.generation());
+        if peer.as_ref().is_none_or(|p| p.unlisted != unlisted) {
+            let usage = if c.opener == Opener::Remote {
+                IndicatorUse::Inbound
+            } else {
+                IndicatorUse::Outbound
+            };
+            let categories = &ctx.settings.threat_categories;
+            classify_ip(
+                c.remote,
+                usage,
+                ctx.intel,
+                &|list: &str| categories.get(list).copied(),
+                AffectedResource::Ec2,
+                &mut self.hits,
+            );
+            if self.hits.is_empty()
+                && let Some(p) = &mut peer
             {
-                // The map is about to grow: first drop what the last sweep would have.
-                let (window_secs, swept) = (cfg.window_secs, self.swept_at);
-                inst.peers
-                    .retain(|_, p| !peer_expired(p, window_secs, swept));
-                inst.peers_swept = swept;
+                p.unlisted = unlisted;
             }
-            let peer = inst.peers.entry(remote).or_default();
+        }
+        if peer.is_none() && !self.hits.is_empty() {
+            peer = Some(peer_of(
+                &mut inst.peers,
+                &mut inst.peers_swept,
+                remote,
+                window_secs,
+                swept,
+            ));
+        }
+        if let Some(peer) = peer {
             let current = peer.roll(window);
             if !self.hits.is_empty() && peer.intel_window() != window + 1 {
                 peer.set_intel_window(window + 1);
@@ -574,6 +590,31 @@ fn learned_port(c: &Conn<'_>) -> Option<u32> {
         Opener::Remote => Some(2 << 24 | u32::from(c.protocol) << 16 | u32::from(c.local_port)),
         Opener::Unknown => None,
     }
+}
+
+/// The instance's state for `remote`, made if new. A full map is first cleared of the peers
+/// whose windows ended before the last sweep (at `swept`), once per sweep: until the next sweep,
+/// nothing more in it can have expired.
+/// (The instance's `peers` and `peers_swept`, apart: the caller goes on using its other fields.)
+fn peer_of<'a>(
+    peers: &'a mut HashMap<u32, Peer>,
+    peers_swept: &mut u64,
+    remote: u32,
+    window_secs: u64,
+    swept: u64,
+) -> &'a mut Peer {
+    if *peers_swept < swept && peers.len() == peers.capacity() && !peers.contains_key(&remote) {
+        peers.retain(|_, p| !peer_expired(p, window_secs, swept));
+        *peers_swept = swept;
+    }
+    peers.entry(remote).or_default()
+}
+
+/// What [`Peer::unlisted`] holds for an address on no threat list of the intel index of
+/// `generation`: never 0, the value of a new peer, whose address has not been checked (the
+/// stamps repeat after 2^32 - 1 generations of the lists).
+fn unlisted_stamp(generation: u64) -> u32 {
+    (generation % u64::from(u32::MAX)) as u32 + 1
 }
 
 /// Whether the windows of `peer` (brute force, scan and DoS; volume hour) ended before `swept`

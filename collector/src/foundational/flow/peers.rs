@@ -13,6 +13,10 @@ pub struct Peer {
     /// Denial-of-service findings reported this window, one bit per class.
     pub dos_fired: u8,
     pub volume_fired: bool,
+    /// The remote address is on no threat list of the intel index this stamp was made from
+    /// (`instance::unlisted_stamp` of its generation; 0: not checked): the usual record of a
+    /// known peer skips the lookup, which missed the cache on every record.
+    pub unlisted: u32,
     /// Current brute-force / scan / DoS window (index of `window_secs` periods).
     pub window: u64,
     /// Current hour (Unix seconds / 3600) of the volume analysis and the bytes sent in it.

@@ -397,6 +397,52 @@ fn denial_of_service_variants() {
 }
 
 #[test]
+fn a_peer_known_to_be_unlisted_is_checked_again_when_the_lists_change() {
+    let c2 = |text: &str| {
+        Arc::new(IntelList::parse(
+            "c2",
+            ListRole::Threat,
+            ListKind::IpList,
+            ListFormat::Txt,
+            text,
+        ))
+    };
+    let settings = Settings {
+        threat_categories: [("c2".to_owned(), ThreatCategory::CommandAndControl)].into(),
+        ..Settings::default()
+    };
+    let mut run = Run::with(settings, IntelIndex::new([c2("192.0.2.1\n")]));
+    // Uploads to one peer: each record looks its peer up (volume), and the first finds its
+    // address on no list.
+    let upload = |start: u64| {
+        v2(
+            "eni-0ee",
+            "10.0.0.4",
+            "92.55.146.245",
+            50000,
+            443,
+            6,
+            10,
+            9000,
+            start,
+            "ACCEPT",
+        )
+    };
+    let t0 = 1_700_000_000;
+    assert!(run.feed(&[upload(t0), upload(t0 + 60)]).is_empty());
+    // Same lists: still nothing.
+    assert!(run.feed(&[upload(t0 + 120)]).is_empty());
+    // The list is reloaded with the peer on it: its next record is checked and raises.
+    run.intel.replace(c2("192.0.2.1\n92.55.146.245\n"));
+    let f = run.feed(&[upload(t0 + 180)]);
+    let f = only(&f, FindingType::BackdoorEc2CncActivityB);
+    assert_eq!(f.service.threat_list_name().as_deref(), Some("c2"));
+    // And the peer is not taken for unlisted once it is listed: the next window raises again.
+    let f = run.feed(&[upload(t0 + 900)]);
+    only(&f, FindingType::BackdoorEc2CncActivityB);
+}
+
+#[test]
 fn threat_lists_by_category_and_tor() {
     let lists = IntelIndex::new([
         Arc::new(IntelList::parse(
