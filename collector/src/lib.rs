@@ -16,3 +16,5 @@ pub mod outputs;
 pub mod pipeline;
 pub mod store;
 pub mod suppression;
+#[cfg(test)]
+mod test_rng;

@@ -728,11 +728,9 @@ mod tests {
     fn scan_vector_and_scalar_agree_on_every_position() {
         // A string with each kind of stop byte at each position of a 16-byte block, plus
         // non-ASCII before and after the stop.
-        let mut rng = 0x1234_5678_u64;
+        let mut seeded = crate::test_rng::XorShift(0x1234_5678);
         for _ in 0..20_000 {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
+            let rng = seeded.next();
             let len = (rng % 70) as usize;
             let mut s: Vec<u8> = (0..len)
                 .map(|k| b'a' + ((rng >> (k % 50)) % 26) as u8)

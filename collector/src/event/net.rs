@@ -121,13 +121,8 @@ mod tests {
         // Texts of digits, dots and a few other bytes, lengths 0 to 17, from a fixed seed: most
         // are near misses (a dot too many, an octet of four digits, 256, a stray byte).
         let alphabet = b"0123456789.....25/:a -";
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = crate::test_rng::XorShift(0x9E37_79B9_7F4A_7C15);
+        let mut next = || rng.next();
         let mut addresses = 0;
         for i in 0..200_000 {
             let text: String = if i % 2 == 0 {

@@ -190,13 +190,8 @@ mod tests {
     #[test]
     fn remembered_minute_gives_the_same_answers() {
         let format = |t: i64, ms: i64| crate::findings::time::format_millis(t * 1000 + ms);
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = crate::test_rng::XorShift(0x9E37_79B9_7F4A_7C15);
+        let mut next = || rng.next();
         let mut t = 1_704_067_195i64;
         for _ in 0..20_000 {
             t += match next() % 4 {

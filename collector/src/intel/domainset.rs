@@ -403,11 +403,9 @@ mod tests {
             }
         }
         assert!(!has_ascii_uppercase(""));
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = crate::test_rng::XorShift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..20_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next();
             let len = (x % 48) as usize;
             // Letters, digits, dots, accented letters (two bytes, both >= 0x80) and symbols.
             let alphabet = [

@@ -241,13 +241,8 @@ mod tests {
     /// 0.0.0.0 (the empty-slot marker) and 255.255.255.255 among them or not.
     #[test]
     fn address_table_answers_as_a_hash_set_does() {
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u32
-        };
+        let mut rng = crate::test_rng::XorShift(0x2545_f491_4f6c_dd1d);
+        let mut next = || rng.next() as u32;
         for (size, edges) in [
             (0, false),
             (0, true),
