@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::conn::{Conn, Interfaces, NO_SLOT, Opener};
 use super::finding::{Ec2Draft, local_ip_details, port_details, protocol_name, remote_ip_details};
-use super::peers::Peer;
+use super::peers::PeerMap;
 use super::resolvers::{self, DnsKind};
 use super::{EMR_PORTS, FlowConfig, TCP_ONLY_PORTS};
 use crate::event::{Event, FlowRecord};
@@ -101,10 +101,7 @@ struct Instance {
     peak_hour_bytes: u64,
     /// Learned ports: direction (1 out, 2 in) << 24 | protocol << 16 | port.
     ports: U32Set,
-    peers: HashMap<u32, Peer>,
-    /// The sweep time (`FlowDetector::swept_at`) `peers` was last cleared for: until the next
-    /// sweep, nothing more in it can have expired.
-    peers_swept: u64,
+    peers: PeerMap,
     /// The key the instance's state is kept under (instance id, else interface id).
     key: StateKey,
     probes: HashMap<u32, Probe>,
@@ -125,8 +122,7 @@ impl Instance {
             first_seen,
             peak_hour_bytes: 0,
             ports: U32Set::default(),
-            peers: HashMap::new(),
-            peers_swept: 0,
+            peers: PeerMap::default(),
             key,
             probes: HashMap::new(),
             resolvers: Vec::new(),
@@ -206,7 +202,8 @@ impl FlowDetector {
     #[cfg(test)]
     pub(super) fn peers_kept(&self) -> (usize, usize) {
         self.instances.iter().fold((0, 0), |(n, room), i| {
-            (n + i.peers.len(), room + i.peers.capacity())
+            let (kept, more) = i.peers.kept();
+            (n + kept, room + more)
         })
     }
 
@@ -294,15 +291,8 @@ impl FlowDetector {
         let mut em = em;
         let remote = u32::from(c.remote);
         let (window_secs, swept) = (cfg.window_secs, self.swept_at);
-        let mut peer = (brute.is_some() || scan || dos || volume).then(|| {
-            peer_of(
-                &mut inst.peers,
-                &mut inst.peers_swept,
-                remote,
-                window_secs,
-                swept,
-            )
-        });
+        let mut peer = (brute.is_some() || scan || dos || volume)
+            .then(|| inst.peers.of(remote, window_secs, swept));
 
         // Threat lists, unless the peer is known to be on none of this generation's.
         self.hits.clear();
@@ -329,13 +319,7 @@ impl FlowDetector {
             }
         }
         if peer.is_none() && !self.hits.is_empty() {
-            peer = Some(peer_of(
-                &mut inst.peers,
-                &mut inst.peers_swept,
-                remote,
-                window_secs,
-                swept,
-            ));
+            peer = Some(inst.peers.of(remote, window_secs, swept));
         }
         if let Some(peer) = peer {
             let current = peer.roll(window);
@@ -497,7 +481,7 @@ impl FlowDetector {
     }
 
     /// Drops windows that ended before `now` (Unix seconds); baselines stay. An instance's peers
-    /// are dropped by the same rule ([`peer_expired`]) when their map is full, not here: most
+    /// are dropped by the same rule ([`PeerMap::of`]) when their map is full, not here: most
     /// sweeps would visit every peer of the fleet to free little, and a peer of an ended window
     /// starts over when its next record rolls it anyway.
     pub fn sweep(&mut self, now: u64) {
@@ -592,35 +576,11 @@ fn learned_port(c: &Conn<'_>) -> Option<u32> {
     }
 }
 
-/// The instance's state for `remote`, made if new. A full map is first cleared of the peers
-/// whose windows ended before the last sweep (at `swept`), once per sweep: until the next sweep,
-/// nothing more in it can have expired.
-/// (The instance's `peers` and `peers_swept`, apart: the caller goes on using its other fields.)
-fn peer_of<'a>(
-    peers: &'a mut HashMap<u32, Peer>,
-    peers_swept: &mut u64,
-    remote: u32,
-    window_secs: u64,
-    swept: u64,
-) -> &'a mut Peer {
-    if *peers_swept < swept && peers.len() == peers.capacity() && !peers.contains_key(&remote) {
-        peers.retain(|_, p| !peer_expired(p, window_secs, swept));
-        *peers_swept = swept;
-    }
-    peers.entry(remote).or_default()
-}
-
 /// What [`Peer::unlisted`] holds for an address on no threat list of the intel index of
 /// `generation`: never 0, the value of a new peer, whose address has not been checked (the
 /// stamps repeat after 2^32 - 1 generations of the lists).
 fn unlisted_stamp(generation: u64) -> u32 {
     (generation % u64::from(u32::MAX)) as u32 + 1
-}
-
-/// Whether the windows of `peer` (brute force, scan and DoS; volume hour) ended before `swept`
-/// (the last sweep's time, Unix seconds).
-fn peer_expired(peer: &Peer, window_secs: u64, swept: u64) -> bool {
-    (peer.window + 1) * window_secs < swept && (peer.hour + 1) * 3600 < swept
 }
 
 /// The slot of the state kept under `key`, made (first seen at `start`) if there is none.

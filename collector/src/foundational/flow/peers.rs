@@ -5,6 +5,39 @@
 //! (128 bytes, 176 before the split), and what few peers need (threat-list hits, port scans, floods
 //! of unusual protocols) is behind one pointer, allocated for the peers that need it.
 
+use foldhash::HashMap;
+
+/// An instance's peers, by remote address (IPv4 as a `u32`).
+#[derive(Debug, Default)]
+pub struct PeerMap {
+    peers: HashMap<u32, Peer>,
+    /// The sweep time (`FlowDetector::swept_at`) `peers` was last cleared for: until the next
+    /// sweep, nothing more in it can have expired.
+    swept: u64,
+}
+
+impl PeerMap {
+    /// The state for `remote`, made if new. A full map is first cleared of the peers whose
+    /// windows (brute force, scan and DoS of `window_secs`; volume hour) ended before the last
+    /// sweep (at `swept`, Unix seconds), once per sweep, instead of growing.
+    pub fn of(&mut self, remote: u32, window_secs: u64, swept: u64) -> &mut Peer {
+        let peers = &mut self.peers;
+        if self.swept < swept && peers.len() == peers.capacity() && !peers.contains_key(&remote) {
+            peers.retain(|_, p| {
+                (p.window + 1) * window_secs >= swept || (p.hour + 1) * 3600 >= swept
+            });
+            self.swept = swept;
+        }
+        peers.entry(remote).or_default()
+    }
+
+    /// Peers kept, and the room the map has.
+    #[cfg(test)]
+    pub fn kept(&self) -> (usize, usize) {
+        (self.peers.len(), self.peers.capacity())
+    }
+}
+
 /// What the instance did with one remote address in the current windows.
 #[derive(Debug, Default)]
 pub struct Peer {
